@@ -1,0 +1,62 @@
+"""The measured complexity κ̂ of a score curve read along rank.
+
+κ̂ = 0 if the score is non-decreasing in rank (it keeps magnitude's selection exactly);
+otherwise the perturbation (score minus its linear trend) is split by frequency: κ̂ = 2 when
+more than `hf_threshold` of its spectral energy lies above `cutoff_cycles` cycles over the
+rank range (high-frequency wiggle), κ̂ = 1 when it does not (smooth non-monotone).
+The cut-off is in cycles over the whole range because the protocol's smoothing width scales
+with H (σ_f = H/50 passes almost nothing above ~24 cycles, whatever H is); for small blocks it
+is lowered to H/8 so that white noise still puts 3/4 of its energy above it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from .scorers import BlockStats
+
+CUTOFF_CYCLES = 32
+HF_THRESHOLD = 0.5
+
+
+def along_rank(scores: np.ndarray, block: BlockStats) -> np.ndarray:
+    """The score curve s(r): scores ordered by ascending magnitude rank."""
+    return np.asarray(scores, dtype=np.float64)[block.rank_order]
+
+
+def is_monotone_in_rank(scores: np.ndarray, block: BlockStats) -> bool:
+    return bool(np.all(np.diff(along_rank(scores, block)) >= 0))
+
+
+def high_frequency_share(curve: np.ndarray, cutoff_cycles: float = CUTOFF_CYCLES) -> float:
+    """Share of the detrended curve's spectral energy above `cutoff_cycles` cycles."""
+    n = len(curve)
+    cutoff = min(cutoff_cycles, n / 8)
+    t = np.arange(n)
+    resid = curve - np.polyval(np.polyfit(t, curve, 1), t)
+    power = np.abs(np.fft.rfft(resid)) ** 2
+    total = power[1:].sum()
+    if total <= 0:
+        return 0.0
+    return float(power[int(cutoff) + 1 :].sum() / total)
+
+
+def kappa_hat_block(scores: np.ndarray, block: BlockStats, cutoff_cycles: float = CUTOFF_CYCLES,
+                    hf_threshold: float = HF_THRESHOLD) -> tuple[int, float]:  # fmt: skip
+    """(κ̂, high-frequency share) of one block's scores."""
+    curve = along_rank(scores, block)
+    if np.all(np.diff(curve) >= 0):
+        return 0, 0.0
+    share = high_frequency_share(curve, cutoff_cycles)
+    return (2 if share > hf_threshold else 1), share
+
+
+def kappa_hat(scores: list[np.ndarray], stats: list[BlockStats], **kw) -> tuple[int, float]:
+    """κ̂ over a model: the most common block value (ties: the larger), and the mean share."""
+    per_block = [kappa_hat_block(s, b, **kw) for s, b in zip(scores, stats, strict=True)]
+    counts = Counter(k for k, _ in per_block)
+    top = max(counts.values())
+    k = max(k for k, c in counts.items() if c == top)
+    return k, float(np.mean([share for _, share in per_block]))

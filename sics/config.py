@@ -1,0 +1,177 @@
+"""Profiles as data: one frozen dataclass per named set of defaults.
+
+A profile fixes the model geometry, the data budget and the training recipe. Every output
+records which profile made it, so a `quick` number is never mistaken for a ViT-Small one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from .errors import ParameterError
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    # model
+    model_name: str = "vit_small_patch16_224"
+    img_size: int = 32
+    patch_size: int = 4
+    embed_dim: int = 384
+    depth: int = 12
+    num_heads: int = 6
+    mlp_hidden: int = 1536
+    pretrained: bool = False
+    # normalisation (the pretrained cfg's for `paper`; CIFAR-10's for from-scratch models)
+    mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+    std: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+    # data budget (None = the whole split)
+    n_train: int | None = None
+    n_test: int | None = None
+    n_calib: int = 1024
+    # training recipe
+    epochs: int = 40
+    batch_size: int = 512
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.0
+    label_smoothing: float = 0.1
+    augment: str = "crop_flip"  # "none" | "flip" | "crop_flip"
+    drop_path: float = 0.0
+    train_seed: int = 0
+    ckpt_every: int = 1  # epochs between resumable checkpoints
+    # study
+    sparsities: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8)
+    n_seeds: int = 5
+    eval_batch_size: int = 1024
+    # phase diagram grid (issue 5); (start, stop, step)
+    fine_grid: tuple[float, float, float] = (0.40, 0.90, 0.025)
+    expected: str = ""  # expected time and hardware, for the README and the notebooks
+
+    @property
+    def mlp_ratio(self) -> float:
+        return self.mlp_hidden / self.embed_dim
+
+    def replace(self, **changes) -> Profile:
+        """A copy with some fields changed (notebook parameters override profile defaults)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ParameterError(f"unknown profile field(s) {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in [
+        Profile(
+            name="paper",
+            description="timm vit_small_patch16_224, ImageNet-pretrained, CIFAR-10 at 224, fine-tuned",
+            img_size=224,
+            patch_size=16,
+            pretrained=True,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            epochs=3,
+            batch_size=128,
+            lr=1e-4,
+            weight_decay=0.05,
+            warmup_epochs=0.5,
+            augment="crop_flip",
+            eval_batch_size=512,
+            expected="one GPU (A100/H100 class), about 30-60 min; needs the pretrained weights",
+        ),
+        Profile(
+            name="scratch",
+            description="ViT-Small geometry (12x384, 6 heads, H=1536) at 32x32, patch 4, from scratch",
+            epochs=40,
+            batch_size=512,
+            lr=2e-3,
+            weight_decay=0.05,
+            warmup_epochs=3.0,
+            drop_path=0.1,
+            n_seeds=3,
+            eval_batch_size=2048,
+            expected="one H100/H200, about 10 min for the whole study",
+        ),
+        Profile(
+            name="quick",
+            description="reduced ViT (6x128, 4 heads, H=512, patch 8): a smoke-scale CPU preview",
+            patch_size=8,
+            embed_dim=128,
+            depth=6,
+            num_heads=4,
+            mlp_hidden=512,
+            n_test=5000,
+            n_calib=256,
+            epochs=4,
+            batch_size=128,
+            lr=2e-3,
+            weight_decay=0.05,
+            warmup_epochs=0.5,
+            augment="flip",
+            n_seeds=3,
+            eval_batch_size=1000,
+            fine_grid=(0.40, 0.90, 0.05),
+            expected="2-core CPU, about 10-15 min for every table and figure",
+        ),
+        Profile(
+            name="ci",
+            description="tiny ViT (2x32, 2 heads, H=128, patch 8) for tests; numbers mean nothing",
+            patch_size=8,
+            embed_dim=32,
+            depth=2,
+            num_heads=2,
+            mlp_hidden=128,
+            n_train=1024,
+            n_test=512,
+            n_calib=64,
+            epochs=1,
+            batch_size=128,
+            lr=2e-3,
+            warmup_epochs=0.2,
+            augment="flip",
+            n_seeds=2,
+            eval_batch_size=512,
+            fine_grid=(0.40, 0.90, 0.1),
+            expected="seconds per notebook on any CPU",
+        ),
+    ]
+}
+
+
+def resolve_profile(name: str | None = "auto", **overrides) -> Profile:
+    """Pick the profile by parameter, then `SICS_PROFILE`, then `auto`.
+
+    `auto` means `paper` where CUDA is available and `quick` otherwise; it says so on stderr so
+    nobody mistakes a CPU preview for the paper's setting.
+    """
+    chosen = name if name not in (None, "", "auto") else os.environ.get("SICS_PROFILE") or "auto"
+    if chosen == "auto":
+        chosen = "paper" if torch.cuda.is_available() else "quick"
+        print(
+            f"[sics] profile 'auto' -> '{chosen}' "
+            f"({'CUDA is available' if chosen == 'paper' else 'no CUDA: CPU smoke-scale preview'})",
+            file=sys.stderr,
+        )
+    if chosen not in PROFILES:
+        raise ParameterError(f"unknown profile {chosen!r}; valid: {', '.join(PROFILES)}, auto")
+    profile = PROFILES[chosen]
+    return profile.replace(**overrides) if overrides else profile
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """`cuda` when there is one, else CPU; `SICS_DEVICE` or the argument override."""
+    device = device or os.environ.get("SICS_DEVICE")
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,77 @@
+"""Build the timm ViT of a profile; load pretrained weights from the hub or a local file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from .config import Profile
+from .errors import CheckpointError
+
+NUM_CLASSES = 10
+
+
+def build_model(profile: Profile, weights: str | os.PathLike | None = None) -> nn.Module:
+    """The profile's ViT with a 10-way head.
+
+    For a pretrained profile the ImageNet weights come from `weights` (a local .pth/.bin/
+    .safetensors/.npz file, or `SICS_WEIGHTS`) or else from the Hugging Face hub; timm drops the
+    1000-way classifier and resizes the position embedding where the geometry differs.
+    """
+    kwargs = dict(
+        num_classes=NUM_CLASSES,
+        img_size=profile.img_size,
+        patch_size=profile.patch_size,
+        embed_dim=profile.embed_dim,
+        depth=profile.depth,
+        num_heads=profile.num_heads,
+        mlp_ratio=profile.mlp_ratio,
+        drop_path_rate=profile.drop_path,
+    )
+    if not profile.pretrained:
+        return timm.create_model(profile.model_name, pretrained=False, **kwargs)
+    weights = weights or os.environ.get("SICS_WEIGHTS") or None
+    overlay = None
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"pretrained weights file {str(path)!r} does not exist")
+        overlay = dict(file=str(path), hf_hub_id=None, url=None)
+    try:
+        return timm.create_model(
+            profile.model_name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs
+        )
+    except Exception as e:
+        where = f"file {str(weights)!r}" if weights else "the Hugging Face hub"
+        raise CheckpointError(
+            f"cannot load pretrained {profile.model_name} weights from {where} "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "give a local file with SICS_WEIGHTS=path (or `make ... WEIGHTS=path`), "
+            "or use PROFILE=scratch"
+        ) from None
+
+
+def mlp_blocks(model: nn.Module) -> list[nn.Module]:
+    """The MLP of every transformer block: its hidden channels are the pruning units."""
+    return [block.mlp for block in model.blocks]
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_image(model: nn.Module, profile: Profile) -> float:
+    """Forward multiply-add FLOPs (x2) per image, counted by torch's FLOP counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, profile.img_size, profile.img_size, device=next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    return float(counter.get_total_flops())

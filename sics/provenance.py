@@ -1,0 +1,68 @@
+"""How every output was made: profile, data source, device, seeds, versions, git revision."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from .io import write_json
+from .paths import REPO, figures_dir
+
+
+def git_revision() -> str:
+    """Short commit of the working tree, with '+dirty' when it has uncommitted changes."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()  # fmt: skip
+        return rev + ("+dirty" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def environment() -> dict:
+    import timm
+
+    return dict(python=platform.python_version(), torch=torch.__version__, timm=timm.__version__,
+                cuda=torch.version.cuda, platform=platform.platform())  # fmt: skip
+
+
+def record(profile: str, stage: str, **info) -> Path:
+    """Merge one stage's facts into figures/<profile>/provenance.json (atomically)."""
+    path = figures_dir(profile) / "provenance.json"
+    prov = json.loads(path.read_text()) if path.exists() else {}
+    prov.update(profile=profile, git_revision=git_revision(), environment=environment(),
+                updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+    prov.setdefault("stages", {})[stage] = info
+    write_json(path, prov)
+    return path
+
+
+def caption(study) -> str:
+    """One line for the foot of every table and figure."""
+    p = study.profile
+    return (f"profile={p.name} ({p.depth}x{p.embed_dim}, H={p.mlp_hidden}, patch {p.patch_size}) | "
+            f"data={study.data.source.split(' [')[0]}, n_test={len(study.test)} | "
+            f"device={device_name(study.device)} | ckpt={study.trained.ckpt_id} | rev={git_revision()}")  # fmt: skip
+
+
+def stage_info(study, seconds: float, **extra) -> dict:
+    """What a notebook stage records: how the numbers it made were made."""
+    p = study.profile
+    return dict(seconds=round(seconds, 1), device=device_name(study.device), data=study.data.source,
+                ckpt_id=study.trained.ckpt_id, dense_accuracy=study.dense_accuracy,
+                n_test=len(study.test), n_seeds=p.n_seeds, train_seed=p.train_seed,
+                trained_now=study.trained.trained_now,
+                train_seconds=round(study.trained.train_seconds, 1), **extra)  # fmt: skip

@@ -1,0 +1,122 @@
+"""One selection path for every scorer: scores -> keep-masks (per block or global) -> model.
+
+Masks can be applied by zeroing hidden channels after the activation (a forward hook) or by
+physically slicing fc1 rows / fc2 columns out; both give the same logits, and the sliced model
+is the faster one to evaluate.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ParameterError
+from .models import mlp_blocks
+
+ALLOCATIONS = ("block", "global")
+
+
+def check_sparsity(S: float) -> float:
+    try:
+        S = float(S)
+    except (TypeError, ValueError):
+        raise ParameterError(f"sparsity must be a number in [0, 1), got {S!r}") from None
+    if not 0.0 <= S < 1.0:
+        raise ParameterError(f"sparsity {S!r} is outside [0, 1): it is the fraction of channels removed")
+    return S
+
+
+def keep_count(S: float, n: int) -> int:
+    """k = round((1 - S) n), halves rounded up (not Python's banker's rounding)."""
+    return int(math.floor((1.0 - check_sparsity(S)) * n + 0.5 + 1e-9))
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of the k highest scores; ties go to the lower channel index."""
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    mask = np.zeros(len(scores), dtype=bool)
+    mask[order[:k]] = True
+    return mask
+
+
+def select(scores: list[np.ndarray], S: float, allocation: str = "block") -> list[np.ndarray]:
+    """Keep-masks from per-block scores.
+
+    block: every block keeps round((1 - S) H) channels (the protocol's default).
+    global: round((1 - S) L H) channels over all blocks by one ranking of the raw scores (blocks
+    may then keep different counts); ties go to the earlier block, then the lower index.
+    """
+    if allocation == "block":
+        return [top_k(s, keep_count(S, len(s))) for s in scores]
+    if allocation == "global":
+        flat = np.concatenate(scores)
+        mask = top_k(flat, keep_count(S, len(flat)))
+        return np.split(mask, np.cumsum([len(s) for s in scores])[:-1])
+    raise ParameterError(f"unknown allocation {allocation!r}; valid: {', '.join(ALLOCATIONS)}")
+
+
+def mask_hash(masks: list[np.ndarray]) -> str:
+    """Short content hash of a selection: equal hashes mean identical kept channels."""
+    h = hashlib.sha1()
+    for m in masks:
+        h.update(np.packbits(np.asarray(m, dtype=bool)).tobytes())
+        h.update(len(m).to_bytes(4, "little"))
+    return h.hexdigest()[:12]
+
+
+def overlap(masks: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    """Fraction of the kept channels that the reference selection keeps too."""
+    kept = sum(int(m.sum()) for m in masks)
+    shared = sum(int((m & r).sum()) for m, r in zip(masks, reference, strict=True))
+    return shared / kept if kept else 1.0
+
+
+def jaccard(masks: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    inter = sum(int((m & r).sum()) for m, r in zip(masks, reference, strict=True))
+    union = sum(int((m | r).sum()) for m, r in zip(masks, reference, strict=True))
+    return inter / union if union else 1.0
+
+
+@contextmanager
+def masked(model: nn.Module, masks: list[np.ndarray]) -> Iterator[nn.Module]:
+    """Temporarily zero the pruned hidden channels (after the activation) of every block."""
+    handles = []
+    for mlp, m in zip(mlp_blocks(model), masks, strict=True):
+        keep = torch.as_tensor(m, dtype=torch.float32, device=mlp.fc1.weight.device)
+        handles.append(mlp.act.register_forward_hook(lambda _m, _i, out, k=keep: out * k.to(out.dtype)))
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def sliced(model: nn.Module, masks: list[np.ndarray]) -> nn.Module:
+    """A copy of the model with the pruned channels physically removed from fc1 and fc2."""
+    pruned = copy.deepcopy(model)
+    for mlp, m in zip(mlp_blocks(pruned), masks, strict=True):
+        if not isinstance(mlp.norm, nn.Identity):
+            raise NotImplementedError("slicing an MLP with a hidden norm layer is not supported")
+        keep = torch.as_tensor(np.flatnonzero(m), device=mlp.fc1.weight.device)
+        fc1, fc2 = mlp.fc1, mlp.fc2
+        new1 = nn.Linear(fc1.in_features, len(keep), bias=fc1.bias is not None)
+        new2 = nn.Linear(len(keep), fc2.out_features, bias=fc2.bias is not None)
+        new1.to(fc1.weight.device, fc1.weight.dtype)
+        new2.to(fc2.weight.device, fc2.weight.dtype)
+        with torch.no_grad():
+            new1.weight.copy_(fc1.weight[keep])
+            if fc1.bias is not None:
+                new1.bias.copy_(fc1.bias[keep])
+            new2.weight.copy_(fc2.weight[:, keep])
+            if fc2.bias is not None:
+                new2.bias.copy_(fc2.bias)
+        mlp.fc1, mlp.fc2 = new1, new2
+    return pruned

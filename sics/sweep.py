@@ -1,0 +1,202 @@
+"""(scorer x sparsity x seed) grids -> tidy rows, written atomically as each finishes.
+
+Every row is keyed by its full configuration (checkpoint, test set, scorer parameters, S, seed,
+allocation, recovery). A sweep skips keys already in `sweep.csv`, so an interrupted `make paper`
+resumes where it stopped and re-running a notebook only redraws. Per-image correctness is cached
+by mask hash: scorers that select the same channels are evaluated once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .complexity import kappa_hat
+from .config import Profile, pick_device, resolve_profile
+from .data import Cifar10, DeviceBatches, load_cifar10
+from .errors import ParameterError
+from .evaluate import predict_correct
+from .io import atomic_write, stable_hash
+from .paths import cache_dir, figures_dir
+from .provenance import git_revision
+from .prune import check_sparsity, jaccard, mask_hash, overlap, select, sliced
+from .scorers import BlockStats, block_stats, check_scorers, get_scorer, score_blocks, taylor_importance, with_taylor
+from .train import Trained, fine_tune, train_or_load
+
+COLUMNS = [
+    "scorer", "kappa", "kappa_hat", "hf_share", "sparsity", "seed", "accuracy", "n_test",
+    "mask_hash", "overlap_magnitude", "jaccard_magnitude", "kept", "allocation", "recovery_steps",
+    "params", "tag", "profile", "ckpt_id", "data", "device", "git_rev", "seconds", "key",
+]  # fmt: skip
+
+
+@dataclass
+class Study:
+    """The trained dense model and everything the sweeps share (built once per notebook)."""
+
+    profile: Profile
+    device: torch.device
+    data: Cifar10
+    trained: Trained
+    test: DeviceBatches
+    stats: list[BlockStats]
+    dense_accuracy: float
+    progress: bool = True
+    _taylor: dict = field(default_factory=dict)
+    _magnitude_masks: dict = field(default_factory=dict)
+
+    @property
+    def sweep_path(self) -> Path:
+        return figures_dir(self.profile.name) / "sweep.csv"
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.trained.model
+
+    def taylor(self, seed: int) -> list[np.ndarray]:
+        """Taylor importance on a calibration subset drawn with `seed` (cached per seed)."""
+        if seed not in self._taylor:
+            g = torch.Generator().manual_seed(10_000 + seed)
+            idx = torch.randperm(len(self.data.train_y), generator=g)[: self.profile.n_calib]
+            calib = DeviceBatches(self.data.train_x[idx], self.data.train_y[idx], device=self.device,
+                                  mean=self.profile.mean, std=self.profile.std,
+                                  img_size=self.profile.img_size)  # fmt: skip
+            x = calib.prepare(calib.x)
+            self._taylor[seed] = taylor_importance(self.model, x, calib.y)
+        return self._taylor[seed]
+
+    def stats_for(self, scorer: str, seed: int) -> list[BlockStats]:
+        return with_taylor(self.stats, self.taylor(seed)) if get_scorer(scorer).needs_calibration else self.stats
+
+    def masks(self, scorer: str, S: float, seed: int = 0, params: dict | None = None,
+              allocation: str = "block") -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
+        """(scores, keep-masks) of one scorer at sparsity S."""
+        scores = score_blocks(self.stats_for(scorer, seed), scorer, S, seed, params)
+        return scores, select(scores, S, allocation)
+
+    def magnitude_masks(self, S: float, allocation: str) -> list[np.ndarray]:
+        key = (S, allocation)
+        if key not in self._magnitude_masks:
+            self._magnitude_masks[key] = self.masks("magnitude", S, allocation=allocation)[1]
+        return self._magnitude_masks[key]
+
+    def _pred_path(self, hash_: str, recovery_steps: int) -> Path:
+        return cache_dir() / "preds" / f"{self.trained.ckpt_id}-n{len(self.test)}" / f"{hash_}-r{recovery_steps}.npy"
+
+    def correct(self, masks: list[np.ndarray], recovery_steps: int = 0) -> np.ndarray:
+        """Per-image correctness of the pruned model, cached on disk by mask hash."""
+        path = self._pred_path(mask_hash(masks), recovery_steps)
+        if path.exists():
+            return np.load(path)
+        model = sliced(self.model, masks)
+        if recovery_steps:
+            fine_tune(model, self.profile, self.data, self.device, steps=recovery_steps)
+        out = predict_correct(model, self.test, self.profile.eval_batch_size).cpu().numpy()
+        atomic_write(path, lambda p: p.write_bytes(_npy_bytes(out)))
+        return out
+
+    def correct_for_row(self, row) -> np.ndarray:
+        """Per-image correctness behind a sweep row (from the cache, else recomputed)."""
+        path = self._pred_path(row.mask_hash, int(row.recovery_steps))
+        if path.exists():
+            return np.load(path)
+        params = json.loads(row.params)
+        _, masks = self.masks(row.scorer, float(row.sparsity), int(row.seed), params, row.allocation)
+        return self.correct(masks, int(row.recovery_steps))
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def prepare(profile: str | Profile = "auto", data: str | None = None, *, device: str | None = None,
+            weights: str | None = None, progress: bool = True, **overrides) -> Study:  # fmt: skip
+    """Resolve the profile, load data, and train or load the dense model (cached)."""
+    prof = profile if isinstance(profile, Profile) else resolve_profile(profile, **overrides)
+    dev = pick_device(device)
+    full = load_cifar10(data)
+    ds = full.subset(prof.n_train, prof.n_test)
+    trained = train_or_load(prof, ds, dev, weights=weights, progress=progress)
+    test = DeviceBatches(ds.test_x, ds.test_y, device=dev, mean=prof.mean, std=prof.std,
+                         img_size=prof.img_size)  # fmt: skip
+    return Study(prof, dev, ds, trained, test, block_stats(trained.model), trained.test_accuracy, progress)
+
+
+def seeds_for(scorer: str, n_seeds: int) -> list[int]:
+    """Deterministic scorers run once (seed 0); stochastic ones over n_seeds seeds."""
+    return list(range(n_seeds)) if get_scorer(scorer).stochastic else [0]
+
+
+def row_key(study: Study, scorer: str, S: float, seed: int, params: dict, allocation: str,
+            recovery_steps: int) -> str:  # fmt: skip
+    return stable_hash(dict(ckpt=study.trained.ckpt_id, n_test=len(study.test), scorer=scorer,
+                            params=get_scorer(scorer).params(params), S=round(S, 6), seed=seed,
+                            allocation=allocation, recovery=recovery_steps))  # fmt: skip
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.read_csv(path, dtype={"kappa": str, "mask_hash": str})
+
+
+def run_sweep(
+    study: Study,
+    scorers: Iterable[str],
+    sparsities: Iterable[float],
+    *,
+    n_seeds: int | None = None,
+    params: dict[str, dict] | None = None,
+    allocation: str = "block",
+    recovery_steps: int = 0,
+    tag: str = "main",
+) -> pd.DataFrame:
+    """Evaluate every (scorer, S, seed); return this grid's rows (new and previously finished)."""
+    scorers = check_scorers(scorers)
+    sparsities = [check_sparsity(s) for s in sparsities]
+    if not sparsities:
+        raise ParameterError("the sparsity list is empty; give values in [0, 1)")
+    params = params or {}
+    for name in params:
+        get_scorer(name).params(params[name])
+    n_seeds = study.profile.n_seeds if n_seeds is None else n_seeds
+    path = study.sweep_path
+    done = read_rows(path)
+    have = set(done["key"])
+    jobs = [(sc, S, seed) for S in sparsities for sc in scorers for seed in seeds_for(sc, n_seeds)]
+    keys = [row_key(study, sc, S, seed, params.get(sc, {}), allocation, recovery_steps) for sc, S, seed in jobs]
+    todo = [(job, key) for job, key in zip(jobs, keys, strict=True) if key not in have]
+    rev = git_revision()
+    new_rows: list[dict] = []
+    for (sc, S, seed), key in tqdm(todo, desc=f"sweep {tag}", disable=not study.progress or not todo):
+        t0 = time.time()
+        p = params.get(sc, {})
+        scores, masks = study.masks(sc, S, seed, p, allocation)
+        ref = study.magnitude_masks(S, allocation)
+        correct = study.correct(masks, recovery_steps)
+        k_hat, share = kappa_hat(scores, study.stats)
+        new_rows.append(dict(
+            scorer=sc, kappa=get_scorer(sc).kappa, kappa_hat=k_hat, hf_share=round(share, 4),
+            sparsity=S, seed=seed, accuracy=float(correct.mean()), n_test=len(correct),
+            mask_hash=mask_hash(masks), overlap_magnitude=overlap(masks, ref),
+            jaccard_magnitude=jaccard(masks, ref), kept=int(sum(m.sum() for m in masks)),
+            allocation=allocation, recovery_steps=recovery_steps,
+            params=json.dumps(get_scorer(sc).params(p), sort_keys=True), tag=tag,
+            profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.data.source,
+            device=str(study.device), git_rev=rev, seconds=round(time.time() - t0, 3), key=key,
+        ))  # fmt: skip
+        done = pd.concat([done, pd.DataFrame(new_rows[-1:], columns=COLUMNS)], ignore_index=True)
+        atomic_write(path, lambda p, d=done: d.to_csv(p, index=False))
+    result = done[done["key"].isin(set(keys))].copy()
+    return result.reset_index(drop=True)

@@ -1,0 +1,198 @@
+"""Train (or fine-tune) the dense ViT; the checkpoint is an artifact keyed by its configuration.
+
+Running again with the same configuration loads the finished model instead of training. An
+interrupted run resumes from its last checkpoint: model, optimiser, schedule and RNG state are
+saved atomically every `ckpt_every` epochs, and the data order of epoch e depends only on
+(seed, e), so a resumed run retraces the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import Profile
+from .data import Cifar10, DeviceBatches
+from .errors import CheckpointError
+from .evaluate import accuracy, autocast
+from .io import atomic_write, stable_hash, write_json
+from .models import build_model
+from .paths import cache_dir
+
+# Profile fields that change the trained weights (and so the checkpoint key).
+TRAINING_FIELDS = (
+    "model_name", "img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_hidden",
+    "pretrained", "mean", "std", "n_train", "epochs", "batch_size", "lr", "weight_decay",
+    "warmup_epochs", "label_smoothing", "augment", "drop_path", "train_seed",
+)  # fmt: skip
+
+
+@dataclass
+class Trained:
+    model: nn.Module
+    ckpt_id: str
+    ckpt_dir: Path
+    history: pd.DataFrame
+    test_accuracy: float
+    trained_now: bool  # False when the cached checkpoint was loaded
+    seconds: float  # of this call
+    train_seconds: float  # of the training that made the checkpoint (summed over resumes)
+
+
+def checkpoint_id(profile: Profile, data_id: str, weights: str | None = None) -> str:
+    config = {f: getattr(profile, f) for f in TRAINING_FIELDS}
+    config.update(data=data_id, weights=str(weights) if weights else None)
+    return f"{profile.name}-{stable_hash(config)}"
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupt ({type(e).__name__}); delete it to retrain"
+        ) from None
+
+
+def _load_weights(model: nn.Module, state: dict, path: Path) -> None:
+    try:
+        model.load_state_dict(state)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit the model: {first}") from None
+
+
+def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to zero."""
+
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return f
+
+
+def train_or_load(
+    profile: Profile,
+    data: Cifar10,
+    device: torch.device,
+    *,
+    weights: str | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int], None] | None = None,
+    compile: bool | None = None,
+) -> Trained:
+    """Return the dense model of this configuration, training (or resuming) only if needed."""
+    t0 = time.time()
+    ckpt_id = checkpoint_id(profile, data.source_id, weights)
+    ckpt_dir = cache_dir() / "checkpoints" / ckpt_id
+    final, state_path = ckpt_dir / "model.pt", ckpt_dir / "state.pt"
+    test = DeviceBatches(data.test_x, data.test_y, device=device, mean=profile.mean,
+                         std=profile.std, img_size=profile.img_size)  # fmt: skip
+
+    if final.exists():
+        blob = load_checkpoint(final)
+        model = build_model(profile.replace(pretrained=False, drop_path=0.0))
+        _load_weights(model, blob.get("model", {}), final)
+        model.to(device).eval()
+        history = pd.DataFrame(blob.get("history", []))
+        return Trained(model, ckpt_id, ckpt_dir, history, float(blob["test_accuracy"]), False,
+                       time.time() - t0, float(history["seconds"].sum()) if len(history) else 0.0)  # fmt: skip
+
+    torch.manual_seed(profile.train_seed)
+    model = build_model(profile, weights).to(device)
+    train = DeviceBatches(data.train_x, data.train_y, device=device, mean=profile.mean,
+                          std=profile.std, img_size=profile.img_size)  # fmt: skip
+    steps_per_epoch = math.ceil(len(train) / profile.batch_size)
+    total = steps_per_epoch * profile.epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=profile.lr, weight_decay=profile.weight_decay,
+                            fused=device.type == "cuda")  # fmt: skip
+    warmup = max(1, round(profile.warmup_epochs * steps_per_epoch))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup))
+    history: list[dict] = []
+    start_epoch = 0
+    if state_path.exists():
+        state = load_checkpoint(state_path)
+        _load_weights(model, state["model"], state_path)
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["rng"])
+        history, start_epoch = state["history"], state["epoch"]
+        print(f"[sics] resuming {ckpt_id} from epoch {start_epoch}/{profile.epochs}")
+
+    use_compile = compile if compile is not None else device.type == "cuda"
+    step_fn = torch.compile(model) if use_compile else model
+    bar = tqdm(range(start_epoch, profile.epochs), desc=f"train {profile.name}", disable=not progress)
+    for epoch in bar:
+        te = time.time()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        seed = profile.train_seed * 100_003 + epoch
+        for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed):
+            with autocast(device):
+                loss = F.cross_entropy(step_fn(x), y, label_smoothing=profile.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.detach()
+        acc = accuracy(model, test, profile.eval_batch_size)
+        history.append(dict(epoch=epoch + 1, train_loss=loss_sum.item() / steps_per_epoch,
+                            test_accuracy=acc, lr=sched.get_last_lr()[0],
+                            seconds=time.time() - te))  # fmt: skip
+        bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", acc=f"{acc:.3f}")
+        if (epoch + 1) % profile.ckpt_every == 0 or epoch + 1 == profile.epochs:
+            state = dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
+                         rng=torch.get_rng_state(), history=history, epoch=epoch + 1)  # fmt: skip
+            atomic_write(state_path, lambda p, s=state: torch.save(s, p))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1)
+
+    model.eval()
+    test_acc = history[-1]["test_accuracy"] if history else accuracy(model, test, profile.eval_batch_size)
+    blob = dict(model=model.state_dict(), history=history, test_accuracy=test_acc)
+    atomic_write(final, lambda p: torch.save(blob, p))
+    pd.DataFrame(history).to_csv(ckpt_dir / "history.csv", index=False)
+    write_json(ckpt_dir / "meta.json", dict(ckpt_id=ckpt_id, profile=profile.as_dict(),
+                                            data=data.source, test_accuracy=test_acc))  # fmt: skip
+    state_path.unlink(missing_ok=True)
+    train_seconds = float(sum(h["seconds"] for h in history))
+    return Trained(model, ckpt_id, ckpt_dir, pd.DataFrame(history), test_acc, True, time.time() - t0, train_seconds)
+
+
+def fine_tune(model: nn.Module, profile: Profile, data: Cifar10, device: torch.device, *,
+              steps: int, lr_scale: float = 0.1, seed: int = 0) -> nn.Module:  # fmt: skip
+    """A short recovery fine-tuning of a pruned model (an opt-in beyond the paper's one-shot).
+
+    `steps` optimiser steps at `lr_scale` x the profile's peak rate, cosine-decayed, same recipe.
+    """
+    train = DeviceBatches(data.train_x, data.train_y, device=device, mean=profile.mean,
+                          std=profile.std, img_size=profile.img_size)  # fmt: skip
+    opt = torch.optim.AdamW(model.parameters(), lr=profile.lr * lr_scale, weight_decay=profile.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(steps, 1))
+    model.train()
+    done, epoch = 0, 0
+    while done < steps:
+        for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed * 7919 + epoch):
+            with autocast(device):
+                loss = F.cross_entropy(model(x), y, label_smoothing=profile.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            done += 1
+            if done >= steps:
+                break
+        epoch += 1
+    return model.eval()
