@@ -91,7 +91,7 @@ def save_table(df: pd.DataFrame, name: str, study, *, shown: pd.DataFrame | None
 
 
 def _latex(df: pd.DataFrame, title: str, cap: str, name: str) -> str:
-    esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("κ", r"$\kappa$")  # noqa: E731
+    esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("κ", r"$\kappa$")
     body = df.rename(columns=esc).map(esc)
     return body.to_latex(index=False, caption=esc(f"{title}. {cap}"), label=f"tab:{name}")
 
@@ -177,12 +177,16 @@ def table3(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df, shown
 
 
+def _first(g: pd.DataFrame, scorer: str) -> pd.Series | None:
+    hit = g[g["scorer"] == scorer]
+    return hit.iloc[0] if len(hit) else None
+
+
 def table4(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fake control: fake_nonmonotone vs gradient vs Π(S) vs the best magnitude-independent class."""
     rows = []
     for S, g in summary.groupby("sparsity"):
-        get = lambda name: g[g["scorer"] == name].iloc[0] if (g["scorer"] == name).any() else None  # noqa: E731
-        fake, grad = get("fake_nonmonotone"), get("gradient")
+        fake, grad = _first(g, "fake_nonmonotone"), _first(g, "gradient")
         indep = g[g["kappa"].isin(["1", "2"])]
         best = indep.loc[indep["escape"].idxmax()] if len(indep) else None
         rows.append(dict(

@@ -29,7 +29,15 @@ from .io import atomic_write, stable_hash
 from .paths import cache_dir, figures_dir
 from .provenance import git_revision
 from .prune import check_sparsity, jaccard, mask_hash, overlap, select, sliced
-from .scorers import BlockStats, block_stats, check_scorers, get_scorer, score_blocks, taylor_importance, with_taylor
+from .scorers import (
+    BlockStats,
+    block_stats,
+    check_scorers,
+    get_scorer,
+    score_blocks,
+    taylor_importance,
+    with_taylor,
+)
 from .train import Trained, fine_tune, train_or_load
 
 COLUMNS = [
@@ -198,5 +206,7 @@ def run_sweep(
         ))  # fmt: skip
         done = pd.concat([done, pd.DataFrame(new_rows[-1:], columns=COLUMNS)], ignore_index=True)
         atomic_write(path, lambda p, d=done: d.to_csv(p, index=False))
+    if new_rows:
+        done = read_rows(path)  # typed as a reader of sweep.csv sees it, new rows or old
     result = done[done["key"].isin(set(keys))].copy()
     return result.reset_index(drop=True)

@@ -1,0 +1,250 @@
+"""Throughput, FLOPs and MFU of a profile's model, on synthetic data (no dataset, no weights).
+
+Training steps mirror `sics.train`: uint8 batches held on the device go through
+`DeviceBatches.prepare` (the profile's augmentation and the resize to `img_size`), bf16 autocast
+and torch.compile on CUDA, cross-entropy with label smoothing, AdamW (fused on CUDA). Evaluation
+mirrors `sics.evaluate`: eval mode, no_grad, autocast, un-augmented batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .config import PROFILES, Profile, pick_device, resolve_profile
+from .data import DeviceBatches
+from .errors import SicsError
+from .evaluate import autocast
+from .io import write_json
+from .models import NUM_CLASSES, build_model, count_params, flops_per_image
+from .paths import REPO
+from .provenance import device_name
+
+# Dense bf16 tensor-core peaks (FLOP/s). First match on the device name wins, so the specific
+# H100 variants come before the generic entry (SXM). GH200 matches "H200": same peak as H100 SXM.
+PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),
+    ("H200", 989e12),
+    ("A100", 312e12),
+)
+SOURCE_SIZE = 32  # CIFAR-10 is held at 32x32; `prepare` resizes to the profile's img_size
+TRAIN_SET_SIZE = 50_000  # CIFAR-10 train split, for the estimated training time
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """Known dense bf16 peak of a CUDA device, else None (CPU or an unknown GPU)."""
+    if device.type != "cuda":
+        return None
+    return peak_flops_of(torch.cuda.get_device_name(device))
+
+
+def peak_flops_of(name: str) -> float | None:
+    """Peak of a device by its name (see PEAK_BF16_FLOPS), None when unknown."""
+    for key, peak in PEAK_BF16_FLOPS:
+        if key.lower() in name.lower():
+            return peak
+    return None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], None], device: torch.device, warmup: int, steps: int) -> float:
+    """Seconds for `steps` calls of `fn` after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def stage_seconds(profile: str) -> dict[str, Any]:
+    """Wall time of each `make paper` stage from figures/<profile>/provenance.json ({} if none)."""
+    root = Path(os.environ.get("SICS_FIGURES") or REPO / "figures")
+    path = root / profile / "provenance.json"  # not figures_dir(): that would create the folder
+    try:
+        stages = json.loads(path.read_text()).get("stages", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    out: dict[str, Any] = {}
+    for name, info in stages.items() if isinstance(stages, dict) else ():
+        if not isinstance(info, dict):
+            continue
+        keys = ("seconds", "seconds_per_notebook", "total_seconds")
+        entry = {k: info[k] for k in keys if k in info}
+        if entry:
+            out[name] = entry
+    return out
+
+
+def benchmark(
+    profile: Profile,
+    device: torch.device | str,
+    steps: int,
+    batch_size: int | None = None,
+    eval_batch_size: int | None = None,
+    compile: bool | None = None,
+    warmup: int | None = None,
+) -> dict[str, Any]:
+    """Measure training/evaluation images/s, FLOPs per image, TFLOP/s and MFU; return a dict.
+
+    `compile` defaults to True on CUDA (as in `sics.train`); `warmup` untimed steps default to
+    3 on CUDA (compilation, autotuning) and 1 elsewhere.
+    """
+    device = torch.device(device)
+    if steps < 1:
+        raise ValueError("steps must be >= 1")
+    bs = batch_size or profile.batch_size
+    ebs = eval_batch_size or profile.eval_batch_size
+    use_compile = compile if compile is not None else device.type == "cuda"
+    warmup = warmup if warmup is not None else (3 if device.type == "cuda" else 1)
+
+    torch.manual_seed(0)
+    model = build_model(profile.replace(pretrained=False)).to(device)
+    fwd_flops = flops_per_image(model, profile)
+    n_params = count_params(model)
+
+    n = 2 * max(bs, ebs)  # a pool to gather shuffled batches from, as `batches` does
+    g = torch.Generator().manual_seed(0)
+    pool = DeviceBatches(
+        torch.randint(0, 256, (n, 3, SOURCE_SIZE, SOURCE_SIZE), dtype=torch.uint8, generator=g),
+        torch.randint(0, NUM_CLASSES, (n,), generator=g),
+        device=device, mean=profile.mean, std=profile.std, img_size=profile.img_size,
+    )  # fmt: skip
+
+    opt = torch.optim.AdamW(model.parameters(), lr=profile.lr, weight_decay=profile.weight_decay,
+                            fused=device.type == "cuda")  # fmt: skip
+    step_fn = torch.compile(model) if use_compile else model
+
+    def train_step() -> None:
+        idx = torch.randint(0, n, (bs,), device=device)
+        x, y = pool.prepare(pool.x[idx], profile.augment), pool.y[idx]
+        with autocast(device):
+            loss = F.cross_entropy(step_fn(x), y, label_smoothing=profile.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    train_s = _timed(train_step, device, warmup, steps)
+
+    @torch.no_grad()
+    def eval_step() -> None:
+        x, y = pool.prepare(pool.x[:ebs]), pool.y[:ebs]
+        with autocast(device):
+            (model(x).argmax(1) == y).sum()
+
+    model.eval()
+    eval_s = _timed(eval_step, device, 1, steps)
+
+    train_ips = steps * bs / train_s
+    eval_ips = steps * ebs / eval_s
+    achieved = train_ips * 3 * fwd_flops
+    peak = peak_flops(device)
+    n_train = profile.n_train or TRAIN_SET_SIZE
+    return dict(
+        profile=profile.name,
+        device=str(device),
+        device_name=device_name(device),
+        torch=torch.__version__,
+        compile=use_compile,
+        autocast_bf16=device.type == "cuda",
+        augment=profile.augment,
+        img_size=profile.img_size,
+        source_size=SOURCE_SIZE,
+        params=n_params,
+        batch_size=bs,
+        eval_batch_size=ebs,
+        steps=steps,
+        warmup_steps=warmup,
+        train_seconds=train_s,
+        eval_seconds=eval_s,
+        train_images_per_s=train_ips,
+        eval_images_per_s=eval_ips,
+        forward_flops_per_image=fwd_flops,
+        train_flops_per_image=3 * fwd_flops,
+        train_tflops=achieved / 1e12,
+        peak_tflops=peak / 1e12 if peak else None,
+        mfu=achieved / peak if peak else None,
+        est_train_seconds=profile.epochs * n_train / train_ips,
+        stages=stage_seconds(profile.name),
+    )
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """A readable table of a `benchmark` result."""
+
+    def num(v: float, unit: str = "") -> str:
+        return f"{v:,.1f}{unit}" if math.isfinite(v) else "n/a"
+
+    rows = [
+        ("profile", f"{r['profile']} ({r['params'] / 1e6:.2f} M params, {r['img_size']} px, "
+                    f"augment={r['augment']})"),
+        ("device", f"{r['device_name']} [{r['device']}], torch {r['torch']}"),
+        ("setup", f"compile={r['compile']}, bf16 autocast={r['autocast_bf16']}, "
+                  f"{r['steps']} timed steps after {r['warmup_steps']} warm-up"),
+        ("train images/s", f"{num(r['train_images_per_s'])}  (batch {r['batch_size']})"),
+        ("eval images/s", f"{num(r['eval_images_per_s'])}  (batch {r['eval_batch_size']})"),
+        ("fwd FLOPs/image", f"{r['forward_flops_per_image'] / 1e9:.4f} GFLOP"),
+        ("train FLOPs/image", f"{r['train_flops_per_image'] / 1e9:.4f} GFLOP (3 x forward)"),
+        ("train TFLOP/s", f"{r['train_tflops']:.4g}"),
+        ("peak TFLOP/s", "n/a" if r["peak_tflops"] is None else f"{r['peak_tflops']:.0f} (bf16 dense)"),
+        ("MFU", "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"),
+        ("est. training", f"{num(r['est_train_seconds'] / 60)} min for the profile's epochs"),
+    ]  # fmt: skip
+    for name, info in r["stages"].items():
+        if "seconds" in info:
+            rows.append((f"stage {name}", f"{info['seconds']} s"))
+        for nb, s in (info.get("seconds_per_notebook") or {}).items():
+            rows.append((f"stage {name}: {nb}", f"{s} s"))
+        if "total_seconds" in info:
+            rows.append((f"stage {name}: total", f"{info['total_seconds']} s"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default=os.environ.get("SICS_PROFILE", "auto"),
+                    help=f"{'|'.join(PROFILES)}|auto")  # fmt: skip
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 5 CPU, 30 CUDA)")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
+    ap.add_argument("--eval-batch-size", type=int, default=None, help="default: the profile's")
+    ap.add_argument("--device", default=None, help="cpu|cuda (default: cuda when available)")
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile on CUDA")
+    args = ap.parse_args(argv)
+    try:
+        profile = resolve_profile(args.profile)
+        device = pick_device(args.device)
+        steps = args.steps or (30 if device.type == "cuda" else 5)
+        result = benchmark(profile, device, steps, args.batch_size, args.eval_batch_size,
+                           compile=False if args.no_compile else None)  # fmt: skip
+    except (SicsError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(format_report(result))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""sics.bench: throughput, FLOPs and MFU on synthetic data (CPU, ci profile, few steps)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sics import bench
+from sics.config import PROFILES
+from sics.models import build_model, flops_per_image
+
+CI = PROFILES["ci"]
+
+
+def analytic_forward_flops(model: nn.Module, img_size: int, patch_size: int, depth: int,
+                           embed_dim: int) -> float:  # fmt: skip
+    """2 x (linear weights) x tokens + patch-embedding conv + the two attention matmuls."""
+    patches = (img_size // patch_size) ** 2
+    tokens = patches + 1  # + class token
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    conv = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d))
+    attention = depth * 2 * 2 * tokens**2 * embed_dim  # q @ k^T and attn @ v
+    return 2 * linear * tokens + 2 * conv * patches + attention
+
+
+@pytest.fixture(scope="module")
+def ci_result() -> dict:
+    return bench.benchmark(CI, "cpu", steps=2, batch_size=32, eval_batch_size=64)
+
+
+def test_throughput_is_positive_and_finite(ci_result):
+    for key in ("train_images_per_s", "eval_images_per_s", "train_tflops"):
+        value = ci_result[key]
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, key
+    assert ci_result["batch_size"] == 32 and ci_result["eval_batch_size"] == 64
+    assert ci_result["steps"] == 2 and ci_result["compile"] is False
+    assert ci_result["profile"] == "ci" and ci_result["device"] == "cpu"
+
+
+def test_flops_match_the_counter_and_an_analytic_estimate(ci_result):
+    model = build_model(CI.replace(pretrained=False))
+    counted = flops_per_image(model, CI)
+    assert ci_result["forward_flops_per_image"] == counted
+    assert ci_result["train_flops_per_image"] == 3 * counted
+    estimate = analytic_forward_flops(model, CI.img_size, CI.patch_size, CI.depth, CI.embed_dim)
+    assert 0.5 < counted / estimate < 2.0, (counted, estimate)
+    achieved = ci_result["train_images_per_s"] * ci_result["train_flops_per_image"]
+    assert ci_result["train_tflops"] == pytest.approx(achieved / 1e12)
+
+
+def test_flops_scale_with_the_model():
+    """A bigger profile counts more FLOPs, and the analytic estimate tracks it too."""
+    quick = PROFILES["quick"]
+    model = build_model(quick.replace(pretrained=False))
+    counted = flops_per_image(model, quick)
+    estimate = analytic_forward_flops(model, quick.img_size, quick.patch_size, quick.depth,
+                                      quick.embed_dim)  # fmt: skip
+    assert 0.5 < counted / estimate < 2.0
+    assert counted > 10 * flops_per_image(build_model(CI.replace(pretrained=False)), CI)
+
+
+def test_no_mfu_on_cpu(ci_result):
+    assert ci_result["mfu"] is None and ci_result["peak_tflops"] is None
+    assert bench.peak_flops(torch.device("cpu")) is None
+    assert "MFU" in bench.format_report(ci_result)
+    assert bench.format_report(ci_result).count("n/a") >= 2  # peak and MFU
+
+
+@pytest.mark.parametrize(
+    "name, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", 989e12),
+        ("NVIDIA H100 PCIe", 756e12),
+        ("NVIDIA H200", 989e12),
+        ("NVIDIA A100-SXM4-80GB", 312e12),
+        ("NVIDIA GeForce RTX 4090", None),
+    ],
+)
+def test_peak_table(name, peak):
+    assert bench.peak_flops_of(name) == peak
+
+
+def test_cli_writes_json_and_reads_stage_times(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SICS_PROFILE", "ci")  # --profile left out: the environment picks it
+    monkeypatch.setenv("SICS_FIGURES", str(tmp_path / "figures"))
+    prov = tmp_path / "figures" / "ci" / "provenance.json"
+    prov.parent.mkdir(parents=True)
+    prov.write_text(json.dumps({"stages": {
+        "01_finetune": {"seconds": 1.5, "device": "cpu"},
+        "make_paper": {"engine": "inline", "seconds_per_notebook": {"01_finetune": 9.25},
+                       "total_seconds": 9.25},
+    }}))  # fmt: skip
+    out = tmp_path / "bench.json"
+    argv = ["--steps", "1", "--batch-size", "16", "--eval-batch-size", "32", "--device", "cpu",
+            "--json", str(out)]  # fmt: skip
+    assert bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "train images/s" in printed and "eval images/s" in printed
+    assert "9.25" in printed and "01_finetune" in printed
+    blob = json.loads(out.read_text())
+    for key in ("profile", "device", "device_name", "torch", "batch_size", "eval_batch_size",
+                "steps", "train_images_per_s", "eval_images_per_s", "forward_flops_per_image",
+                "train_flops_per_image", "train_tflops", "mfu", "peak_tflops", "stages"):  # fmt: skip
+        assert key in blob, key
+    assert blob["profile"] == "ci" and blob["steps"] == 1 and blob["batch_size"] == 16
+    assert blob["mfu"] is None and blob["torch"] == torch.__version__
+    assert blob["stages"]["01_finetune"] == {"seconds": 1.5}
+    assert blob["stages"]["make_paper"]["seconds_per_notebook"] == {"01_finetune": 9.25}
+
+
+def test_cli_rejects_an_unknown_profile(capsys):
+    assert bench.main(["--profile", "nope", "--device", "cpu"]) == 1
+    assert "unknown profile" in capsys.readouterr().err

@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from sics.config import resolve_profile
+from sics.data import load_cifar10
+from sics.errors import CheckpointError
+from sics.train import train_or_load
+
+CPU = torch.device("cpu")
+
+
+def _profile(**kw):
+    return resolve_profile("ci", batch_size=32, **kw)
+
+
+def _same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_training_learns_and_is_cached(tiny_tree):
+    data = load_cifar10(tiny_tree)
+    p = _profile(epochs=6, lr=3e-3)
+    first = train_or_load(p, data, CPU, progress=False)
+    assert first.trained_now and len(first.history) == 6
+    assert first.history["train_loss"].iloc[-1] < first.history["train_loss"].iloc[0]
+    assert first.test_accuracy > 0.2  # 10 classes told apart by colour: chance is 0.1
+    again = train_or_load(p, data, CPU, progress=False)
+    assert not again.trained_now and again.ckpt_id == first.ckpt_id
+    assert _same_weights(first.model, again.model) and again.test_accuracy == first.test_accuracy
+    other = train_or_load(_profile(epochs=1), data, CPU, progress=False)
+    assert other.ckpt_id != first.ckpt_id  # the key follows the configuration
+
+
+def test_interrupted_training_resumes_where_it_stopped(tiny_tree, tmp_path, monkeypatch, capsys):
+    data = load_cifar10(tiny_tree)
+    p = _profile(epochs=3, augment="crop_flip", drop_path=0.1)
+    straight = train_or_load(p, data, CPU, progress=False)
+
+    monkeypatch.setenv("SICS_CACHE", str(tmp_path / "cache2"))
+
+    def interrupt(epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_or_load(p, data, CPU, progress=False, on_epoch_end=interrupt)
+    epochs_seen = []
+    resumed = train_or_load(p, data, CPU, progress=False, on_epoch_end=epochs_seen.append)
+    assert "resuming" in capsys.readouterr().out
+    assert epochs_seen == [3]  # only the epoch that was left
+    assert _same_weights(straight.model, resumed.model)  # retraces the uninterrupted run
+    assert resumed.history["epoch"].tolist() == [1, 2, 3]
+
+
+def test_corrupt_checkpoint_is_one_clear_line(tiny_tree):
+    data = load_cifar10(tiny_tree)
+    p = _profile(epochs=1)
+    done = train_or_load(p, data, CPU, progress=False)
+    (done.ckpt_dir / "model.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="is corrupt .*delete it to retrain") as e:
+        train_or_load(p, data, CPU, progress=False)
+    assert "\n" not in str(e.value)
