@@ -33,6 +33,14 @@ CLAIMS = {
     "C5": ("A fake non-monotone scorer derived from magnitude does worse than the gradient baseline.", "fake < gradient"),
     "C6": ("A Gaussian bump escapes by only +0.6 against +4.6 for the chaos-derived feature.", "+0.6 vs +4.6"),
 }  # fmt: skip
+RULES = {
+    "C1": "supported iff the κ=0 masks are identical at every S",
+    "C2": "supported iff no κ=1/2 class escapes significantly at S < 0.65",
+    "C3": "supported iff the best κ=1 class escapes significantly at S≈0.7; not if its CI < 0",
+    "C4": "supported iff best κ=2 escapes significantly and all κ=1 lie below Π at S≈0.8",
+    "C5": "supported iff fake < gradient's CI at every S; not if fake > its CI at some S",
+    "C6": "supported iff logistic_smooth beats bump significantly (paired) at S≈0.7",
+}
 TABLE_OF = {"C1": "Table 1", "C2": "Tables 2-3", "C3": "Tables 2-3", "C4": "Tables 2-3",
             "C5": "Table 4", "C6": "Table 5"}  # fmt: skip
 
@@ -52,7 +60,8 @@ def _iv(m: float, lo: float, hi: float) -> str:
 def _row(cid: str, measured: str, verdict: str, S=None, value=np.nan, low=np.nan, high=np.nan) -> dict:
     statement, paper = CLAIMS[cid]
     return dict(claim=cid, statement=statement, paper=paper, where=TABLE_OF[cid], sparsity=S,
-                measured=measured, value=value, low=low, high=high, verdict=verdict)  # fmt: skip
+                measured=measured, value=value, low=low, high=high, verdict=verdict,
+                rule=RULES[cid])  # fmt: skip
 
 
 def _missing(cid: str, what: str) -> dict:

@@ -51,8 +51,10 @@ class Profile:
     sparsities: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8)
     n_seeds: int = 5
     eval_batch_size: int = 1024
-    # phase diagram grid (issue 5); (start, stop, step)
+    # beyond the paper: phase-diagram grid (start, stop, step) and ablation budget
     fine_grid: tuple[float, float, float] = (0.40, 0.90, 0.025)
+    ablation_seeds: int = 3
+    recovery_steps: int = 100  # steps of recovery fine-tuning in the recovery ablation
     expected: str = ""  # expected time and hardware, for the README and the notebooks
 
     @property
@@ -88,6 +90,7 @@ PROFILES: dict[str, Profile] = {
             warmup_epochs=0.5,
             augment="crop_flip",
             eval_batch_size=512,
+            recovery_steps=390,  # one epoch at batch 128
             expected="one GPU (A100/H100 class), about 30-60 min; needs the pretrained weights",
         ),
         Profile(
@@ -101,6 +104,7 @@ PROFILES: dict[str, Profile] = {
             drop_path=0.1,
             n_seeds=3,
             eval_batch_size=2048,
+            recovery_steps=98,  # one epoch at batch 512
             expected="one H100/H200, about 10 min for the whole study",
         ),
         Profile(
@@ -122,6 +126,8 @@ PROFILES: dict[str, Profile] = {
             n_seeds=3,
             eval_batch_size=1000,
             fine_grid=(0.40, 0.90, 0.05),
+            ablation_seeds=1,
+            recovery_steps=60,  # a sixth of an epoch: a CPU-sized taste of recovery
             expected="2-core CPU, about 10-15 min for every table and figure",
         ),
         Profile(
@@ -143,6 +149,8 @@ PROFILES: dict[str, Profile] = {
             n_seeds=2,
             eval_batch_size=512,
             fine_grid=(0.40, 0.90, 0.1),
+            ablation_seeds=1,
+            recovery_steps=2,
             expected="seconds per notebook on any CPU",
         ),
     ]

@@ -232,12 +232,17 @@ class DeviceBatches:
             x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False)
         return (x - self.mean) / self.std
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, augment: str = "none", seed: int = 0):
-        """Yield (inputs, labels); the order and augmentation depend only on `seed`."""
+    def batches(self, batch_size: int, *, shuffle: bool = False, augment: str = "none", seed: int = 0,
+                drop_last: bool = False):  # fmt: skip
+        """Yield (inputs, labels); the order and augmentation depend only on `seed`.
+
+        drop_last keeps every batch the same shape (no recompilation of a compiled model).
+        """
         g = torch.Generator(device=self.device).manual_seed(seed)
         n = len(self)
         order = torch.randperm(n, device=self.device, generator=g) if shuffle else None
-        for start in range(0, n, batch_size):
+        stop = n - n % batch_size if drop_last and n >= batch_size else n
+        for start in range(0, stop, batch_size):
             idx = order[start : start + batch_size] if shuffle else slice(start, start + batch_size)
             yield self.prepare(self.x[idx], augment, g), self.y[idx]
 

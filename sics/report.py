@@ -360,3 +360,62 @@ def dense_table(study) -> pd.DataFrame:
     )])  # fmt: skip
     save_table(df, "dense", study, title="Dense model")
     return df
+
+
+# --- beyond the paper: the phase diagram -------------------------------------------------------
+
+
+def regime_boundaries(summary: pd.DataFrame) -> tuple[float | None, float | None]:
+    """Where this run puts the paper's regime boundaries (the paper: 0.65 and 0.75).
+
+    b1 = the lowest S at which some non-monotone (κ=1 or κ=2) class escapes significantly;
+    b2 = the lowest S ≥ b1 at which the best κ=2 class escapes significantly and beats the best
+    κ=1 class. None where that never happens on the grid.
+    """
+    nm = summary[summary["kappa"].isin(["1", "2"])]
+    sig = nm[nm["escape_low"] > 0]
+    b1 = float(sig["sparsity"].min()) if len(sig) else None
+    b2 = None
+    if b1 is not None:
+        for S, g in nm[nm["sparsity"] >= b1].groupby("sparsity"):
+            k1, k2 = g[g["kappa"] == "1"], g[g["kappa"] == "2"]
+            if len(k2) and (k2["escape_low"] > 0).any() and (not len(k1) or k2["escape"].max() > k1["escape"].max()):
+                b2 = float(S)
+                break
+    return b1, b2
+
+
+def figure_phase(summary: pd.DataFrame, study) -> plt.Figure:
+    """Escape vs S on the fine grid for every non-monotone class, with both sets of boundaries."""
+    df = summary[summary["kappa"].isin(["1", "2", "control"])]
+    names = list(dict.fromkeys(df["scorer"]))
+    pal = _class_palette(names)
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    xs = sorted(df["sparsity"].unique())
+    ax.set_xlim(min(xs) - 0.01, max(xs) + 0.01)
+    shade_zones(ax)
+    for name in names:
+        g = df[df["scorer"] == name].sort_values("sparsity")
+        ax.plot(g["sparsity"], g["escape"], marker="o", ms=3, lw=1.4, color=pal[name],
+                label=f"{name} (κ={get_scorer(name).kappa})")  # fmt: skip
+        ax.fill_between(g["sparsity"], g["escape_low"], g["escape_high"], color=pal[name], alpha=0.15, lw=0)
+    ax.axhline(0, color="black", lw=1)
+    for b in (0.65, 0.75):
+        ax.axvline(b, color="0.4", ls="--", lw=1)
+    b1, b2 = regime_boundaries(summary)
+    for b, label in ((b1, "ours: first escape"), (b2, "ours: κ=2 takes over")):
+        if b is not None:
+            ax.axvline(b, color="#117a65", lw=2, alpha=0.7)
+            ax.text(b, 0.02, f" {label} (S={b:g})", transform=ax.get_xaxis_transform(), rotation=90,
+                    fontsize=7, color="#117a65", va="bottom")  # fmt: skip
+    ax.set_xlabel("sparsity S")
+    ax.set_ylabel("escape from Π(S) (accuracy points)")
+    ax.set_title("Phase diagram: escape vs S (bands: 95% paired CI; dashed: the paper's 0.65 / 0.75)")
+    ax.legend(fontsize=7, ncol=2, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+def claims_table(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The ledger as shown (markdown/LaTeX): statement, paper, ours, verdict."""
+    return ledger[["claim", "statement", "paper", "where", "measured", "verdict"]]

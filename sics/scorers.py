@@ -116,6 +116,11 @@ def check_scorers(names) -> list[str]:
     return names
 
 
+def params_for(names, **overrides) -> dict[str, dict]:
+    """Per-scorer parameters: each scorer gets only the overrides it accepts (λ, aligned, axis...)."""
+    return {n: {k: v for k, v in overrides.items() if k in get_scorer(n).defaults} for n in names}
+
+
 def modulate(block: BlockStats, S: float, phi: np.ndarray, *, lam: float, sigma_e: float = 0.1,
              aligned: bool = True, axis: str = "rank") -> np.ndarray:  # fmt: skip
     """The shared non-monotone form s_c = u_c + λ E(u_c) φ_c.

@@ -48,9 +48,12 @@ class Trained:
     train_seconds: float  # of the training that made the checkpoint (summed over resumes)
 
 
+RECIPE_VERSION = 2  # bump when the training code changes what a configuration trains
+
+
 def checkpoint_id(profile: Profile, data_id: str, weights: str | None = None) -> str:
     config = {f: getattr(profile, f) for f in TRAINING_FIELDS}
-    config.update(data=data_id, weights=str(weights) if weights else None)
+    config.update(data=data_id, weights=str(weights) if weights else None, recipe=RECIPE_VERSION)
     return f"{profile.name}-{stable_hash(config)}"
 
 
@@ -114,7 +117,9 @@ def train_or_load(
     model = build_model(profile, weights).to(device)
     train = DeviceBatches(data.train_x, data.train_y, device=device, mean=profile.mean,
                           std=profile.std, img_size=profile.img_size)  # fmt: skip
-    steps_per_epoch = math.ceil(len(train) / profile.batch_size)
+    drop_last = len(train) >= 2 * profile.batch_size  # fixed shapes for torch.compile
+    steps_per_epoch = (len(train) // profile.batch_size if drop_last
+                       else math.ceil(len(train) / profile.batch_size))  # fmt: skip
     total = steps_per_epoch * profile.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=profile.lr, weight_decay=profile.weight_decay,
                             fused=device.type == "cuda")  # fmt: skip
@@ -139,7 +144,8 @@ def train_or_load(
         model.train()
         loss_sum = torch.zeros((), device=device)
         seed = profile.train_seed * 100_003 + epoch
-        for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed):
+        for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed,
+                                  drop_last=drop_last):  # fmt: skip
             with autocast(device):
                 loss = F.cross_entropy(step_fn(x), y, label_smoothing=profile.label_smoothing)
             opt.zero_grad(set_to_none=True)
