@@ -36,6 +36,7 @@ def _fmt(m: float, lo: float = np.nan, hi: float = np.nan, digits: int = 1) -> s
 def _fmt_signed(m: float, lo: float = np.nan, hi: float = np.nan, digits: int = 1) -> str:
     if np.isnan(m):
         return "–"
+    m, lo, hi = (round(v, digits) + 0.0 for v in (m, lo, hi))  # no "-0.0"
     s = f"{m:+.{digits}f}"
     if not (np.isnan(lo) or np.isnan(hi)):
         s += f" [{lo:+.{digits}f}, {hi:+.{digits}f}]"
@@ -90,10 +91,21 @@ def save_table(df: pd.DataFrame, name: str, study, *, shown: pd.DataFrame | None
     return paths
 
 
+LATEX = {"κ̂": r"$\hat\kappa$", "κ": r"$\kappa$", "Π": r"$\Pi$", "λ": r"$\lambda$", "φ": r"$\phi$",
+         "σ": r"$\sigma$", "≈": r"$\approx$", "≡": r"$\equiv$", "−": "-", "–": "--", "_": r"\_",
+         "%": r"\%", "&": r"\&", "#": r"\#", "|": r"$|$", "x̃": "x", "m̃": r"$\tilde m$"}  # fmt: skip
+
+
+def latex_escape(text) -> str:
+    out = str(text).replace("\\", r"\textbackslash{}")
+    for k, v in LATEX.items():  # κ̂ before κ: dicts keep insertion order
+        out = out.replace(k, v)
+    return out
+
+
 def _latex(df: pd.DataFrame, title: str, cap: str, name: str) -> str:
-    esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("κ", r"$\kappa$")
-    body = df.rename(columns=esc).map(esc)
-    return body.to_latex(index=False, caption=esc(f"{title}. {cap}"), label=f"tab:{name}")
+    body = df.rename(columns=latex_escape).map(latex_escape)
+    return body.to_latex(index=False, escape=False, caption=latex_escape(f"{title}. {cap}"), label=f"tab:{name}")
 
 
 def save_figure(fig: plt.Figure, name: str, study) -> dict[str, Path]:
@@ -168,8 +180,9 @@ def table3(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     shown = pd.DataFrame({
         "S": df["sparsity"],
         "lowest κ escaping (ours)": df["lowest_escaping_kappa"],
-        "its class, escape [95% CI]": [f"{r.lowest_escaping_class} {_fmt_signed(r.lowest_escape, r.lowest_escape_low, r.lowest_escape_high)}"
-                                        for r in df.itertuples()],
+        "its class, escape [95% CI]": ["–" if r.lowest_escaping_class == "–" else
+                                       f"{r.lowest_escaping_class} {_fmt_signed(r.lowest_escape, r.lowest_escape_low, r.lowest_escape_high)}"
+                                       for r in df.itertuples()],
         "best class (κ), escape [95% CI]": [f"{r.best_class} ({r.best_kappa}) {_fmt_signed(r.best_escape, r.best_escape_low, r.best_escape_high)}"
                                              for r in df.itertuples()],
         "paper: κ, regime": [f"{r.paper_kappa}: {r.paper_regime}" for r in df.itertuples()],
@@ -280,7 +293,7 @@ def figure1(summary: pd.DataFrame, study, *, dense: float | None = None) -> plt.
         ax.plot(g["sparsity"], g["acc"], **style)
         lo = g["acc_low"].fillna(g["acc"])
         hi = g["acc_high"].fillna(g["acc"])
-        ax.fill_between(g["sparsity"], lo, hi, color=style["color"], alpha=0.15, lw=0)
+        ax.fill_between(g["sparsity"], lo, hi, color=style["color"], alpha=0.08, lw=0)
     if dense is not None:
         ax.axhline(dense * 100, ls="--", color="0.3", lw=1, label=f"dense {dense * 100:.1f}")
     ax.set_xlabel("sparsity S (fraction of MLP channels removed per block)")
