@@ -39,7 +39,7 @@ paper: $(VENV)/.installed
 test: unit nbval
 
 unit: $(VENV)/.installed
-	SICS_PROFILE=ci HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+	SICS_PROFILE=ci HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=8 tests
 
 nbval: $(VENV)/.installed
 	SICS_PROFILE=ci HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks

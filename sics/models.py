@@ -65,13 +65,18 @@ def count_params(model: nn.Module) -> int:
 
 
 def flops_per_image(model: nn.Module, profile: Profile) -> float:
-    """Forward multiply-add FLOPs (x2) per image, counted by torch's FLOP counter."""
+    """Forward multiply-add FLOPs (x2) per image, counted by torch's FLOP counter.
+
+    Attention is counted through the math backend: the counter has no rule for the fused CPU
+    kernel, and the count should not depend on the device it was taken on.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     x = torch.zeros(1, 3, profile.img_size, profile.img_size, device=next(model.parameters()).device)
     was_training = model.training
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(x)
     model.train(was_training)
     return float(counter.get_total_flops())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -15,7 +16,12 @@ from .paths import REPO, figures_dir
 
 
 def git_revision() -> str:
-    """Short commit of the working tree, with '+dirty' when it has uncommitted changes."""
+    """Short commit of the working tree, with '+dirty' when it has uncommitted changes.
+
+    `SICS_GIT_REV` overrides it, for copies of the tree without .git (a lent GPU machine).
+    """
+    if os.environ.get("SICS_GIT_REV"):
+        return os.environ["SICS_GIT_REV"]
     try:
         rev = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.strip()  # fmt: skip
