@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .config import PROFILES, Profile, pick_device, resolve_profile
 from .data import DeviceBatches
@@ -29,6 +28,7 @@ from .io import write_json
 from .models import NUM_CLASSES, build_model, count_params, flops_per_image
 from .paths import REPO
 from .provenance import device_name
+from .train import train_step
 
 # Dense bf16 tensor-core peaks (FLOP/s). First match on the device name wins, so the specific
 # H100 variants come before the generic entry (SXM). GH200 matches "H200": same peak as H100 SXM.
@@ -133,17 +133,13 @@ def benchmark(
                             fused=device.type == "cuda")  # fmt: skip
     step_fn = torch.compile(model) if use_compile else model
 
-    def train_step() -> None:
+    def one_step() -> None:
         idx = torch.randint(0, n, (bs,), device=device)
         x, y = pool.prepare(pool.x[idx], profile.augment), pool.y[idx]
-        with autocast(device):
-            loss = F.cross_entropy(step_fn(x), y, label_smoothing=profile.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(step_fn, opt, x, y, device, profile.label_smoothing)
 
     model.train()
-    train_s = _timed(train_step, device, warmup, steps)
+    train_s = _timed(one_step, device, warmup, steps)
 
     @torch.no_grad()
     def eval_step() -> None:

@@ -86,6 +86,19 @@ def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
     return f
 
 
+def train_step(model: Callable, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               device: torch.device, label_smoothing: float, sched=None) -> torch.Tensor:
+    """One optimiser step (bf16 autocast on CUDA); returns the detached loss, no host sync."""
+    with autocast(device):
+        loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return loss.detach()
+
+
 def train_or_load(
     profile: Profile,
     data: Cifar10,
@@ -146,13 +159,7 @@ def train_or_load(
         seed = profile.train_seed * 100_003 + epoch
         for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed,
                                   drop_last=drop_last):  # fmt: skip
-            with autocast(device):
-                loss = F.cross_entropy(step_fn(x), y, label_smoothing=profile.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.detach()
+            loss_sum += train_step(step_fn, opt, x, y, device, profile.label_smoothing, sched)
         acc = accuracy(model, test, profile.eval_batch_size)
         history.append(dict(epoch=epoch + 1, train_loss=loss_sum.item() / steps_per_epoch,
                             test_accuracy=acc, lr=sched.get_last_lr()[0],
@@ -191,12 +198,7 @@ def fine_tune(model: nn.Module, profile: Profile, data: Cifar10, device: torch.d
     done, epoch = 0, 0
     while done < steps:
         for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed * 7919 + epoch):
-            with autocast(device):
-                loss = F.cross_entropy(model(x), y, label_smoothing=profile.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            train_step(model, opt, x, y, device, profile.label_smoothing, sched)
             done += 1
             if done >= steps:
                 break
