@@ -132,10 +132,10 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="ci",
-            description="tiny ViT (2x32, 2 heads, H=128, patch 8) for tests; numbers mean nothing",
+            description="tiny ViT (4x32, 2 heads, H=128, patch 8) for tests; numbers mean nothing",
             patch_size=8,
             embed_dim=32,
-            depth=2,
+            depth=4,  # 4 independent blocks: a non-monotone scorer always changes some selection
             num_heads=2,
             mlp_hidden=128,
             n_train=1024,
