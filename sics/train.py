@@ -146,6 +146,8 @@ def train_or_load(
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         history, start_epoch = state["history"], state["epoch"]
         print(f"[sics] resuming {ckpt_id} from epoch {start_epoch}/{profile.epochs}")
 
@@ -167,7 +169,8 @@ def train_or_load(
         bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", acc=f"{acc:.3f}")
         if (epoch + 1) % profile.ckpt_every == 0 or epoch + 1 == profile.epochs:
             state = dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
-                         rng=torch.get_rng_state(), history=history, epoch=epoch + 1)  # fmt: skip
+                         rng=torch.get_rng_state(), history=history, epoch=epoch + 1,
+                         cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)  # fmt: skip
             atomic_write(state_path, lambda p, s=state: torch.save(s, p))
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
