@@ -11,7 +11,6 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
 VENV := .venv
 PY := $(VENV)/bin/python
-export HF_HUB_OFFLINE ?=
 ifneq ($(DATA),)
 export SICS_DATA := $(abspath $(DATA))
 endif
