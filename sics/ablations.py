@@ -54,7 +54,7 @@ def run_ablation(study: Study, name: str, sparsities, scorers=ABLATION_SCORERS,
         rows = run_sweep(study, chosen, sparsities, n_seeds=n_seeds,
                          params=params_for(chosen, **v.get("params", {})),
                          allocation=v.get("allocation", "block"),
-                         recovery_steps=v.get("recovery_steps", 0), tag="main" if not v else f"ablation-{name}")  # fmt: skip
+                         recovery_steps=v.get("recovery_steps", 0), tag=None if not v else f"ablation-{name}")  # fmt: skip
         out.append(summarize(study, rows).assign(ablation=name, variant=label))
     return pd.concat(out, ignore_index=True)
 

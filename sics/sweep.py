@@ -168,9 +168,13 @@ def run_sweep(
     params: dict[str, dict] | None = None,
     allocation: str = "block",
     recovery_steps: int = 0,
-    tag: str = "main",
+    tag: str | None = None,
 ) -> pd.DataFrame:
-    """Evaluate every (scorer, S, seed); return this grid's rows (new and previously finished)."""
+    """Evaluate every (scorer, S, seed); return this grid's rows (new and previously finished).
+
+    `tag` labels the rows; by default "main" for the protocol's settings and "variant" for any
+    other allocation, recovery or scorer parameters (so tables of the paper never mix them).
+    """
     scorers = check_scorers(scorers)
     sparsities = [check_sparsity(s) for s in sparsities]
     if not sparsities:
@@ -179,6 +183,9 @@ def run_sweep(
     for name in params:
         get_scorer(name).params(params[name])
     n_seeds = study.profile.n_seeds if n_seeds is None else n_seeds
+    if tag is None:
+        default = all(get_scorer(n).params(p) == get_scorer(n).params() for n, p in params.items())
+        tag = "main" if allocation == "block" and not recovery_steps and default else "variant"
     path = study.sweep_path
     done = read_rows(path)
     have = set(done["key"])
