@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -129,8 +130,13 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 
 
 def prepare(profile: str | Profile = "auto", data: str | None = None, *, device: str | None = None,
-            weights: str | None = None, progress: bool = True, **overrides) -> Study:  # fmt: skip
-    """Resolve the profile, load data, and train or load the dense model (cached)."""
+            weights: str | None = None, progress: bool | None = None, **overrides) -> Study:  # fmt: skip
+    """Resolve the profile, load data, and train or load the dense model (cached).
+
+    Progress bars are on unless `progress=False`, `CI` is set, or `SICS_PROGRESS=0`.
+    """
+    if progress is None:
+        progress = not os.environ.get("CI") and os.environ.get("SICS_PROGRESS", "1") != "0"
     prof = profile if isinstance(profile, Profile) else resolve_profile(profile, **overrides)
     dev = pick_device(device)
     full = load_cifar10(data)
