@@ -9,6 +9,7 @@ saved atomically every `ckpt_every` epochs, and the data order of epoch e depend
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,6 +112,8 @@ def train_or_load(
 ) -> Trained:
     """Return the dense model of this configuration, training (or resuming) only if needed."""
     t0 = time.time()
+    if profile.pretrained:  # the weights file is part of the configuration, however it was given
+        weights = weights or os.environ.get("SICS_WEIGHTS") or None
     ckpt_id = checkpoint_id(profile, data.source_id, weights)
     ckpt_dir = cache_dir() / "checkpoints" / ckpt_id
     final, state_path = ckpt_dir / "model.pt", ckpt_dir / "state.pt"
@@ -195,7 +198,8 @@ def fine_tune(model: nn.Module, profile: Profile, data: Cifar10, device: torch.d
     """
     train = DeviceBatches(data.train_x, data.train_y, device=device, mean=profile.mean,
                           std=profile.std, img_size=profile.img_size)  # fmt: skip
-    opt = torch.optim.AdamW(model.parameters(), lr=profile.lr * lr_scale, weight_decay=profile.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=profile.lr * lr_scale, weight_decay=profile.weight_decay,
+                            fused=device.type == "cuda")  # fmt: skip
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(steps, 1))
     model.train()
     done, epoch = 0, 0

@@ -61,3 +61,26 @@ def test_corrupt_checkpoint_is_one_clear_line(tiny_tree):
     with pytest.raises(CheckpointError, match="is corrupt .*delete it to retrain") as e:
         train_or_load(p, data, CPU, progress=False)
     assert "\n" not in str(e.value)
+
+
+def test_pretrained_profile_fine_tunes_from_a_local_weights_file(tiny_tree, tmp_path, monkeypatch):
+    """The `paper` path end to end, shrunk: ImageNet-style weights saved here, resized input,
+    the 0.5 normalisation, and the weights file as part of the checkpoint key."""
+    import timm
+
+    from sics.config import PROFILES
+
+    torch.manual_seed(0)
+    src = timm.create_model("vit_small_patch16_224", pretrained=False, depth=1)
+    path = tmp_path / "in1k.pth"
+    torch.save(src.state_dict(), path)
+    p = PROFILES["paper"].replace(depth=1, img_size=64, epochs=1, batch_size=32)
+    data = load_cifar10(tiny_tree)
+    monkeypatch.setenv("SICS_WEIGHTS", str(path))
+    run = train_or_load(p, data, CPU, progress=False)
+    assert run.trained_now and run.model.pos_embed.shape[1] == 1 + (64 // 16) ** 2
+    assert 0.0 <= run.test_accuracy <= 1.0
+    monkeypatch.delenv("SICS_WEIGHTS")
+    other = tmp_path / "other.pth"
+    torch.save(src.state_dict(), other)
+    assert train_or_load(p, data, CPU, weights=str(other), progress=False).ckpt_id != run.ckpt_id
