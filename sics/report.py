@@ -306,7 +306,7 @@ def figure1(summary: pd.DataFrame, study, *, dense: float | None = None) -> plt.
 
 def figure2(study, S: float = 0.7, block: int = 0, seed: int = 0) -> plt.Figure:
     """Feature shapes: each class's score along rank u (normalised), the cut u* = S marked."""
-    names = [n for n in (*NINE, "bump") if n in NINE or n == "bump"]
+    names = (*NINE, "bump")
     fig, axes = plt.subplots(2, 5, figsize=(13, 5.2), sharex=True)
     stats = study.stats[block]
     u = np.sort(stats.u)
