@@ -274,26 +274,34 @@ def shade_zones(ax, boundaries=(0.65, 0.75)) -> None:
                 transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8, color="0.35")  # fmt: skip
 
 
-def figure1(summary: pd.DataFrame, study, *, dense: float | None = None) -> plt.Figure:
-    """Accuracy vs S for every class, with interval bands; the plateau drawn thick; κ zones shaded."""
-    df = summary[summary["scorer"].isin(NINE) | summary["scorer"].isin(["gradient", "random", "bump"])]
-    names = list(dict.fromkeys(df["scorer"]))
+def _curves(df: pd.DataFrame, value: str, pad: float, figsize=(7.5, 4.5)) -> tuple[plt.Figure, plt.Axes]:
+    """One line per scorer of `value` vs S with its 95% band, on the shaded κ zones.
+
+    `magnitude` is drawn thick as the plateau; the other κ=0 scorers, identical to it by
+    construction (checked in Table 1), are not drawn again.
+    """
+    names = [n for n in dict.fromkeys(df["scorer"]) if n not in KAPPA0[1:]]
     pal = _class_palette(names)
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    fig, ax = plt.subplots(figsize=figsize)
     xs = sorted(df["sparsity"].unique())
-    ax.set_xlim(min(xs) - 0.03, max(xs) + 0.03)
+    ax.set_xlim(min(xs) - pad, max(xs) + pad)
     shade_zones(ax)
     for name in names:
         g = df[df["scorer"] == name].sort_values("sparsity")
-        is_plateau = name == "magnitude"
-        style = dict(lw=3.2, color="black", zorder=5, label="Π(S): magnitude (= all κ=0)") if is_plateau else \
-            dict(lw=1.4, color=pal[name], marker="o", ms=3.5, label=f"{name} (κ={get_scorer(name).kappa})")
-        if name in KAPPA0[1:]:
-            continue  # identical to magnitude by construction of the plateau (checked in table 1)
-        ax.plot(g["sparsity"], g["acc"], **style)
-        lo = g["acc_low"].fillna(g["acc"])
-        hi = g["acc_high"].fillna(g["acc"])
-        ax.fill_between(g["sparsity"], lo, hi, color=style["color"], alpha=0.08, lw=0)
+        style = (dict(lw=3.2, color="black", zorder=5, label="Π(S): magnitude (= all κ=0)")
+                 if name == "magnitude" else
+                 dict(lw=1.4, color=pal[name], marker="o", ms=3.5, label=f"{name} (κ={get_scorer(name).kappa})"))  # fmt: skip
+        ax.plot(g["sparsity"], g[value], **style)
+        lo = g[f"{value}_low"].fillna(g[value])
+        hi = g[f"{value}_high"].fillna(g[value])
+        ax.fill_between(g["sparsity"], lo, hi, color=style["color"], alpha=0.1, lw=0)
+    return fig, ax
+
+
+def figure1(summary: pd.DataFrame, study, *, dense: float | None = None) -> plt.Figure:
+    """Accuracy vs S for every class, with interval bands; the plateau drawn thick; κ zones shaded."""
+    df = summary[summary["scorer"].isin([*NINE, "gradient", "random", "bump"])]
+    fig, ax = _curves(df, "acc", pad=0.03, figsize=(7.5, 4.6))
     if dense is not None:
         ax.axhline(dense * 100, ls="--", color="0.3", lw=1, label=f"dense {dense * 100:.1f}")
     ax.set_xlabel("sparsity S (fraction of MLP channels removed per block)")
@@ -401,17 +409,7 @@ def regime_boundaries(summary: pd.DataFrame) -> tuple[float | None, float | None
 def figure_phase(summary: pd.DataFrame, study) -> plt.Figure:
     """Escape vs S on the fine grid for every non-monotone class, with both sets of boundaries."""
     df = summary[summary["kappa"].isin(["1", "2", "control"])]
-    names = list(dict.fromkeys(df["scorer"]))
-    pal = _class_palette(names)
-    fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    xs = sorted(df["sparsity"].unique())
-    ax.set_xlim(min(xs) - 0.01, max(xs) + 0.01)
-    shade_zones(ax)
-    for name in names:
-        g = df[df["scorer"] == name].sort_values("sparsity")
-        ax.plot(g["sparsity"], g["escape"], marker="o", ms=3, lw=1.4, color=pal[name],
-                label=f"{name} (κ={get_scorer(name).kappa})")  # fmt: skip
-        ax.fill_between(g["sparsity"], g["escape_low"], g["escape_high"], color=pal[name], alpha=0.15, lw=0)
+    fig, ax = _curves(df, "escape", pad=0.01, figsize=(7.5, 4.4))
     ax.axhline(0, color="black", lw=1)
     for b in (0.65, 0.75):
         ax.axvline(b, color="0.4", ls="--", lw=1)
