@@ -55,7 +55,6 @@ class Profile:
     fine_grid: tuple[float, float, float] = (0.40, 0.90, 0.025)
     ablation_seeds: int = 3
     recovery_steps: int = 100  # steps of recovery fine-tuning in the recovery ablation
-    expected: str = ""  # expected time and hardware, for the README and the notebooks
 
     @property
     def mlp_ratio(self) -> float:
@@ -91,7 +90,6 @@ PROFILES: dict[str, Profile] = {
             augment="crop_flip",
             eval_batch_size=512,
             recovery_steps=390,  # one epoch at batch 128
-            expected="one GPU (A100/H100 class), about 30-60 min; needs the pretrained weights",
         ),
         Profile(
             name="scratch",
@@ -105,7 +103,6 @@ PROFILES: dict[str, Profile] = {
             n_seeds=3,
             eval_batch_size=2048,
             recovery_steps=98,  # one epoch at batch 512
-            expected="one H100/H200, about 10 min for the whole study",
         ),
         Profile(
             name="quick",
@@ -128,7 +125,6 @@ PROFILES: dict[str, Profile] = {
             fine_grid=(0.40, 0.90, 0.05),
             ablation_seeds=1,
             recovery_steps=60,  # a sixth of an epoch: a CPU-sized taste of recovery
-            expected="2-core CPU, about 10-15 min for every table and figure",
         ),
         Profile(
             name="ci",
@@ -151,7 +147,6 @@ PROFILES: dict[str, Profile] = {
             fine_grid=(0.40, 0.90, 0.1),
             ablation_seeds=1,
             recovery_steps=2,
-            expected="seconds per notebook on any CPU",
         ),
     ]
 }

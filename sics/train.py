@@ -117,9 +117,6 @@ def train_or_load(
     ckpt_id = checkpoint_id(profile, data.source_id, weights)
     ckpt_dir = cache_dir() / "checkpoints" / ckpt_id
     final, state_path = ckpt_dir / "model.pt", ckpt_dir / "state.pt"
-    test = DeviceBatches(data.test_x, data.test_y, device=device, mean=profile.mean,
-                         std=profile.std, img_size=profile.img_size)  # fmt: skip
-
     if final.exists():
         blob = load_checkpoint(final)
         model = build_model(profile.replace(pretrained=False, drop_path=0.0))
@@ -131,6 +128,8 @@ def train_or_load(
 
     torch.manual_seed(profile.train_seed)
     model = build_model(profile, weights).to(device)
+    test = DeviceBatches(data.test_x, data.test_y, device=device, mean=profile.mean,
+                         std=profile.std, img_size=profile.img_size)  # fmt: skip
     train = DeviceBatches(data.train_x, data.train_y, device=device, mean=profile.mean,
                           std=profile.std, img_size=profile.img_size)  # fmt: skip
     drop_last = len(train) >= 2 * profile.batch_size  # fixed shapes for torch.compile
