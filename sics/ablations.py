@@ -1,6 +1,7 @@
 """Ablations reviewers ask for, each a variant of the main sweep with its own small table.
 
-- allocation: one global ranking over all blocks instead of per-block top-k;
+- allocation: one global ranking over all blocks instead of per-block top-k (the features are
+  then read along the global magnitude rank, with the envelope centred on the global cut);
 - envelope: non-aligned features (E ≡ 1) instead of the envelope centred on the cut;
 - axis: φ read at the channel index (no magnitude information) instead of at its rank;
 - lambda: the amplitude λ of the non-monotone features;
@@ -15,15 +16,19 @@ from __future__ import annotations
 import pandas as pd
 
 from .errors import ParameterError
-from .report import _fmt_signed, summarize
-from .scorers import params_for
-from .sweep import Study, run_sweep
-
-ABLATION_SCORERS = ("magnitude", "logistic_smooth", "tent_smooth", "sine_smooth", "logistic_raw",
-                    "tent_raw", "fake_nonmonotone")  # fmt: skip
+from .scorers import feature_classes, kappa0, params_for
+from .stage import Stage
 
 
-def variants(name: str, study: Study) -> dict[str, dict]:
+def ablation_scorers() -> list[str]:
+    """The plateau (magnitude) and every non-κ=0 feature class, as registered."""
+    return [kappa0()[0], *(n for n in feature_classes() if n not in kappa0())]
+
+
+RECOVERY_SCORERS = ("magnitude", "logistic_smooth", "logistic_raw")  # recovery fine-tunes each model
+
+
+def variants(name: str, recovery_steps: int) -> dict[str, dict]:
     """label -> sweep settings (allocation, recovery_steps, scorer parameter overrides)."""
     table = {
         "allocation": {"per-block (default)": {}, "global": {"allocation": "global"}},
@@ -32,7 +37,7 @@ def variants(name: str, study: Study) -> dict[str, dict]:
         "lambda": {"λ=0.1": {"params": {"lam": 0.1}}, "λ=0.2 (default)": {},
                    "λ=0.4": {"params": {"lam": 0.4}}},  # fmt: skip
         "recovery": {"one-shot (default)": {},
-                     f"{study.profile.recovery_steps} recovery steps": {"recovery_steps": study.profile.recovery_steps}},  # fmt: skip
+                     f"{recovery_steps} recovery steps": {"recovery_steps": recovery_steps}},
     }
     if name not in table:
         raise ParameterError(f"unknown ablation {name!r}; valid: {', '.join(table)}")
@@ -42,33 +47,20 @@ def variants(name: str, study: Study) -> dict[str, dict]:
 ABLATIONS = ("allocation", "envelope", "axis", "lambda", "recovery")
 
 
-def run_ablation(study: Study, name: str, sparsities, scorers=ABLATION_SCORERS,
+def run_ablation(stage: Stage, name: str, sparsities, scorers=None,
                  n_seeds: int | None = None) -> pd.DataFrame:  # fmt: skip
-    """Summaries of every variant of one ablation, with a `variant` column."""
+    """Summaries of every variant of one ablation, with `ablation` and `variant` columns."""
+    study = stage.study
     n_seeds = study.profile.ablation_seeds if n_seeds is None else n_seeds
     out = []
-    for label, v in variants(name, study).items():
-        chosen = list(scorers)
-        if name == "recovery":  # recovery fine-tunes every pruned model: keep it to the key classes
-            chosen = [s for s in chosen if s in ("magnitude", "logistic_smooth", "logistic_raw")]
-        rows = run_sweep(study, chosen, sparsities, n_seeds=n_seeds,
-                         params=params_for(chosen, **v.get("params", {})),
-                         allocation=v.get("allocation", "block"),
-                         recovery_steps=v.get("recovery_steps", 0), tag=None if not v else f"ablation-{name}")  # fmt: skip
-        out.append(summarize(study, rows).assign(ablation=name, variant=label))
+    for label, v in variants(name, study.profile.recovery_steps).items():
+        chosen = list(scorers or ablation_scorers())
+        if name == "recovery":
+            chosen = [s for s in chosen if s in RECOVERY_SCORERS]
+        res = stage.sweep(chosen, sparsities, n_seeds=n_seeds,
+                          params=params_for(chosen, **v.get("params", {})),
+                          allocation=v.get("allocation", "block"),
+                          recovery_steps=v.get("recovery_steps", 0),
+                          tag=None if not v else f"ablation-{name}")  # fmt: skip
+        out.append(res.summary().assign(ablation=name, variant=label))
     return pd.concat(out, ignore_index=True)
-
-
-def ablation_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(numeric csv table, shown table): escape [95% CI] per scorer and variant, S as columns."""
-    cols = ["ablation", "variant", "scorer", "kappa", "sparsity", "n_seeds", "plateau", "acc",
-            "escape", "escape_low", "escape_high", "escape_p", "overlap_magnitude"]  # fmt: skip
-    df = summary[cols].copy()
-    shown = df.assign(cell=[_fmt_signed(r.escape, r.escape_low, r.escape_high) for r in df.itertuples()])
-    plateau = df[df["scorer"] == "magnitude"].assign(
-        scorer="Π(S) accuracy", kappa="0", cell=lambda d: d["plateau"].map("{:.1f}".format))
-    shown = pd.concat([plateau, shown[shown["scorer"] != "magnitude"]], ignore_index=True)
-    wide = shown.pivot_table(index=["scorer", "kappa", "variant"], columns="sparsity", values="cell",
-                             aggfunc="first", sort=False)  # fmt: skip
-    wide.columns = [f"S={c:g}" for c in wide.columns]
-    return df, wide.reset_index()

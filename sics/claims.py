@@ -1,21 +1,19 @@
-"""The paper's six claims and the written rules that turn our measurements into verdicts.
+"""The paper's six claims, its numbers, and the written rules that turn our analysis into verdicts.
 
-Only the paper's own numbers are typed in here (converted to accuracy points); everything
-else comes from the sweep. Rules (escape intervals are paired bootstraps over test images and
-seeds, accuracy intervals t-intervals over seeds, all 95%):
+Only the paper's own numbers are typed in here (converted to accuracy points); everything else
+comes from the analysis (`sics.analysis`). Every rule is a pure function of the summary (one row
+per class and S, with paired escape intervals) and, for C5 and C6, of paired comparisons between
+two scorers on the same images. Conventions shared by the rules:
 
-- C1 supported iff the three κ=0 scorers keep identical channels at every S; else not supported.
-- C2 (S < 0.65) supported iff no κ=1/κ=2 class escapes significantly (interval low > 0) at any
-  such S; not supported if one does.
-- C3 (S = 0.7, or the grid point nearest it) supported iff the best κ=1 class escapes
-  significantly; not supported if its interval lies below 0; inconclusive otherwise.
-- C4 (S = 0.8) supported iff the best κ=2 class escapes significantly and every κ=1 class lies
-  below the plateau (mean < 0, at least one significantly); not supported if the best κ=2 lies
-  significantly below 0 or a κ=1 class escapes significantly; inconclusive otherwise.
-- C5 supported iff `fake_nonmonotone` is below the gradient baseline's interval at every S; not
-  supported if it is above it at any S; inconclusive otherwise.
-- C6 (S = 0.7) supported iff `logistic_smooth` beats `bump` significantly on the same images
-  (paired); not supported if `bump` beats it significantly; inconclusive otherwise.
+- Intervals are 95%, from `stats.paired_escape` (seed and image variance combined).
+- "escapes" means: escape > 0 and significant after Holm's adjustment over the claim's family
+  (the classes and sparsities the claim looks at, named in each rule).
+- "no escape of consequence" means: every interval's upper bound lies below the equivalence
+  margin (`margin`, default +0.5 points). This is an intersection-union test (each bound at 95%),
+  which needs no multiplicity adjustment. Low power therefore reads as *inconclusive*, never as
+  support: a claim of "no escape" needs intervals narrow enough to exclude a real one.
+- A class whose interval cannot be computed (one seed of a stochastic scorer) can support
+  nothing: the rules that need its bound read inconclusive.
 """
 
 from __future__ import annotations
@@ -23,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .stats import paired_escape
+from .analysis import ALPHA, nearest, with_holm
+
+MARGIN = 0.5  # equivalence margin in accuracy points
 
 CLAIMS = {
     "C1": ("Every rank-monotone scorer gives the same selection and accuracy Π(S).", "identical masks"),
@@ -33,137 +33,194 @@ CLAIMS = {
     "C5": ("A fake non-monotone scorer derived from magnitude does worse than the gradient baseline.", "fake < gradient"),
     "C6": ("A Gaussian bump escapes by only +0.6 against +4.6 for the chaos-derived feature.", "+0.6 vs +4.6"),
 }  # fmt: skip
+PAPER_C3, PAPER_C4 = 6.6, 2.6  # best escapes, points
+PAPER_BUMP, PAPER_CHAOS = 0.6, 4.6  # C6, converted from fractions (+0.006 / +0.046) to points
+PAPER_BOUNDARIES = (0.65, 0.75)
+PAPER_REGIMES = {0.5: ("0", "plateau optimal"), 0.6: ("0", "plateau optimal"),
+                 0.7: ("1", "smooth escapes, best +6.6"), 0.8: ("2", "only raw escapes, +2.6")}  # fmt: skip
+
 RULES = {
-    "C1": "supported iff the κ=0 masks are identical at every S",
-    "C2": "supported iff no κ=1/2 class escapes significantly at S < 0.65",
-    "C3": "supported iff the best κ=1 class escapes significantly at S≈0.7; not if its CI < 0",
-    "C4": "supported iff best κ=2 escapes significantly and all κ=1 lie below Π at S≈0.8",
-    "C5": "supported iff fake < gradient's CI at every S; not if fake > its CI at some S",
-    "C6": "supported iff logistic_smooth beats bump significantly (paired) at S≈0.7",
-}
+    "C1": "holds by construction (m, m², log m are strictly increasing transforms of one float64 m); "
+          "checked: identical κ=0 masks at every S",
+    "C2": "family: κ=1/2 classes at every S < 0.65. Not supported if any escapes (Holm); supported "
+          "iff every upper bound < margin; else inconclusive",
+    "C3": "family: κ=1 classes at S≈0.7. Supported iff one escapes (Holm); not supported iff every "
+          "upper bound < margin; else inconclusive",
+    "C4": "family: κ=1/2 classes at S≈0.8 (Holm). Supported iff a κ=2 class escapes and every κ=1 "
+          "upper bound < 0; not supported iff a κ=1 class escapes or every κ=2 upper bound < margin; "
+          "else inconclusive",
+    "C5": "paired fake − gradient on the same images, family: every S. Supported iff every upper "
+          "bound < 0; not supported iff fake > gradient significantly at some S (Holm); else inconclusive",
+    "C6": "paired logistic_smooth − bump on the same images at S≈0.7. Supported iff its lower bound "
+          "> 0; not supported iff its upper bound < margin; else inconclusive",
+}  # fmt: skip
 TABLE_OF = {"C1": "Table 1", "C2": "Tables 2-3", "C3": "Tables 2-3", "C4": "Tables 2-3",
             "C5": "Table 4", "C6": "Table 5"}  # fmt: skip
+VERDICTS = ("supported", "not supported", "inconclusive")
 
 
-def _nearest(summary: pd.DataFrame, S: float) -> float | None:
-    xs = np.array(sorted(summary["sparsity"].unique()))
-    if len(xs) == 0:
-        return None
-    best = float(xs[np.argmin(np.abs(xs - S))])
-    return best if abs(best - S) <= 0.05 else None
+def paper_regime(S: float) -> tuple[str, str]:
+    """The regime the paper states for S (its boundaries: 0.65 and 0.75)."""
+    if S in PAPER_REGIMES:
+        return PAPER_REGIMES[S]
+    lo, hi = PAPER_BOUNDARIES
+    return ("0", "plateau optimal") if S < lo else ("1", "smooth escapes") if S <= hi else ("2", "only raw escapes")
 
 
 def _iv(m: float, lo: float, hi: float) -> str:
+    if np.isnan(lo) or np.isnan(hi):
+        return f"{m:+.2f} [no interval]"
     return f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
-def _row(cid: str, measured: str, verdict: str, S=None, value=np.nan, low=np.nan, high=np.nan) -> dict:
+def _row(cid: str, measured: str, verdict: str, S=None, value=np.nan, low=np.nan, high=np.nan,
+         basis: str = "measured", family: pd.DataFrame | None = None) -> dict:  # fmt: skip
+    """One ledger row; `family` (the rows the claim tested) is recorded as scorer@S names."""
     statement, paper = CLAIMS[cid]
+    assert verdict in VERDICTS, verdict
+    tested = "" if family is None else ";".join(f"{r.scorer}@{r.sparsity:g}" for r in family.itertuples())
     return dict(claim=cid, statement=statement, paper=paper, where=TABLE_OF[cid], sparsity=S,
-                measured=measured, value=value, low=low, high=high, verdict=verdict,
-                rule=RULES[cid])  # fmt: skip
+                measured=measured, value=value, low=low, high=high, verdict=verdict, basis=basis,
+                family=tested, rule=RULES[cid])  # fmt: skip
 
 
 def _missing(cid: str, what: str) -> dict:
     return _row(cid, f"not measured ({what} missing from this sweep)", "inconclusive")
 
 
-def c1(summary: pd.DataFrame) -> dict:
+def _below(df: pd.DataFrame, bound: float, col: str = "escape_high") -> bool:
+    """Every row's upper bound is below `bound` (NaN bounds fail: no interval, no support)."""
+    return bool(len(df)) and bool((df[col] < bound).all())
+
+
+def _best(df: pd.DataFrame) -> pd.Series:
+    return df.loc[df["escape"].idxmax()]
+
+
+def _txt(r) -> str:
+    return f"{r['scorer']} {_iv(r['escape'], r['escape_low'], r['escape_high'])}"
+
+
+def c1(summary: pd.DataFrame, **_) -> dict:
     k0 = summary[summary["kappa"] == "0"]
     if k0["scorer"].nunique() < 2:
         return _missing("C1", "κ=0 scorers")
     same = k0.groupby("sparsity")["mask_hash"].nunique().eq(1)
     spread = k0.groupby("sparsity")["acc"].agg(lambda a: a.max() - a.min()).max()
     verdict = "supported" if same.all() else "not supported"
-    return _row("C1", f"identical masks at {int(same.sum())}/{len(same)} S; max accuracy spread {spread:.2f} pts",
-                verdict, value=float(spread))  # fmt: skip
+    return _row("C1", f"by construction; identical masks at {int(same.sum())}/{len(same)} S, "
+                f"max accuracy spread {spread:.2f} pts", verdict, value=float(spread),
+                basis="construction")  # fmt: skip
 
 
-def c2(summary: pd.DataFrame) -> dict:
-    nm = summary[summary["kappa"].isin(["1", "2"]) & (summary["sparsity"] < 0.65)]
-    if nm.empty:
+def c2(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_) -> dict:
+    fam = summary[summary["kappa"].isin(["1", "2"]) & (summary["sparsity"] < 0.65)]
+    if fam.empty:
         return _missing("C2", "non-monotone classes at S < 0.65")
-    best = nm.loc[nm["escape"].idxmax()]
-    verdict = "not supported" if (nm["escape_low"] > 0).any() else "supported"
-    return _row("C2", f"best non-monotone: {best['scorer']} at S={best['sparsity']:g}: "
-                f"{_iv(best['escape'], best['escape_low'], best['escape_high'])} pts", verdict,
-                best["sparsity"], best["escape"], best["escape_low"], best["escape_high"])  # fmt: skip
-
-
-def c3(summary: pd.DataFrame) -> dict:
-    S = _nearest(summary, 0.7)
-    k1 = summary[(summary["kappa"] == "1") & (summary["sparsity"] == S)]
-    if k1.empty:
-        return _missing("C3", "κ=1 classes at S≈0.7")
-    best = k1.loc[k1["escape"].idxmax()]
-    verdict = ("supported" if best["escape_low"] > 0 else
-               "not supported" if best["escape_high"] < 0 else "inconclusive")  # fmt: skip
-    return _row("C3", f"best κ=1: {best['scorer']}: {_iv(best['escape'], best['escape_low'], best['escape_high'])} pts",
-                verdict, S, best["escape"], best["escape_low"], best["escape_high"])  # fmt: skip
-
-
-def c4(summary: pd.DataFrame) -> dict:
-    S = _nearest(summary, 0.8)
-    at = summary[summary["sparsity"] == S]
-    k1, k2 = at[at["kappa"] == "1"], at[at["kappa"] == "2"]
-    if k1.empty or k2.empty:
-        return _missing("C4", "κ=1 and κ=2 classes at S≈0.8")
-    best = k2.loc[k2["escape"].idxmax()]
-    smooth_below = (k1["escape"] < 0).all() and (k1["escape_high"] < 0).any()
-    if best["escape_low"] > 0 and smooth_below:
+    fam = with_holm(fam, alpha=alpha)
+    best = _best(fam)
+    hi = fam.loc[fam["escape_high"].idxmax()] if fam["escape_high"].notna().any() else best
+    up = fam[fam["sig"] == "up"]
+    if len(up):
+        verdict = "not supported"
+    elif _below(fam, margin):
         verdict = "supported"
-    elif best["escape_high"] < 0 or (k1["escape_low"] > 0).any():
+    else:
+        verdict = "inconclusive"
+    return _row("C2", f"{len(fam)} tests; best {_txt(best)} at S={best['sparsity']:g}; "
+                f"{len(up)} escape after Holm; highest upper bound {hi['escape_high']:+.2f} "
+                f"(margin {margin:+.2f})", verdict, best["sparsity"], best["escape"],
+                best["escape_low"], best["escape_high"], family=fam)  # fmt: skip
+
+
+def c3(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_) -> dict:
+    S = nearest(summary["sparsity"], 0.7)
+    fam = summary[(summary["kappa"] == "1") & (summary["sparsity"] == S)]
+    if fam.empty:
+        return _missing("C3", "κ=1 classes at S≈0.7")
+    fam = with_holm(fam, alpha=alpha)
+    best = _best(fam)
+    if (fam["sig"] == "up").any():
+        verdict = "supported"
+    elif _below(fam, margin):
         verdict = "not supported"
     else:
         verdict = "inconclusive"
-    k1_txt = ", ".join(f"{r.scorer} {r.escape:+.2f}" for r in k1.itertuples())
-    return _row("C4", f"best κ=2: {best['scorer']}: {_iv(best['escape'], best['escape_low'], best['escape_high'])} pts; "
-                f"κ=1: {k1_txt}", verdict, S, best["escape"], best["escape_low"], best["escape_high"])  # fmt: skip
+    return _row("C3", f"best κ=1: {_txt(best)} pts (paper +{PAPER_C3}); "
+                f"{int((fam['sig'] == 'up').sum())}/{len(fam)} escape after Holm", verdict, S,
+                best["escape"], best["escape_low"], best["escape_high"], family=fam)  # fmt: skip
 
 
-def c5(summary: pd.DataFrame) -> dict:
-    fake = summary[summary["scorer"] == "fake_nonmonotone"].set_index("sparsity")
-    grad = summary[summary["scorer"] == "gradient"].set_index("sparsity")
-    common = fake.index.intersection(grad.index)
-    if common.empty:
-        return _missing("C5", "fake_nonmonotone or gradient")
-    diff = fake.loc[common, "acc"] - grad.loc[common, "acc"]
-    below = fake.loc[common, "acc"] < grad.loc[common, "acc_low"].fillna(grad.loc[common, "acc"])
-    above = fake.loc[common, "acc"] > grad.loc[common, "acc_high"].fillna(grad.loc[common, "acc"])
-    verdict = "supported" if below.all() else "not supported" if above.any() else "inconclusive"
-    txt = ", ".join(f"S={s:g}: {d:+.2f}" for s, d in diff.items())
-    return _row("C5", f"fake − gradient (pts): {txt}", verdict, value=float(diff.mean()))
-
-
-def c6(summary: pd.DataFrame, study) -> dict:
-    S = _nearest(summary, 0.7)
+def c4(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_) -> dict:
+    S = nearest(summary["sparsity"], 0.8)
     at = summary[summary["sparsity"] == S]
-    if not {"bump", "logistic_smooth"} <= set(at["scorer"]):
+    fam = at[at["kappa"].isin(["1", "2"])]
+    k1, k2 = fam[fam["kappa"] == "1"], fam[fam["kappa"] == "2"]
+    if k1.empty or k2.empty:
+        return _missing("C4", "κ=1 and κ=2 classes at S≈0.8")
+    fam = with_holm(fam, alpha=alpha)
+    k1, k2 = fam[fam["kappa"] == "1"], fam[fam["kappa"] == "2"]
+    best = _best(k2)
+    if (k2["sig"] == "up").any() and _below(k1, 0.0):
+        verdict = "supported"
+    elif (k1["sig"] == "up").any() or _below(k2, margin):
+        verdict = "not supported"
+    else:
+        verdict = "inconclusive"
+    k1_txt = "; ".join(_txt(r) for _, r in k1.iterrows())
+    return _row("C4", f"best κ=2: {_txt(best)} pts (paper +{PAPER_C4}); κ=1: {k1_txt}", verdict,
+                S, best["escape"], best["escape_low"], best["escape_high"], family=fam)  # fmt: skip
+
+
+def c5(summary: pd.DataFrame, pairs: dict | None = None, alpha: float = ALPHA, **_) -> dict:
+    """`pairs["C5"]`: fake_nonmonotone − gradient per S (`analysis.negate(paired_table(...))`)."""
+    d = (pairs or {}).get("C5")
+    if d is None or d.empty:
+        return _missing("C5", "fake_nonmonotone or gradient")
+    d = with_holm(d, p_col="p", alpha=alpha)
+    if _below(d, 0.0, col="high"):
+        verdict = "supported"
+    elif (d["sig"] == "up").any():
+        verdict = "not supported"
+    else:
+        verdict = "inconclusive"
+    txt = "; ".join(f"S={r.sparsity:g}: {_iv(r.mean, r.low, r.high)}" for r in d.itertuples())
+    worst = d.loc[d["high"].idxmax()] if d["high"].notna().any() else d.iloc[0]
+    return _row("C5", f"fake − gradient, paired (pts): {txt}", verdict, worst["sparsity"],
+                worst["mean"], worst["low"], worst["high"])  # fmt: skip
+
+
+def c6(summary: pd.DataFrame, pairs: dict | None = None, margin: float = MARGIN, **_) -> dict:
+    """`pairs["C6"]`: logistic_smooth − bump per S (`analysis.paired_table`)."""
+    d = (pairs or {}).get("C6")
+    S = nearest(summary["sparsity"], 0.7)
+    if d is None or d.empty or S is None or not np.isclose(d["sparsity"], S).any():
         return _missing("C6", "bump or logistic_smooth at S≈0.7")
-    rows = study_rows(study, S)
-    chaos = np.stack([study.correct_for_row(r) for r in rows[rows["scorer"] == "logistic_smooth"].itertuples()])
-    bump = study.correct_for_row(next(rows[rows["scorer"] == "bump"].itertuples()))
-    d = paired_escape(chaos, bump)
-    b = at[at["scorer"] == "bump"].iloc[0]
-    c = at[at["scorer"] == "logistic_smooth"].iloc[0]
-    verdict = "supported" if d.low > 0 else "not supported" if d.high < 0 else "inconclusive"
-    return _row("C6", f"bump {b['escape']:+.2f}, logistic_smooth {c['escape']:+.2f} pts; "
-                f"chaos − bump {_iv(d.mean, d.low, d.high)}", verdict, S, d.mean, d.low, d.high)  # fmt: skip
+    r = d[np.isclose(d["sparsity"], S)].iloc[0]
+    at = summary[summary["sparsity"] == S].set_index("scorer")
+    esc = {n: at.loc[n, "escape"] if n in at.index else np.nan for n in ("bump", "logistic_smooth")}
+    if r["low"] > 0:
+        verdict = "supported"
+    elif r["high"] < margin:
+        verdict = "not supported"
+    else:
+        verdict = "inconclusive"
+    return _row("C6", f"escape: bump {esc['bump']:+.2f}, logistic_smooth {esc['logistic_smooth']:+.2f} "
+                f"pts (paper +{PAPER_BUMP} / +{PAPER_CHAOS}); chaos − bump {_iv(r['mean'], r['low'], r['high'])}",
+                verdict, S, r["mean"], r["low"], r["high"])  # fmt: skip
 
 
-def study_rows(study, S: float) -> pd.DataFrame:
-    """The main-grid rows at S for the study's checkpoint (per-block, no recovery)."""
-    from .sweep import read_rows
-
-    rows = read_rows(study.sweep_path)
-    keep = ((rows["ckpt_id"] == study.trained.ckpt_id) & (rows["n_test"] == len(study.test))
-            & np.isclose(rows["sparsity"], S) & (rows["allocation"] == "block")
-            & (rows["recovery_steps"] == 0) & (rows["tag"] == "main"))  # fmt: skip
-    return rows[keep]
+RULE_FNS = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6}
 
 
-def ledger(summary: pd.DataFrame, study=None, claims=("C1", "C2", "C3", "C4", "C5", "C6")) -> pd.DataFrame:
-    """One row per claim: the paper's statement, our measurement with its interval, the verdict."""
-    fns = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": lambda s: c6(s, study)}
-    main = summary[(summary["allocation"] == "block") & (summary["recovery_steps"] == 0)]
-    return pd.DataFrame([fns[c](main) for c in claims])
+def ledger(summary: pd.DataFrame, pairs: dict | None = None, claims=tuple(CLAIMS), *,
+           margin: float = MARGIN, alpha: float = ALPHA) -> pd.DataFrame:  # fmt: skip
+    """One row per claim: the paper's statement, our measurement with its interval, the verdict.
+
+    `summary` should hold the protocol's main rows only (per-block allocation, no recovery,
+    default parameters); `pairs` the paired comparisons that C5 and C6 read.
+    """
+    main = summary
+    if "allocation" in summary:
+        main = summary[(summary["allocation"] == "block") & (summary["recovery_steps"] == 0)]
+    return pd.DataFrame([RULE_FNS[c](main, pairs=pairs, margin=margin, alpha=alpha) for c in claims])

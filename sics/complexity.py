@@ -15,19 +15,15 @@ from collections import Counter
 
 import numpy as np
 
-from .scorers import BlockStats
+from .blocks import BlockStats, along_rank, is_monotone_in_rank
+
+__all__ = [
+    "CUTOFF_CYCLES", "HF_THRESHOLD", "along_rank", "high_frequency_share", "is_monotone_in_rank",
+    "kappa_hat", "kappa_hat_block",
+]  # fmt: skip
 
 CUTOFF_CYCLES = 32
 HF_THRESHOLD = 0.5
-
-
-def along_rank(scores: np.ndarray, block: BlockStats) -> np.ndarray:
-    """The score curve s(r): scores ordered by ascending magnitude rank."""
-    return np.asarray(scores, dtype=np.float64)[block.rank_order]
-
-
-def is_monotone_in_rank(scores: np.ndarray, block: BlockStats) -> bool:
-    return bool(np.all(np.diff(along_rank(scores, block)) >= 0))
 
 
 def high_frequency_share(curve: np.ndarray, cutoff_cycles: float = CUTOFF_CYCLES) -> float:
@@ -46,10 +42,9 @@ def high_frequency_share(curve: np.ndarray, cutoff_cycles: float = CUTOFF_CYCLES
 def kappa_hat_block(scores: np.ndarray, block: BlockStats, cutoff_cycles: float = CUTOFF_CYCLES,
                     hf_threshold: float = HF_THRESHOLD) -> tuple[int, float]:  # fmt: skip
     """(κ̂, high-frequency share) of one block's scores."""
-    curve = along_rank(scores, block)
-    if np.all(np.diff(curve) >= 0):
+    if is_monotone_in_rank(scores, block):
         return 0, 0.0
-    share = high_frequency_share(curve, cutoff_cycles)
+    share = high_frequency_share(along_rank(scores, block), cutoff_cycles)
     return (2 if share > hf_threshold else 1), share
 
 

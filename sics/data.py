@@ -3,7 +3,7 @@
 Sources: (a) a torchvision root (downloaded when online), (b) an image-folder tree
 `train/<class>/`, `test/<class>/`, (c) a `.tar.gz` of such a tree. JPEG decoding of 60,000
 images takes ~24 s, so the decoded tensors are cached keyed by the source's content; later loads
-take a second. Batches are built and augmented on the model's device (no per-image Python).
+take a second. A damaged cache file is decoded again, with a warning. Batches are built and augmented on the model's device (no per-image Python).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +80,10 @@ def load_cifar10(spec: str | os.PathLike | None = None, *, download: bool = True
         try:
             blob = torch.load(cached, weights_only=True)
             return Cifar10(**blob, classes=CLASSES, source=label, source_id=key)
-        except Exception:  # a damaged cache is rebuilt, never trusted
-            cached.unlink()
+        except Exception as e:  # a damaged cache is rebuilt, never trusted
+            warnings.warn(f"data cache {str(cached)!r} is damaged ({type(e).__name__}); decoding again",
+                          stacklevel=2)  # fmt: skip
+            cached.unlink(missing_ok=True)
     if kind == "archive":
         splits = _decode_archive(path)
     elif kind == "folder":

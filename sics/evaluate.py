@@ -8,9 +8,22 @@ from torch import nn
 from .data import DeviceBatches
 
 
+def _bf16(device: torch.device) -> bool:
+    return device.type == "cuda"
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA (fast tensor cores); full precision elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=_bf16(device))
+
+
+def precision(device: torch.device) -> str:
+    """Device type and the precision `autocast` evaluates in there, e.g. 'cpu-fp32', 'cuda-bf16'.
+
+    Part of every cache key of predictions: bf16 and fp32 logits can rank a near-tie differently.
+    """
+    device = torch.device(device)
+    return f"{device.type}-{'bf16' if _bf16(device) else 'fp32'}"
 
 
 @torch.no_grad()

@@ -1,9 +1,20 @@
 """(scorer x sparsity x seed) grids -> tidy rows, written atomically as each finishes.
 
-Every row is keyed by its full configuration (checkpoint, test set, scorer parameters, S, seed,
-allocation, recovery). A sweep skips keys already in `sweep.csv`, so an interrupted `make paper`
-resumes where it stopped and re-running a notebook only redraws. Per-image correctness is cached
-by mask hash: scorers that select the same channels are evaluated once.
+Every row is keyed by its full configuration (checkpoint, test set, calibration-set size, scorer
+parameters and code version, S, seed, allocation, recovery). A sweep skips keys already in
+`sweep.csv`, so an interrupted `make paper` resumes where it stopped and re-running a notebook
+only redraws; bumping a scorer's `version` after fixing it recomputes its rows. Per-image
+correctness is cached on disk by mask hash (with the device type and precision, which can flip
+near-tie images, and the recovery steps and seed): scorers that select the same channels are
+evaluated once. A damaged cache file is recomputed with a warning. The dense model's per-image
+correctness is measured on the study's own test set through the same cache.
+
+Global allocation scores all L·H channels as one pooled group (`pooled`): u is the rank of m
+among all channels and the envelope sits on the global cut, so a non-monotone scorer perturbs
+magnitude's global selection, as it perturbs magnitude's per-block one under block allocation.
+Scoring each block apart and ranking the scores across blocks would not: the u-based scores lie
+in [0, 1] in every block, so their global top-k keeps about k channels per block whatever the
+magnitudes, and the escape would measure that allocation rather than the feature.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import io
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,31 +33,79 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .blocks import BlockStats, block_stats, taylor_importance, with_taylor
 from .complexity import kappa_hat
 from .config import Profile, pick_device, resolve_profile
 from .data import Cifar10, DeviceBatches, load_cifar10
-from .errors import ParameterError
-from .evaluate import predict_correct
+from .errors import ParameterError, SicsError
+from .evaluate import precision, predict_correct
 from .io import atomic_write, stable_hash
 from .paths import cache_dir, figures_dir
 from .provenance import git_revision
-from .prune import check_sparsity, jaccard, mask_hash, overlap, select, sliced
-from .scorers import (
-    BlockStats,
-    block_stats,
-    check_scorers,
-    get_scorer,
-    score_blocks,
-    taylor_importance,
-    with_taylor,
-)
+from .prune import ALLOCATIONS, check_sparsity, jaccard, mask_hash, overlap, select, sliced
+from .scorers import check_scorers, get_scorer, score_blocks
 from .train import Trained, fine_tune, train_or_load
 
 COLUMNS = [
     "scorer", "kappa", "kappa_hat", "hf_share", "sparsity", "seed", "accuracy", "n_test",
     "mask_hash", "overlap_magnitude", "jaccard_magnitude", "kept", "allocation", "recovery_steps",
     "params", "tag", "profile", "ckpt_id", "data", "device", "git_rev", "seconds", "key",
+    "n_calib", "scorer_version",
 ]  # fmt: skip
+
+
+class StaleRowError(SicsError):
+    """A sweep row whose selection the current model and scorer code no longer reproduce."""
+
+
+def scorer_version(name: str) -> int:
+    """The scorer's code version (1 unless its registration says otherwise): part of row keys."""
+    return int(getattr(get_scorer(name), "version", 1))
+
+
+def pooled(stats: list[BlockStats]) -> BlockStats:
+    """Every channel of every block as one group: the scorer's input under global allocation.
+
+    m (and the Taylor importance, when present) is the concatenation over blocks; the rank is
+    the ascending rank of m over all channels, ties by position in the concatenation (the
+    earlier one ranks higher, as `prune.select` keeps the earlier one).
+    """
+    m = np.concatenate([b.m for b in stats])
+    has_taylor = all(b.taylor is not None for b in stats)
+    taylor = np.concatenate([b.taylor for b in stats]) if has_taylor else None
+    return BlockStats.from_magnitudes(-1, m, taylor)
+
+
+def scoring_groups(stats: list[BlockStats], allocation: str) -> list[BlockStats]:
+    """The groups a scorer scores: every block apart ("block"), or one pooled group ("global")."""
+    if allocation == "block":
+        return list(stats)
+    if allocation == "global":
+        return [pooled(stats)]
+    raise ParameterError(f"unknown allocation {allocation!r}; valid: {', '.join(ALLOCATIONS)}")
+
+
+def score_and_select(stats: list[BlockStats], scorer: str, S: float, seed: int = 0,
+                     params: dict | None = None, allocation: str = "block",
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
+    """(per-block scores, keep-masks) of one scorer at sparsity S under `allocation`.
+
+    Under "global" the scores are computed once over the pooled group, split back per block,
+    and the top round((1 - S) L H) of them kept over all blocks.
+    """
+    groups = scoring_groups(stats, allocation)
+    scores = score_blocks(groups, scorer, S, seed, params)
+    if allocation == "global":
+        scores = np.split(scores[0], np.cumsum([b.H for b in stats])[:-1])
+    return scores, select(scores, S, allocation)
+
+
+def kappa_inputs(scores: list[np.ndarray], stats: list[BlockStats],
+                 allocation: str) -> tuple[list[np.ndarray], list[BlockStats]]:  # fmt: skip
+    """(scores, stats) in the groups the scorer scored: κ̂ reads each group's curve along rank."""
+    if allocation == "global":
+        return [np.concatenate(scores)], [pooled(stats)]
+    return scores, stats
 
 
 @dataclass
@@ -58,10 +118,10 @@ class Study:
     trained: Trained
     test: DeviceBatches
     stats: list[BlockStats]
-    dense_accuracy: float
     progress: bool = True
     _taylor: dict = field(default_factory=dict)
     _magnitude_masks: dict = field(default_factory=dict)
+    _dense: np.ndarray | None = None
 
     @property
     def sweep_path(self) -> Path:
@@ -88,9 +148,8 @@ class Study:
 
     def masks(self, scorer: str, S: float, seed: int = 0, params: dict | None = None,
               allocation: str = "block") -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
-        """(scores, keep-masks) of one scorer at sparsity S."""
-        scores = score_blocks(self.stats_for(scorer, seed), scorer, S, seed, params)
-        return scores, select(scores, S, allocation)
+        """(per-block scores, keep-masks) of one scorer at sparsity S (see `score_and_select`)."""
+        return score_and_select(self.stats_for(scorer, seed), scorer, S, seed, params, allocation)
 
     def magnitude_masks(self, S: float, allocation: str) -> list[np.ndarray]:
         key = (S, allocation)
@@ -98,29 +157,77 @@ class Study:
             self._magnitude_masks[key] = self.masks("magnitude", S, allocation=allocation)[1]
         return self._magnitude_masks[key]
 
-    def _pred_path(self, hash_: str, recovery_steps: int) -> Path:
-        return cache_dir() / "preds" / f"{self.trained.ckpt_id}-n{len(self.test)}" / f"{hash_}-r{recovery_steps}.npy"
+    def _pred_path(self, hash_: str, recovery_steps: int, seed: int = 0) -> Path:
+        folder = f"{self.trained.ckpt_id}-n{len(self.test)}-{precision(self.device)}"
+        name = f"{hash_}-r{recovery_steps}" + (f"-s{seed}" if recovery_steps else "")
+        return cache_dir() / "preds" / folder / f"{name}.npy"
 
-    def correct(self, masks: list[np.ndarray], recovery_steps: int = 0) -> np.ndarray:
-        """Per-image correctness of the pruned model, cached on disk by mask hash."""
-        path = self._pred_path(mask_hash(masks), recovery_steps)
-        if path.exists():
-            return np.load(path)
+    def _cached(self, path: Path) -> np.ndarray | None:
+        """The cached per-image correctness at `path`; None (with a warning) if it is damaged."""
+        if not path.exists():
+            return None
+        try:
+            out = np.load(path, allow_pickle=False)
+            if out.dtype != np.bool_ or out.shape != (len(self.test),):
+                raise ValueError(f"{out.dtype} array of shape {out.shape}")
+            return out
+        except Exception as e:
+            warnings.warn(f"prediction cache {str(path)!r} is damaged ({type(e).__name__}); "
+                          "recomputing it", stacklevel=3)  # fmt: skip
+            path.unlink(missing_ok=True)
+            return None
+
+    def correct(self, masks: list[np.ndarray], recovery_steps: int = 0, seed: int = 0) -> np.ndarray:
+        """Per-image correctness of the pruned model, cached on disk by mask hash.
+
+        With `recovery_steps` the sliced model is first fine-tuned with `seed` (the row's seed).
+        """
+        path = self._pred_path(mask_hash(masks), recovery_steps, seed)
+        cached = self._cached(path)
+        if cached is not None:
+            return cached
         model = sliced(self.model, masks)
         if recovery_steps:
-            fine_tune(model, self.profile, self.data, self.device, steps=recovery_steps)
+            fine_tune(model, self.profile, self.data, self.device, steps=recovery_steps, seed=seed)
         out = predict_correct(model, self.test, self.profile.eval_batch_size).cpu().numpy()
         atomic_write(path, lambda p: p.write_bytes(_npy_bytes(out)))
         return out
 
     def correct_for_row(self, row) -> np.ndarray:
-        """Per-image correctness behind a sweep row (from the cache, else recomputed)."""
-        path = self._pred_path(row.mask_hash, int(row.recovery_steps))
-        if path.exists():
-            return np.load(path)
+        """Per-image correctness behind a sweep row (from the cache, else recomputed).
+
+        A recomputed selection must have the row's mask hash; if not, the row is stale (the
+        model or the scorer's code changed since it was written) and StaleRowError says so.
+        """
+        steps, seed = int(row.recovery_steps), int(row.seed)
+        cached = self._cached(self._pred_path(row.mask_hash, steps, seed))
+        if cached is not None:
+            return cached
         params = json.loads(row.params)
-        _, masks = self.masks(row.scorer, float(row.sparsity), int(row.seed), params, row.allocation)
-        return self.correct(masks, int(row.recovery_steps))
+        _, masks = self.masks(row.scorer, float(row.sparsity), seed, params, row.allocation)
+        if mask_hash(masks) != row.mask_hash:
+            raise StaleRowError(
+                f"sweep row {row.scorer} S={row.sparsity} seed={seed} ({row.allocation}) is stale: "
+                f"it records mask {row.mask_hash}, the current model and scorer select "
+                f"{mask_hash(masks)}; bump the scorer's version (or delete {self.sweep_path}) "
+                "and rerun the sweep"
+            )
+        return self.correct(masks, steps, seed)
+
+    def dense_correct(self) -> np.ndarray:
+        """Per-image correctness of the unpruned model on this study's test set (bool array).
+
+        Measured here, not read from the checkpoint (whose accuracy is on the test set in force
+        at training time), and cached like any selection: all channels kept.
+        """
+        if self._dense is None:
+            self._dense = self.correct([np.ones(b.H, dtype=bool) for b in self.stats])
+        return self._dense
+
+    @property
+    def dense_accuracy(self) -> float:
+        """Top-1 accuracy of the unpruned model on this study's test set, as a fraction."""
+        return float(self.dense_correct().mean())
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -144,7 +251,8 @@ def prepare(profile: str | Profile = "auto", data: str | None = None, *, device:
     trained = train_or_load(prof, ds, dev, weights=weights, progress=progress)
     test = DeviceBatches(ds.test_x, ds.test_y, device=dev, mean=prof.mean, std=prof.std,
                          img_size=prof.img_size)  # fmt: skip
-    return Study(prof, dev, ds, trained, test, block_stats(trained.model), trained.test_accuracy, progress)
+    return Study(profile=prof, device=dev, data=ds, trained=trained, test=test,
+                 stats=block_stats(trained.model), progress=progress)  # fmt: skip
 
 
 def seeds_for(scorer: str, n_seeds: int) -> list[int]:
@@ -156,7 +264,8 @@ def row_key(study: Study, scorer: str, S: float, seed: int, params: dict, alloca
             recovery_steps: int) -> str:  # fmt: skip
     return stable_hash(dict(ckpt=study.trained.ckpt_id, n_test=len(study.test), scorer=scorer,
                             params=get_scorer(scorer).params(params), S=round(S, 6), seed=seed,
-                            allocation=allocation, recovery=recovery_steps))  # fmt: skip
+                            allocation=allocation, recovery=recovery_steps,
+                            n_calib=study.profile.n_calib, version=scorer_version(scorer)))  # fmt: skip
 
 
 def read_rows(path: Path) -> pd.DataFrame:
@@ -205,8 +314,8 @@ def run_sweep(
         p = params.get(sc, {})
         scores, masks = study.masks(sc, S, seed, p, allocation)
         ref = study.magnitude_masks(S, allocation)
-        correct = study.correct(masks, recovery_steps)
-        k_hat, share = kappa_hat(scores, study.stats)
+        correct = study.correct(masks, recovery_steps, seed)
+        k_hat, share = kappa_hat(*kappa_inputs(scores, study.stats, allocation))
         new_rows.append(dict(
             scorer=sc, kappa=get_scorer(sc).kappa, kappa_hat=k_hat, hf_share=round(share, 4),
             sparsity=S, seed=seed, accuracy=float(correct.mean()), n_test=len(correct),
@@ -216,6 +325,7 @@ def run_sweep(
             params=json.dumps(get_scorer(sc).params(p), sort_keys=True), tag=tag,
             profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.data.source,
             device=str(study.device), git_rev=rev, seconds=round(time.time() - t0, 3), key=key,
+            n_calib=study.profile.n_calib, scorer_version=scorer_version(sc),
         ))  # fmt: skip
         done = pd.concat([done, pd.DataFrame(new_rows[-1:], columns=COLUMNS)], ignore_index=True)
         atomic_write(path, lambda p, d=done: d.to_csv(p, index=False))

@@ -3,7 +3,14 @@
 Running again with the same configuration loads the finished model instead of training. An
 interrupted run resumes from its last checkpoint: model, optimiser, schedule and RNG state are
 saved atomically every `ckpt_every` epochs, and the data order of epoch e depends only on
-(seed, e), so a resumed run retraces the uninterrupted one.
+(seed, e), so a resumed run retraces the uninterrupted one. A damaged resumable checkpoint is a
+cache: it is discarded with a warning and training starts over. A damaged finished checkpoint
+is not (retraining may take hours): it stops with a one-line error that says how to recover.
+
+The model handed back is the same on both paths, built for inference (drop-path off) with the
+trained weights, so nothing downstream (recovery fine-tuning included) depends on whether it
+was trained just now or loaded. Recovery fine-tuning draws every random number (batch order,
+augmentation, any stochastic layer) from its own seed.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +80,16 @@ def _load_weights(model: nn.Module, state: dict, path: Path) -> None:
         model.load_state_dict(state)
     except Exception as e:
         first = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"checkpoint {str(path)!r} does not fit the model: {first}") from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit the model ({first}); delete it to retrain"
+        ) from None
+
+
+def _inference_model(profile: Profile, state: dict, path: Path, device: torch.device) -> nn.Module:
+    """The model every caller gets: drop-path off, the given weights, on `device`, in eval mode."""
+    model = build_model(profile.replace(pretrained=False, drop_path=0.0))
+    _load_weights(model, state, path)
+    return model.to(device).eval()
 
 
 def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -119,15 +136,13 @@ def train_or_load(
     final, state_path = ckpt_dir / "model.pt", ckpt_dir / "state.pt"
     if final.exists():
         blob = load_checkpoint(final)
-        model = build_model(profile.replace(pretrained=False, drop_path=0.0))
-        _load_weights(model, blob.get("model", {}), final)
-        model.to(device).eval()
+        if not isinstance(blob, dict) or "model" not in blob or "test_accuracy" not in blob:
+            raise CheckpointError(f"checkpoint {str(final)!r} is incomplete; delete it to retrain")
+        model = _inference_model(profile, blob["model"], final, device)
         history = pd.DataFrame(blob.get("history", []))
         return Trained(model, ckpt_id, ckpt_dir, history, float(blob["test_accuracy"]), False,
                        time.time() - t0, float(history["seconds"].sum()) if len(history) else 0.0)  # fmt: skip
 
-    torch.manual_seed(profile.train_seed)
-    model = build_model(profile, weights).to(device)
     test = DeviceBatches(data.test_x, data.test_y, device=device, mean=profile.mean,
                          std=profile.std, img_size=profile.img_size)  # fmt: skip
     train = DeviceBatches(data.train_x, data.train_y, device=device, mean=profile.mean,
@@ -136,22 +151,35 @@ def train_or_load(
     steps_per_epoch = (len(train) // profile.batch_size if drop_last
                        else math.ceil(len(train) / profile.batch_size))  # fmt: skip
     total = steps_per_epoch * profile.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=profile.lr, weight_decay=profile.weight_decay,
-                            fused=device.type == "cuda")  # fmt: skip
     warmup = max(1, round(profile.warmup_epochs * steps_per_epoch))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup))
+
+    def fresh():
+        torch.manual_seed(profile.train_seed)
+        model = build_model(profile, weights).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=profile.lr, weight_decay=profile.weight_decay,
+                                fused=device.type == "cuda")  # fmt: skip
+        return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup))
+
+    model, opt, sched = fresh()
     history: list[dict] = []
     start_epoch = 0
     if state_path.exists():
-        state = load_checkpoint(state_path)
-        _load_weights(model, state["model"], state_path)
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        history, start_epoch = state["history"], state["epoch"]
-        print(f"[sics] resuming {ckpt_id} from epoch {start_epoch}/{profile.epochs}")
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=False)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            torch.set_rng_state(state["rng"])
+            if device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            history, start_epoch = state["history"], int(state["epoch"])
+            print(f"[sics] resuming {ckpt_id} from epoch {start_epoch}/{profile.epochs}")
+        except Exception as e:  # a resumable checkpoint is a cache: a damaged one is discarded
+            warnings.warn(f"resumable checkpoint {str(state_path)!r} is damaged ({type(e).__name__}); "
+                          "training from the start", stacklevel=2)  # fmt: skip
+            state_path.unlink(missing_ok=True)
+            model, opt, sched = fresh()
+            history, start_epoch = [], 0
 
     use_compile = compile if compile is not None else device.type == "cuda"
     step_fn = torch.compile(model) if use_compile else model
@@ -181,6 +209,7 @@ def train_or_load(
     test_acc = history[-1]["test_accuracy"] if history else accuracy(model, test, profile.eval_batch_size)
     blob = dict(model=model.state_dict(), history=history, test_accuracy=test_acc)
     atomic_write(final, lambda p: torch.save(blob, p))
+    model = _inference_model(profile, blob["model"], final, device)  # as a later load builds it
     pd.DataFrame(history).to_csv(ckpt_dir / "history.csv", index=False)
     write_json(ckpt_dir / "meta.json", dict(ckpt_id=ckpt_id, profile=profile.as_dict(),
                                             data=data.source, test_accuracy=test_acc))  # fmt: skip
@@ -194,19 +223,26 @@ def fine_tune(model: nn.Module, profile: Profile, data: Cifar10, device: torch.d
     """A short recovery fine-tuning of a pruned model (an opt-in beyond the paper's one-shot).
 
     `steps` optimiser steps at `lr_scale` x the profile's peak rate, cosine-decayed, same recipe.
+    The result depends only on (model, data, steps, seed): batch order and augmentation come
+    from generators seeded with `seed`, and any stochastic layer (drop-path, dropout) draws from
+    the global RNG reseeded with `seed` inside a fork, so the caller's RNG state is untouched.
     """
     train = DeviceBatches(data.train_x, data.train_y, device=device, mean=profile.mean,
                           std=profile.std, img_size=profile.img_size)  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=profile.lr * lr_scale, weight_decay=profile.weight_decay,
                             fused=device.type == "cuda")  # fmt: skip
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(steps, 1))
-    model.train()
-    done, epoch = 0, 0
-    while done < steps:
-        for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed * 7919 + epoch):
-            train_step(model, opt, x, y, device, profile.label_smoothing, sched)
-            done += 1
-            if done >= steps:
-                break
-        epoch += 1
+    cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        model.train()
+        done, epoch = 0, 0
+        while done < steps:
+            for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment,
+                                      seed=seed * 7919 + epoch):  # fmt: skip
+                train_step(model, opt, x, y, device, profile.label_smoothing, sched)
+                done += 1
+                if done >= steps:
+                    break
+            epoch += 1
     return model.eval()

@@ -1,75 +1,163 @@
-"""The verdict rules on summaries with a known answer (no model needed)."""
+"""The verdict rules on constructed summaries with a known answer (no model needed): one test
+per rule and outcome, the regime boundaries, and the family-wise control they rely on."""
 
 import numpy as np
 import pandas as pd
+import pytest
+from scipy import stats as sps
 
-from sics import claims
-from sics.report import regime_boundaries
+from sics import analysis, claims
 
 KAPPA = {"magnitude": "0", "magnitude_sq": "0", "log_magnitude": "0", "logistic_smooth": "1",
-         "tent_smooth": "1", "logistic_raw": "2", "tent_raw": "2", "fake_nonmonotone": "control",
-         "gradient": "baseline"}  # fmt: skip
+         "tent_smooth": "1", "sine_smooth": "1", "logistic_raw": "2", "tent_raw": "2",
+         "fake_nonmonotone": "control", "gradient": "baseline", "bump": "baseline"}  # fmt: skip
 
 
-def summary(escapes: dict, half: float = 0.3, hashes=None, gradient_acc=50.0, fake_acc=49.0) -> pd.DataFrame:
-    """escapes: {S: {scorer: escape}}; every interval is escape ± half."""
+def summary(escapes: dict, half: float = 0.3, hashes=None, halves=None) -> pd.DataFrame:
+    """escapes: {S: {scorer: escape}}; every interval is escape ± half (normal, so p follows)."""
     rows = []
     for S, by in escapes.items():
         for scorer, kappa in KAPPA.items():
-            e = by.get(scorer, 0.0)
-            acc = 50.0 + e
-            if scorer == "gradient":
-                acc = gradient_acc
-            if scorer == "fake_nonmonotone":
-                acc = fake_acc
-            rows.append(dict(scorer=scorer, kappa=kappa, sparsity=S, allocation="block", recovery_steps=0,
-                             acc=acc, acc_low=acc - half, acc_high=acc + half, escape=e,
-                             escape_low=e - half, escape_high=e + half,
+            e = 0.0 if kappa == "0" else by.get(scorer, 0.0)
+            h = (halves or {}).get((S, scorer), half)
+            se = h / 1.959963984540054
+            p = 1.0 if kappa == "0" else float(2 * sps.norm.sf(abs(e) / se)) if se > 0 else 1.0
+            rows.append(dict(scorer=scorer, kappa=kappa, sparsity=S, allocation="block",
+                             recovery_steps=0, acc=50.0 + e, acc_low=50 + e - h, acc_high=50 + e + h,
+                             escape=e, escape_low=e - h, escape_high=e + h, escape_p=p,
                              mask_hash=(hashes or {}).get((S, scorer), "same" if kappa == "0" else scorer)))
     return pd.DataFrame(rows)
 
 
+def pairs(c5: dict | None = None, c6: dict | None = None, half: float = 0.3) -> dict:
+    """Paired tables: {S: mean} for C5 (fake − gradient) and C6 (chaos − bump)."""
+    def frame(d):
+        se = half / 1.959963984540054
+        return pd.DataFrame([dict(sparsity=S, mean=m, low=m - half, high=m + half, se=se, df=np.inf,
+                                  p=float(2 * sps.norm.sf(abs(m) / se)), n_seeds=5)
+                             for S, m in (d or {}).items()])  # fmt: skip
+    return {"C5": frame(c5), "C6": frame(c6)}
+
+
 PAPER_LIKE = {0.5: {"logistic_smooth": -0.1}, 0.6: {},
               0.7: {"logistic_smooth": 5.0, "tent_smooth": 4.0, "logistic_raw": 1.0},
-              0.8: {"logistic_smooth": -1.0, "tent_smooth": -0.8, "logistic_raw": 2.6, "tent_raw": 1.0}}
+              0.8: {"logistic_smooth": -1.0, "tent_smooth": -0.8, "sine_smooth": -0.9,
+                    "logistic_raw": 2.6, "tent_raw": 1.0}}
+PAPER_PAIRS = dict(c5={S: -2.0 for S in (0.5, 0.6, 0.7, 0.8)}, c6={0.7: 4.0})
 
 
-def verdicts(df):
-    led = claims.ledger(df, None, ("C1", "C2", "C3", "C4", "C5"))
+def verdicts(df, p=None, **kw):
+    led = claims.ledger(df, p if p is not None else pairs(**PAPER_PAIRS), **kw)
     return dict(zip(led["claim"], led["verdict"]))
 
 
 def test_a_paper_like_run_supports_every_claim():
-    assert verdicts(summary(PAPER_LIKE)) == {c: "supported" for c in ("C1", "C2", "C3", "C4", "C5")}
+    assert verdicts(summary(PAPER_LIKE)) == {c: "supported" for c in claims.CLAIMS}
 
 
-def test_a_flat_run_supports_neither_escape_claim():
-    flat = {S: {} for S in (0.5, 0.6, 0.7, 0.8)}
-    v = verdicts(summary(flat, fake_acc=50.0))
-    assert v["C1"] == "supported" and v["C2"] == "supported"
-    assert v["C3"] == "inconclusive" and v["C4"] == "inconclusive" and v["C5"] == "inconclusive"
-
-
-def test_contradicting_runs_are_not_supported():
-    early = {**PAPER_LIKE, 0.5: {"tent_raw": 2.0}}
-    assert verdicts(summary(early))["C2"] == "not supported"
-    smooth_wins = {**PAPER_LIKE, 0.8: {"logistic_smooth": 3.0, "logistic_raw": 2.6}}
-    assert verdicts(summary(smooth_wins))["C4"] == "not supported"
-    hurts = {**PAPER_LIKE, 0.7: {"logistic_smooth": -2.0, "tent_smooth": -1.5}}
-    assert verdicts(summary(hurts))["C3"] == "not supported"
-    assert verdicts(summary(PAPER_LIKE, fake_acc=51.0))["C5"] == "not supported"
-
-
-def test_c1_fails_when_a_monotone_scorer_selects_differently():
+def test_c1_holds_by_construction_and_fails_when_a_mask_differs():
+    led = claims.ledger(summary(PAPER_LIKE), None, ["C1"])
+    assert led["verdict"].iloc[0] == "supported" and led["basis"].iloc[0] == "construction"
     df = summary(PAPER_LIKE, hashes={(0.7, "log_magnitude"): "other"})
     assert verdicts(df)["C1"] == "not supported"
 
 
-def test_regime_boundaries_follow_the_written_rule():
+def test_c2_needs_narrow_intervals_to_be_supported():
+    flat = {S: {} for S in (0.5, 0.6, 0.7, 0.8)}
+    assert verdicts(summary(flat, half=0.3))["C2"] == "supported"  # every upper bound 0.3 < 0.5
+    assert verdicts(summary(flat, half=2.0))["C2"] == "inconclusive"  # low power is not support
+    assert verdicts(summary(flat, half=0.3), margin=0.2)["C2"] == "inconclusive"
+    early = {**PAPER_LIKE, 0.5: {"tent_raw": 2.0}}
+    assert verdicts(summary(early))["C2"] == "not supported"
+
+
+def test_c2_controls_the_family_wise_error():
+    # one of 10 tests at p ≈ 0.02: significant alone, not after Holm over the family
+    e = 0.3 * 2.33 / 1.96
+    df = summary({0.5: {"tent_raw": e}, 0.6: {}, 0.7: {}, 0.8: {}}, half=0.3)
+    row = df[(df["scorer"] == "tent_raw") & (df["sparsity"] == 0.5)].iloc[0]
+    assert row["escape_low"] > 0 and row["escape_p"] < 0.05
+    assert verdicts(df)["C2"] != "not supported"
+
+
+def test_c3_tests_every_smooth_class_not_the_winner_alone():
+    at = {"logistic_smooth": 0.62, "tent_smooth": 0.55, "sine_smooth": 0.5}  # each p ≈ 0.04..0.1
+    df = summary({**PAPER_LIKE, 0.7: at}, half=0.6)
+    best = df[(df["sparsity"] == 0.7) & (df["scorer"] == "logistic_smooth")].iloc[0]
+    assert best["escape_low"] > 0  # the winner alone would read "supported" (winner's curse)
+    assert verdicts(df)["C3"] == "inconclusive"
+    assert verdicts(summary(PAPER_LIKE))["C3"] == "supported"
+    hurts = {**PAPER_LIKE, 0.7: {"logistic_smooth": -2.0, "tent_smooth": -1.5, "sine_smooth": -1.0}}
+    assert verdicts(summary(hurts))["C3"] == "not supported"
+    wide = {**PAPER_LIKE, 0.7: {"logistic_smooth": 0.5}}
+    assert verdicts(summary(wide, half=3.0))["C3"] == "inconclusive"
+
+
+def test_c4_rules():
+    assert verdicts(summary(PAPER_LIKE))["C4"] == "supported"
+    smooth_wins = {**PAPER_LIKE, 0.8: {"logistic_smooth": 3.0, "logistic_raw": 2.6}}
+    assert verdicts(summary(smooth_wins))["C4"] == "not supported"
+    raw_flat = {**PAPER_LIKE, 0.8: {"logistic_smooth": -1.0, "tent_smooth": -1.0, "sine_smooth": -1.0}}
+    assert verdicts(summary(raw_flat))["C4"] == "not supported"  # no κ=2 escape, narrow intervals
+    smooth_unclear = {**PAPER_LIKE, 0.8: {**PAPER_LIKE[0.8], "sine_smooth": -0.1}}
+    assert verdicts(summary(smooth_unclear))["C4"] == "inconclusive"  # a κ=1 class not below 0
+
+
+def test_c5_is_paired_and_needs_every_sparsity():
+    df = summary(PAPER_LIKE)
+    assert verdicts(df, pairs(c5={S: -2.0 for S in (0.5, 0.6, 0.7, 0.8)}, c6={0.7: 4}))["C5"] == "supported"
+    some = {0.5: -2.0, 0.6: -0.1, 0.7: -2.0, 0.8: -2.0}
+    assert verdicts(df, pairs(c5=some, c6={0.7: 4}))["C5"] == "inconclusive"
+    above = {0.5: -2.0, 0.6: 2.0, 0.7: -2.0, 0.8: -2.0}
+    assert verdicts(df, pairs(c5=above, c6={0.7: 4}))["C5"] == "not supported"
+    assert verdicts(df, pairs(c6={0.7: 4}))["C5"] == "inconclusive"  # not measured
+
+
+def test_c6_is_paired_at_s_near_0_7():
+    df = summary(PAPER_LIKE)
+    c5 = {S: -2.0 for S in (0.5, 0.6, 0.7, 0.8)}
+    assert verdicts(df, pairs(c5=c5, c6={0.7: 4.0}))["C6"] == "supported"
+    assert verdicts(df, pairs(c5=c5, c6={0.7: 0.0}))["C6"] == "not supported"  # within ±margin
+    assert verdicts(df, pairs(c5=c5, c6={0.7: 0.2}, half=1.0))["C6"] == "inconclusive"
+    assert verdicts(df, pairs(c5=c5, c6={0.5: 4.0}))["C6"] == "inconclusive"  # not at S≈0.7
+
+
+def test_missing_intervals_support_nothing():
+    flat = {S: {} for S in (0.5, 0.6, 0.7, 0.8)}
+    df = summary(flat).assign(escape_low=np.nan, escape_high=np.nan, escape_p=np.nan)
+    v = verdicts(df, pairs(c6={0.7: 4.0}))
+    assert v["C2"] == "inconclusive" and v["C3"] == "inconclusive" and v["C4"] == "inconclusive"
+
+
+def test_regime_boundaries_need_the_neighbouring_grid_point():
     grid = {S: {} for S in np.round(np.arange(0.5, 0.86, 0.05), 2)}
-    grid[0.65] = {"logistic_smooth": 2.0}
+    grid[0.6] = {"logistic_smooth": 3.0}  # isolated: not a boundary
     grid[0.7] = {"logistic_smooth": 3.0, "logistic_raw": 1.0}
+    grid[0.75] = {"logistic_smooth": 2.0, "logistic_raw": 2.5}
     grid[0.8] = {"logistic_smooth": -1.0, "logistic_raw": 2.0}
     grid[0.85] = {"logistic_raw": 1.5}
-    assert regime_boundaries(summary(grid)) == (0.65, 0.8)
-    assert regime_boundaries(summary({S: {} for S in grid})) == (None, None)
+    assert analysis.regime_boundaries(summary(grid)) == (0.7, 0.75)
+    assert analysis.regime_boundaries(summary({S: {} for S in grid})) == (None, None)
+
+
+def test_regime_boundaries_adjust_for_the_whole_grid():
+    grid = {S: {} for S in np.round(np.arange(0.4, 0.91, 0.025), 3)}
+    e = 0.3 * 2.6 / 1.96  # p ≈ 0.009 each: significant alone, not after Holm over ~100 tests
+    grid[0.6] = {"logistic_smooth": e}
+    grid[0.625] = {"logistic_smooth": e}
+    df = summary(grid)
+    assert (df["escape_low"] > 0).sum() == 2
+    assert analysis.regime_boundaries(df) == (None, None)
+
+
+def test_holm_family_marks_direction():
+    df = summary({0.7: {"logistic_smooth": 3.0, "tent_raw": -3.0}})
+    fam = analysis.escape_family(df)
+    sig = dict(zip(fam["scorer"], fam["sig"]))
+    assert sig["logistic_smooth"] == "up" and sig["tent_raw"] == "down" and sig["sine_smooth"] == ""
+    assert "magnitude" not in sig  # κ=0 is not tested: its escape is 0 by construction
+
+
+@pytest.mark.parametrize("S,expected", [(0.5, "0"), (0.64, "0"), (0.7, "1"), (0.76, "2")])
+def test_paper_regime(S, expected):
+    assert claims.paper_regime(S)[0] == expected

@@ -4,14 +4,35 @@ import torch
 from sics.config import PROFILES, resolve_profile
 from sics.errors import ParameterError
 
+VIT_SMALL = (12, 384, 6, 1536)  # depth, embed_dim, heads, MLP hidden H
+
+
+def geometry(p):
+    return (p.depth, p.embed_dim, p.num_heads, p.mlp_hidden)
+
 
 def test_profiles_are_data_with_the_protocol_geometry():
     for name in ("paper", "scratch"):
-        p = PROFILES[name]
-        assert (p.depth, p.embed_dim, p.num_heads, p.mlp_hidden) == (12, 384, 6, 1536)
-    assert PROFILES["paper"].mean == (0.5, 0.5, 0.5) and PROFILES["paper"].pretrained
-    assert (PROFILES["scratch"].img_size, PROFILES["scratch"].patch_size) == (32, 4)
-    assert PROFILES["quick"].mlp_hidden < 1536 and PROFILES["ci"].mlp_hidden < PROFILES["quick"].mlp_hidden
+        assert geometry(PROFILES[name]) == VIT_SMALL, name
+    paper, scratch = PROFILES["paper"], PROFILES["scratch"]
+    assert (paper.img_size, paper.patch_size) == (224, 16) and paper.pretrained
+    assert paper.model_name == "vit_small_patch16_224" and paper.mean == (0.5, 0.5, 0.5)
+    assert (scratch.img_size, scratch.patch_size) == (32, 4) and not scratch.pretrained
+    # the previews are smaller than ViT-Small in every dimension, and ci smaller than quick
+    quick, ci = PROFILES["quick"], PROFILES["ci"]
+    assert all(q < v for q, v in zip(geometry(quick), VIT_SMALL)), geometry(quick)
+    assert all(c <= q for c, q in zip(geometry(ci), geometry(quick))), geometry(ci)
+    assert ci.mlp_hidden < quick.mlp_hidden and ci.embed_dim < quick.embed_dim
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_every_profile_builds_a_consistent_vit(name):
+    p = PROFILES[name]
+    assert p.name == name and p.description
+    assert p.embed_dim % p.num_heads == 0 and p.img_size % p.patch_size == 0
+    assert p.depth >= 1 and p.mlp_hidden >= 1 and p.epochs >= 1 and p.n_seeds >= 1
+    assert all(0 <= S < 1 for S in p.sparsities)
+    assert resolve_profile(name) is p
 
 
 def test_parameter_beats_environment(monkeypatch):
@@ -29,11 +50,19 @@ def test_auto_says_what_it_chose(monkeypatch, capsys):
 
 
 def test_unknown_profile_names_the_valid_ones():
-    with pytest.raises(ParameterError, match=r"unknown profile 'nope'; valid: paper, scratch, quick, ci"):
+    """The error lists exactly the accepted names: every listed name resolves, and every
+    profile (whatever profiles get added later) is listed, with `auto`."""
+    with pytest.raises(ParameterError, match=r"unknown profile 'nope'; valid: ") as err:
         resolve_profile("nope")
+    listed = str(err.value).split("valid: ", 1)[1].split(", ")
+    assert sorted(listed) == sorted([*PROFILES, "auto"])
+    for name in listed:
+        resolve_profile(name)  # raises if a listed name is not accepted
 
 
-def test_overrides_are_checked():
-    assert resolve_profile("ci", epochs=3).epochs == 3
+def test_overrides_are_checked_and_leave_the_profile_alone():
+    epochs = PROFILES["ci"].epochs
+    assert resolve_profile("ci", epochs=epochs + 2).epochs == epochs + 2
+    assert PROFILES["ci"].epochs == resolve_profile("ci").epochs == epochs  # a copy was changed
     with pytest.raises(ParameterError, match="epochz"):
         resolve_profile("ci", epochz=3)

@@ -3,7 +3,9 @@ and sweep.csv shows the plateau and the selections the issue asks for."""
 
 import json
 
+import numpy as np
 import pandas as pd
+from PIL import Image
 
 from sics.paper import main
 from sics.scorers import NINE
@@ -20,8 +22,12 @@ def test_every_table_figure_and_record_is_made(tiny_tree, isolated_dirs):
         for ext in ("csv", "md", "tex"):
             assert (out / f"{t}.{ext}").stat().st_size > 0, f"{t}.{ext}"
     for f in FIGURES:
-        for ext in ("pdf", "png"):
-            assert (out / f"{f}.{ext}").stat().st_size > 5_000, f"{f}.{ext}"
+        assert (out / f"{f}.pdf").read_bytes()[:5] == b"%PDF-", f
+        with Image.open(out / f"{f}.png") as im:  # a real picture, not an empty canvas
+            assert im.width > 600 and im.height > 400, f
+            assert len(np.unique(np.asarray(im.convert("L")))) > 20, f
+    for t in TABLES:  # every Markdown table says how it was made
+        assert "profile=ci" in (out / f"{t}.md").read_text(), t
 
     sweep = pd.read_csv(out / "sweep.csv", dtype={"kappa": str, "mask_hash": str})
     assert {"scorer", "kappa", "sparsity", "seed", "accuracy", "mask_hash"} <= set(sweep.columns)
@@ -41,7 +47,22 @@ def test_every_table_figure_and_record_is_made(tiny_tree, isolated_dirs):
     claims = pd.read_csv(out / "claims.csv")
     assert claims["claim"].tolist() == ["C1", "C2", "C3", "C4", "C5", "C6"]
     assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
-    assert claims.loc[0, "verdict"] == "supported"  # C1 holds by construction of the plateau
+    assert claims.loc[0, "verdict"] == "supported" and claims.loc[0, "basis"] == "construction"
+    c3 = set(claims.loc[2, "family"].split(";"))
+    assert {f"{n}@0.7" for n in ("logistic_smooth", "tent_smooth", "sine_smooth")} == c3
+
+    # the tables carry the numbers of the sweep they were drawn from
+    t1 = pd.read_csv(out / "table1.csv", dtype={"mask_hash": str, "kappa": str})
+    k0 = t1[t1["kappa"] == "0"]
+    assert (k0.groupby("sparsity")["mask_hash"].nunique() == 1).all()
+    mag = main_rows[main_rows["scorer"] == "magnitude"].set_index("sparsity")["accuracy"] * 100
+    for r in k0.itertuples():
+        assert abs(r.acc - mag.loc[r.sparsity]) < 1e-9
+    t2 = pd.read_csv(out / "table2.csv", dtype={"kappa": str})
+    assert (t2.loc[t2["kappa"] == "0", "escape"] == 0).all()
+    assert (t2["escape_low"] <= t2["escape"]).all() and (t2["escape"] <= t2["escape_high"]).all()
+    phase = pd.read_csv(out / "phase.csv")
+    assert sorted(phase["sparsity"].unique()) == [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["profile"] == "ci" and "torch" in prov["environment"]

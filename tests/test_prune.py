@@ -1,7 +1,10 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
 
+from sics.blocks import block_stats
 from sics.config import resolve_profile
 from sics.errors import ParameterError
 from sics.models import build_model, mlp_blocks
@@ -14,8 +17,9 @@ from sics.prune import (
     overlap,
     select,
     sliced,
+    top_k,
 )
-from sics.scorers import block_stats, score_blocks
+from sics.scorers import score_blocks
 
 
 @pytest.fixture(scope="module")
@@ -69,4 +73,29 @@ def test_mask_hash_overlap_and_jaccard():
     a = [np.array([1, 1, 0, 0], bool)]
     b = [np.array([1, 0, 1, 0], bool)]
     assert mask_hash(a) == mask_hash([m.copy() for m in a]) and mask_hash(a) != mask_hash(b)
+    assert mask_hash(a) != mask_hash([a[0][:2], a[0][2:]])  # same bits, other block split
     assert overlap(b, a) == 0.5 and jaccard(a, b) == pytest.approx(1 / 3)
+
+
+def test_block_stats_of_a_model_with_dead_channels(model):
+    """m is the norm of [fc1 row, fc2 column]; dead channels (m = 0) tie, and the rank breaks
+    the tie as top_k does, so the rank-based u keeps magnitude's channels at every cut."""
+    dead = [3, 10, 40, 41, 77]
+    m2 = copy.deepcopy(model)
+    mlp = mlp_blocks(m2)[1]
+    with torch.no_grad():
+        mlp.fc1.weight[dead] = 0
+        mlp.fc2.weight[:, dead] = 0
+    stats = block_stats(m2)
+    w = mlp_blocks(model)[0]
+    expected = torch.cat([w.fc1.weight, w.fc2.weight.T], 1).detach().double().norm(dim=1).numpy()
+    np.testing.assert_allclose(stats[0].m, expected, rtol=1e-12)
+    b = stats[1]
+    assert b.m[dead].tolist() == [0.0] * 5 and (np.delete(b.m, dead) > 0).all()
+    assert b.rank[dead].tolist() == [4, 3, 2, 1, 0]  # lower index, higher rank
+    for k in range(88, 97):  # cuts through the five tied channels
+        assert np.array_equal(top_k(b.u, k), top_k(b.m, k)), k
+    for S in (0.0, 0.03, 0.05):  # keep 96, 93, 91 of 96
+        kept = select(score_blocks(stats, "magnitude", S), S)[1]
+        assert np.array_equal(kept, top_k(b.u, int(kept.sum()))), S
+        assert sorted(np.flatnonzero(~kept)) == sorted(dead[::-1][: 96 - int(kept.sum())])

@@ -5,15 +5,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sics.blocks import magnitude_rank
 from sics.complexity import kappa_hat
 from sics.errors import ParameterError
-from sics.prune import select, top_k
+from sics.prune import keep_count, select, top_k
 from sics.scorers import (
     NINE,
     SCORERS,
     BlockStats,
+    baselines,
+    by_kappa,
     check_scorers,
+    feature_classes,
     get_scorer,
+    kappa0,
+    modulate,
+    non_monotone,
     register,
     score_blocks,
 )
@@ -22,13 +29,7 @@ from sics.scorers import (
 def synthetic_blocks(H: int, n_blocks: int = 3, seed: int = 0) -> list[BlockStats]:
     """Blocks whose magnitudes look like a trained MLP's (log-normal, distinct)."""
     rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n_blocks):
-        m = rng.lognormal(0.0, 0.3, H)
-        rank = np.empty(H, dtype=np.int64)
-        rank[np.argsort(m, kind="stable")] = np.arange(H)
-        out.append(BlockStats(i, m, rank))
-    return out
+    return [BlockStats.from_magnitudes(i, rng.lognormal(0.0, 0.3, H)) for i in range(n_blocks)]
 
 
 def test_registry_has_the_protocol_names_and_classes():
@@ -43,6 +44,58 @@ def test_registry_has_the_protocol_names_and_classes():
         lam=0.2, sigma_e=0.1, aligned=True, axis="rank", r=3.99, width=1 / 50, burn_in=1000)
     assert get_scorer("fake_nonmonotone").params()["F"] == 20.0
     assert get_scorer("bump").params() == dict(lam=0.2, sigma_b=0.05)
+    assert all(sc.version == 1 for sc in SCORERS.values())
+
+
+def test_groupings_are_read_from_each_scorers_kappa():
+    assert feature_classes() == list(NINE)  # the nine, as registered at import, in table order
+    assert kappa0() == ["magnitude", "magnitude_sq", "log_magnitude"]
+    assert by_kappa(1) == by_kappa("1") == ["logistic_smooth", "tent_smooth", "sine_smooth"]
+    assert non_monotone() == [*by_kappa("1"), *by_kappa("2")]
+    assert by_kappa("2") == ["logistic_raw", "tent_raw"]
+    assert by_kappa("control") == ["fake_nonmonotone"]
+    assert baselines() == ["gradient", "bump", "random"]
+    assert {get_scorer(n).role for n in feature_classes()} == {"feature"}
+    assert {get_scorer(n).role for n in baselines()} == {"baseline"}
+    with pytest.raises(ParameterError, match=r"unknown κ class 3; valid: 0, 1, 2, control, base"):
+        by_kappa(3)
+
+
+@pytest.fixture
+def extra_scorers():
+    """A κ=1 feature scorer (version 2) and a baseline registered for one test, then removed."""
+
+    @register("_test_wave", kappa=1, stochastic=True, version=2)
+    def wave(block, S, rng, *, lam: float = 0.3):
+        phi = np.cos(2 * np.pi * (rng.uniform() + 1.5 * np.arange(block.H) / block.H))
+        return modulate(block, S, phi, lam=lam)
+
+    @register("_test_inverse", kappa="baseline")
+    def inverse(block, S, rng):
+        return -block.m
+
+    yield "_test_wave", "_test_inverse"
+    SCORERS.pop("_test_wave", None)
+    SCORERS.pop("_test_inverse", None)
+
+
+def test_a_newly_registered_scorer_joins_its_groups(extra_scorers):
+    wave, inverse = extra_scorers
+    assert feature_classes() == [*NINE, wave]  # registration order kept
+    assert by_kappa("1")[-1] == wave and wave in non_monotone()
+    assert wave not in kappa0() and wave not in baselines()
+    assert baselines()[-1] == inverse and inverse not in feature_classes()
+    assert get_scorer(wave).version == 2 and get_scorer(inverse).version == 1
+    assert get_scorer(wave).role == "feature" and get_scorer(inverse).role == "baseline"
+
+
+def test_registration_checks_kappa_and_version():
+    with pytest.raises(ParameterError, match=r"unknown κ class 3;"):
+        register("_test_bad", kappa=3)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ParameterError, match="version must be an integer >= 1"):
+            register("_test_bad", kappa=1, version=bad)
+    assert "_test_bad" not in SCORERS
 
 
 def test_bad_names_and_parameters_are_named():
@@ -56,41 +109,103 @@ def test_bad_names_and_parameters_are_named():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    ints=st.lists(st.integers(1, 10_000), min_size=8, max_size=200, unique=True),
+    ints=st.lists(st.integers(1, 10_000), min_size=8, max_size=200),  # ties allowed
     S=st.floats(0.0, 0.95),
     transform=st.sampled_from([np.log, np.sqrt, np.exp, lambda x: x**3, lambda x: 5 * x - 7, np.arctan]),
 )
 def test_any_increasing_transform_of_magnitude_gives_the_same_mask(ints, S, transform):
     m = np.array(ints, dtype=np.float64) / 1000.0
-    rank = np.empty(len(m), dtype=np.int64)
-    rank[np.argsort(m, kind="stable")] = np.arange(len(m))
-    block = [BlockStats(0, m, rank)]
+    block = [BlockStats.from_magnitudes(0, m)]
     ref = select(score_blocks(block, "magnitude", S), S)[0]
     assert np.array_equal(select([transform(m)], S)[0], ref)
+    assert np.array_equal(select([block[0].u], S)[0], ref)  # the rank keeps the same channels
     for name in ("magnitude_sq", "log_magnitude"):
         assert np.array_equal(select(score_blocks(block, name, S), S)[0], ref)
 
 
-@settings(max_examples=50, deadline=None)
-@given(H=st.integers(1, 400), S=st.floats(0.0, 0.999), allocation=st.sampled_from(["block", "global"]))
-def test_the_mask_keeps_round_one_minus_S_times_H(H, S, allocation):
-    scores = [np.random.default_rng(H).random(H) for _ in range(3)]
-    masks = select(scores, S, allocation)
-    expected = int(np.floor((1 - S) * H + 0.5 + 1e-9))
-    if allocation == "block":
-        assert [int(m.sum()) for m in masks] == [expected] * 3
-    else:
-        assert sum(int(m.sum()) for m in masks) == int(np.floor((1 - S) * 3 * H + 0.5 + 1e-9))
+@pytest.mark.parametrize(
+    "S, H, k",
+    [
+        (0.5, 5, 3),  # 2.5: halves round up (Python's round would give 2)
+        (0.75, 10, 3),  # 2.5 again
+        (0.25, 2, 2),  # 1.5
+        (0.7, 512, 154),  # 153.6
+        (0.7, 10, 3),  # (1 - 0.7) * 10 = 3.0000000000000004 in floats
+        (0.55, 30, 14),  # 13.5, computed as 13.499999999999998: still rounds up
+        (0.07, 250, 233),  # 232.5, computed as 232.49999999999997
+        (0.0, 7, 7),
+        (0.0, 1, 1),
+        (0.5, 1, 1),  # 0.5 rounds up: a one-channel block keeps its channel
+        (0.999, 10, 0),
+        (0.5, 1536, 768), (0.6, 1536, 614), (0.7, 1536, 461), (0.8, 1536, 307),
+    ],
+)  # fmt: skip
+def test_keep_count_known_values(S, H, k):
+    assert keep_count(S, H) == k
+    assert int(select([np.arange(float(H))], S)[0].sum()) == k
+
+
+def test_global_keep_count_is_taken_over_all_channels():
+    scores = [np.arange(5.0), np.arange(5.0) + 10, np.arange(5.0) + 20]
+    masks = select(scores, 0.5, "global")  # 15 channels: 7.5 rounds up to 8
+    assert [int(m.sum()) for m in masks] == [0, 3, 5]
+    assert select(scores, 0.5, "block")[0].tolist() == [False, False, True, True, True]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    H=st.integers(1, 300),
+    S=st.lists(st.floats(0.0, 0.999), min_size=2, max_size=5),
+    levels=st.sampled_from([3, 1_000_000]),  # few levels: many tied scores
+    seed=st.integers(0, 2**32 - 1),
+    allocation=st.sampled_from(["block", "global"]),
+)
+def test_masks_are_nested_and_keep_exactly_the_top_scores(H, S, levels, seed, allocation):
+    rng = np.random.default_rng(seed)
+    scores = [rng.integers(0, levels, H).astype(np.float64) for _ in range(3)]
+    previous = None
+    for s in sorted(S):
+        masks = select(scores, s, allocation)
+        units = masks if allocation == "block" else [np.concatenate(masks)]
+        values = scores if allocation == "block" else [np.concatenate(scores)]
+        for m, v in zip(units, values):
+            assert abs(m.sum() - (1 - s) * len(v)) <= 0.5 + 1e-9  # a rounding of (1 - S) n
+            if m.any() and (~m).any():
+                lo, hi = v[m].min(), v[~m].max()
+                assert lo >= hi  # nothing pruned outscores something kept
+                if lo == hi:  # a tie across the cut: the lower index is kept
+                    tied = v == lo
+                    assert np.flatnonzero(m & tied).max() < np.flatnonzero(~m & tied).min()
+        if previous is not None:  # a higher S only removes channels
+            assert all(np.all(m <= p) for m, p in zip(masks, previous))
+        previous = masks
 
 
 def test_protocol_keep_counts_for_vit_small():
-    s = np.arange(1536.0)
-    assert [int(top_k(s, n).sum()) for n in (768, 614, 461, 307)] == [768, 614, 461, 307]
-    assert [int(select([s], S)[0].sum()) for S in (0.5, 0.6, 0.7, 0.8)] == [768, 614, 461, 307]
+    s = np.random.default_rng(0).permutation(1536).astype(np.float64)
+    for S, k in zip((0.5, 0.6, 0.7, 0.8), (768, 614, 461, 307)):
+        kept = select([s], S)[0]
+        assert np.array_equal(np.sort(s[kept]), np.arange(1536 - k, 1536.0))  # the k largest
 
 
 def test_ties_break_by_channel_index():
     assert top_k(np.array([1.0, 2.0, 2.0, 2.0, 0.0]), 2).tolist() == [False, True, True, False, False]
+
+
+def test_tied_magnitudes_rank_like_top_k():
+    """Among equal m the lower index ranks higher, so the rank (u, and every scorer built on it)
+    keeps exactly magnitude's channels even when the cut falls inside a group of ties (here
+    dead channels with m = 0 among them, where log m = -inf)."""
+    m = np.array([2.0, 1.0, 2.0, 3.0, 1.0, 2.0, 0.0, 2.0, 1.0, 3.0, 0.0, 2.0])
+    block = BlockStats.from_magnitudes(0, m)
+    assert magnitude_rank(m).tolist() == [9, 4, 8, 11, 3, 7, 1, 6, 2, 10, 0, 5]
+    assert np.array_equal(block.rank, magnitude_rank(m))
+    scores = {name: score_blocks([block], name, 0.5)[0] for name in kappa0()}
+    scores["u"] = block.u
+    for k in range(len(m) + 1):
+        ref = top_k(m, k)
+        for name, s in scores.items():
+            assert np.array_equal(top_k(s, k), ref), (name, k)
 
 
 @pytest.mark.parametrize("name", [n for n in SCORERS if SCORERS[n].stochastic and n != "gradient"])
@@ -148,7 +263,7 @@ def test_index_axis_carries_no_magnitude_information():
     assert kappa_hat(by_rank, blocks)[0] == 1 and kappa_hat(by_index, blocks)[0] == 2
 
 
-def test_adding_a_scorer_takes_a_few_lines():
+def test_adding_a_scorer_takes_a_few_lines():  # the README's recipe, end to end
     @register("_test_cosine", kappa=1, stochastic=True)
     def cosine(block, S, rng, *, lam: float = 0.3):
         from sics.scorers import modulate

@@ -1,17 +1,38 @@
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 from sics import sweep as sweep_mod
-from sics.errors import ParameterError
-from sics.scorers import NINE
-from sics.sweep import Study, prepare, read_rows, run_sweep
+from sics.errors import ParameterError, SicsError
+from sics.evaluate import precision, predict_correct
+from sics.paths import cache_dir
+from sics.prune import select
+from sics.scorers import NINE, SCORERS, BlockStats, get_scorer, score_blocks
+from sics.sweep import StaleRowError, Study, prepare, read_rows, run_sweep, score_and_select
 
 S4 = [0.5, 0.6, 0.7, 0.8]
 
 
+@pytest.fixture(scope="module")
+def trained(tiny_tree, tmp_path_factory) -> tuple[Study, Path]:
+    """One trained ci study per module (its checkpoint in a cache of its own)."""
+    cache = tmp_path_factory.mktemp("study-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SICS_CACHE", str(cache))
+        mp.setenv("SICS_FIGURES", str(tmp_path_factory.mktemp("study-figures")))
+        return prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2), cache
+
+
 @pytest.fixture
-def study(tiny_tree) -> Study:
-    return prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+def study(trained, isolated_dirs) -> Study:
+    """The module's study with empty in-memory caches; the test's own (empty) prediction cache
+    and sweep.csv, and the module's checkpoint, so `prepare` with the same model only loads."""
+    st, cache = trained
+    (cache_dir() / "checkpoints").symlink_to(cache / "checkpoints", target_is_directory=True)
+    return dataclasses.replace(st, _taylor={}, _magnitude_masks={}, _dense=None)
 
 
 def test_sweep_rows_have_the_protocol_columns_and_the_plateau(study):
@@ -51,11 +72,11 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(study, monkeypatch):
     real = sweep_mod.Study.correct
     calls = []
 
-    def flaky(self, masks, recovery_steps=0):
+    def flaky(self, masks, *args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(self, masks, recovery_steps)
+        return real(self, masks, *args, **kwargs)
 
     monkeypatch.setattr(sweep_mod.Study, "correct", flaky)
     with pytest.raises(KeyboardInterrupt):
@@ -94,3 +115,120 @@ def test_gradient_scores_come_from_the_calibration_seed(study):
     assert len(a) == len(study.stats) and a[0].shape == (study.profile.mlp_hidden,)
     assert (a[0] >= 0).all() and not np.allclose(a[0], b[0])
     assert all(np.array_equal(x, y) for x, y in zip(a, study.taylor(0)))
+
+
+def _bump_version(monkeypatch, name: str) -> None:
+    """Pretend scorer `name` was fixed: its registered version goes to 2."""
+    scorer = get_scorer(name)
+    if "version" in {f.name for f in dataclasses.fields(scorer)}:
+        monkeypatch.setitem(SCORERS, name, dataclasses.replace(scorer, version=2))
+    else:  # the registry has no version field yet: patch the lookup the row key uses
+        real = sweep_mod.scorer_version
+        monkeypatch.setattr(sweep_mod, "scorer_version", lambda n: 2 if n == name else real(n))
+
+
+def test_rows_are_recomputed_when_n_calib_or_a_scorer_version_changes(study, tiny_tree, monkeypatch):
+    first = run_sweep(study, ["magnitude", "gradient"], [0.5], n_seeds=1)
+    assert first["n_calib"].tolist() == [64, 64] and first["scorer_version"].tolist() == [1, 1]
+    small = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2, n_calib=32)
+    assert small.trained.ckpt_id == study.trained.ckpt_id and not small.trained.trained_now
+    again = run_sweep(small, ["magnitude", "gradient"], [0.5], n_seeds=1)
+    assert not set(again["key"]) & set(first["key"]) and again["n_calib"].tolist() == [32, 32]
+    assert len(read_rows(study.sweep_path)) == 4
+
+    _bump_version(monkeypatch, "gradient")
+    fixed = run_sweep(study, ["magnitude", "gradient"], [0.5], n_seeds=1)
+    assert len(read_rows(study.sweep_path)) == 5  # only the gradient row ran again
+    by = fixed.set_index("scorer")
+    assert by.loc["magnitude", "key"] in set(first["key"]) and by.loc["gradient", "scorer_version"] == 2
+
+
+def test_a_stale_row_is_one_clear_error(study):
+    rows = run_sweep(study, ["magnitude"], [0.6], n_seeds=1)
+    row = next(rows.itertuples())
+    study._pred_path(row.mask_hash, 0).unlink()
+    assert study.correct_for_row(row).mean() == row.accuracy  # recomputed, hash checked
+    stale = next(rows.assign(mask_hash="0123456789ab").itertuples())
+    with pytest.raises(StaleRowError, match="magnitude S=0.6 seed=0 .* is stale") as e:
+        study.correct_for_row(stale)
+    assert isinstance(e.value, SicsError) and "\n" not in str(e.value)
+
+
+def test_the_prediction_cache_names_device_and_precision(study):
+    assert precision(torch.device("cpu")) == "cpu-fp32"
+    assert precision(torch.device("cuda")) == "cuda-bf16"  # naming only: no GPU needed
+    assert "-cpu-fp32" in study._pred_path("abc", 0).parent.name
+
+
+def test_dense_accuracy_is_measured_on_the_studys_own_test_set(study, tiny_tree, monkeypatch):
+    # Same checkpoint, a smaller test set: the checkpoint's accuracy was measured on the other.
+    small = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2, n_test=10)
+    assert small.trained.ckpt_id == study.trained.ckpt_id
+    truth = predict_correct(small.model, small.test).numpy()
+    dense = small.dense_correct()
+    assert dense.dtype == bool and np.array_equal(dense, truth)
+    assert small.dense_accuracy == pytest.approx(truth.mean())
+    calls = []
+    monkeypatch.setattr(sweep_mod, "predict_correct", lambda *a, **k: calls.append(1))
+    again = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2, n_test=10)
+    assert np.array_equal(again.dense_correct(), truth) and not calls  # from the cache
+
+
+def test_damaged_cache_files_are_recomputed_with_a_warning(study, tiny_tree):
+    rows = run_sweep(study, ["magnitude"], [0.7], n_seeds=1)
+    row = next(rows.itertuples())
+    path = study._pred_path(row.mask_hash, 0)
+    good = np.load(path)
+    path.write_bytes(path.read_bytes()[:20])  # EOF while reading the array header
+    with pytest.warns(UserWarning, match="prediction cache .* is damaged"):
+        assert np.array_equal(study.correct_for_row(row), good)
+    assert np.array_equal(np.load(path), good)  # rewritten whole
+    # the decoded data cache likewise
+    from sics.data import load_cifar10
+
+    load_cifar10(tiny_tree)
+    (cached,) = (cache_dir() / "data").glob("cifar10-*.pt")
+    cached.write_bytes(cached.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="data cache .* is damaged"):
+        data = load_cifar10(tiny_tree)
+    assert torch.equal(data.test_y, load_cifar10(tiny_tree).test_y)
+
+
+def _blocks_of_different_scales() -> list[BlockStats]:
+    """Four blocks whose magnitudes differ in scale, so magnitude's global counts differ."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i, scale in enumerate((0.8, 1.0, 1.15, 1.3)):
+        m = rng.lognormal(0, 0.25, 128) * scale
+        rank = np.empty(128, dtype=np.int64)
+        rank[np.argsort(m)] = np.arange(128)
+        out.append(BlockStats(i, m, rank, rng.random(128)))
+    return out
+
+
+def test_global_allocation_scores_all_channels_as_one_group():
+    stats = _blocks_of_different_scales()
+    for S in S4:
+        for name in ("magnitude", "gradient"):  # raw-score rankings: unchanged by the pooling
+            old = select(score_blocks(stats, name, S), S, "global")
+            new = score_and_select(stats, name, S, allocation="global")[1]
+            assert all(np.array_equal(a, b) for a, b in zip(old, new)), (name, S)
+        mag = np.array([m.sum() for m in score_and_select(stats, "magnitude", S, allocation="global")[1]])
+        for name in ("logistic_smooth", "tent_raw"):
+            for seed in (0, 1):
+                kept = score_and_select(stats, name, S, seed, allocation="global")[1]
+                counts = np.array([m.sum() for m in kept])
+                assert np.abs(counts - mag).max() <= 12, (name, S, seed, counts, mag)  # <= H/10
+                # scoring blocks apart keeps ~k per block instead: off by 25+ channels here
+                before = np.array([m.sum() for m in select(score_blocks(stats, name, S, seed), S, "global")])
+                assert np.abs(before - mag).max() >= 25
+
+
+def test_kappa_hat_of_a_global_row_reads_the_pooled_curve(study, monkeypatch):
+    seen = []
+    real = sweep_mod.kappa_hat
+    monkeypatch.setattr(sweep_mod, "kappa_hat", lambda s, st: seen.append([b.H for b in st]) or real(s, st))
+    rows = run_sweep(study, ["magnitude", "logistic_smooth"], [0.6], n_seeds=1, allocation="global")
+    H = study.profile.mlp_hidden * study.profile.depth
+    assert seen == [[H], [H]]
+    assert rows.set_index("scorer")["kappa_hat"].to_dict() == {"magnitude": 0, "logistic_smooth": 1}

@@ -1,10 +1,13 @@
+import numpy as np
 import pytest
 import torch
 
 from sics.config import resolve_profile
 from sics.data import load_cifar10
 from sics.errors import CheckpointError
-from sics.train import train_or_load
+from sics.models import build_model
+from sics.prune import sliced
+from sics.train import fine_tune, train_or_load
 
 CPU = torch.device("cpu")
 
@@ -84,3 +87,47 @@ def test_pretrained_profile_fine_tunes_from_a_local_weights_file(tiny_tree, tmp_
     other = tmp_path / "other.pth"
     torch.save(src.state_dict(), other)
     assert train_or_load(p, data, CPU, weights=str(other), progress=False).ckpt_id != run.ckpt_id
+
+
+def test_a_damaged_resumable_checkpoint_starts_over_with_a_warning(tiny_tree, tmp_path, monkeypatch):
+    data = load_cifar10(tiny_tree)
+    p = _profile(epochs=2)
+    straight = train_or_load(p, data, CPU, progress=False)
+    monkeypatch.setenv("SICS_CACHE", str(tmp_path / "cache2"))
+
+    def interrupt(epoch):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_or_load(p, data, CPU, progress=False, on_epoch_end=interrupt)
+    state = tmp_path / "cache2" / "checkpoints" / straight.ckpt_id / "state.pt"
+    state.write_bytes(state.read_bytes()[:200])  # truncated
+    with pytest.warns(UserWarning, match="resumable checkpoint .* is damaged .*training from the start"):
+        again = train_or_load(p, data, CPU, progress=False)
+    assert again.history["epoch"].tolist() == [1, 2]
+    assert _same_weights(straight.model, again.model)  # a fresh start, as if never interrupted
+
+
+def test_recovery_depends_only_on_model_masks_steps_and_seed(tiny_tree):
+    data = load_cifar10(tiny_tree)
+    p = _profile(epochs=2, drop_path=0.1)  # drop-path: a stochastic layer while training
+    fresh = train_or_load(p, data, CPU, progress=False)
+    loaded = train_or_load(p, data, CPU, progress=False)
+    assert fresh.trained_now and not loaded.trained_now
+    masks = [np.arange(p.mlp_hidden) % 3 != 0] * p.depth
+
+    def recover(model, seed=0):
+        return fine_tune(sliced(model, masks), p, data, CPU, steps=3, seed=seed)
+
+    # the same model whether trained just now or loaded, so the same recovery
+    assert _same_weights(recover(fresh.model), recover(loaded.model))
+    # a model with drop-path on: its draws come from the seed, not from the global RNG
+    torch.manual_seed(0)
+    stochastic = build_model(p)
+    first = recover(stochastic)
+    torch.rand(17)  # advance the global RNG
+    assert _same_weights(first, recover(stochastic))
+    model, before = sliced(stochastic, masks), torch.get_rng_state()
+    fine_tune(model, p, data, CPU, steps=1)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's RNG is left as it was
+    assert not _same_weights(first, recover(stochastic, seed=1))

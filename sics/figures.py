@@ -1,0 +1,186 @@
+"""Seaborn figures, drawn from the analysis (presentation only).
+
+Bands are 95% intervals: over seeds for accuracy, paired (seed and image variance combined) for
+escape. Significance marks use Holm's adjustment over the figure's family (every non-κ=0
+feature class at every S drawn; `analysis.escape_family`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .analysis import escape_family, regime_boundaries
+from .claims import PAPER_BOUNDARIES
+from .io import atomic_write
+from .paths import figures_dir
+from .provenance import caption
+from .scorers import baselines, feature_classes, get_scorer, kappa0
+
+ZONES = ((0.0, PAPER_BOUNDARIES[0], "κ=0 zone"), (*PAPER_BOUNDARIES, "κ=1 zone"),
+         (PAPER_BOUNDARIES[1], 1.0, "κ=2 zone"))  # the paper's zones
+ZONE_COLORS = ("#e8f1fa", "#fdf1dc", "#fbe3e3")
+
+
+def save_figure(fig: plt.Figure, name: str, study) -> dict[str, Path]:
+    """`name`.pdf and `name`.png, with the provenance line at the foot."""
+    fig.text(0.01, 0.003, caption(study), fontsize=6, color="0.4", va="bottom")
+    out = figures_dir(study.profile.name)
+    return {
+        ext: atomic_write(out / f"{name}.{ext}", lambda p, e=ext: fig.savefig(p, format=e, dpi=150, bbox_inches="tight"))
+        for ext in ("pdf", "png")
+    }
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def _class_palette(names) -> dict[str, tuple]:
+    kappa_cmaps = {"0": "Greys", "1": "Blues", "2": "Reds", "control": "Greens"}
+    pal = {"gradient": "#e67e22", "random": "#7f8c8d", "bump": "#8e44ad"}  # baselines: distinct hues
+    for kappa, cmap in kappa_cmaps.items():
+        members = [n for n in names if get_scorer(n).kappa == kappa]
+        colors = sns.color_palette(cmap, len(members) + 2)[2:]
+        pal.update(zip(members, colors, strict=True))
+    return pal
+
+
+def shade_zones(ax, boundaries=PAPER_BOUNDARIES) -> None:
+    edges = (0.0, *boundaries, 1.0)
+    for (lo, hi), color, (_, _, label) in zip(zip(edges, edges[1:]), ZONE_COLORS, ZONES):
+        ax.axvspan(lo, hi, color=color, zorder=0, lw=0)
+        ax.text((max(lo, ax.get_xlim()[0]) + min(hi, ax.get_xlim()[1])) / 2, 0.99, label,
+                transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8, color="0.35")  # fmt: skip
+
+
+def _curves(df: pd.DataFrame, value: str, pad: float, figsize=(7.5, 4.5)) -> tuple[plt.Figure, plt.Axes]:
+    """One line per scorer of `value` vs S with its 95% band, on the shaded κ zones.
+
+    `magnitude` is drawn thick as the plateau; the other κ=0 scorers, identical to it by
+    construction (checked in Table 1), are not drawn again.
+    """
+    names = [n for n in dict.fromkeys(df["scorer"]) if n not in kappa0()[1:]]
+    pal = _class_palette(names)
+    fig, ax = plt.subplots(figsize=figsize)
+    xs = sorted(df["sparsity"].unique())
+    ax.set_xlim(min(xs) - pad, max(xs) + pad)
+    shade_zones(ax)
+    for name in names:
+        g = df[df["scorer"] == name].sort_values("sparsity")
+        style = (dict(lw=3.2, color="black", zorder=5, label="Π(S): magnitude (= all κ=0)")
+                 if name == "magnitude" else
+                 dict(lw=1.4, color=pal[name], marker="o", ms=3.5, label=f"{name} (κ={get_scorer(name).kappa})"))  # fmt: skip
+        ax.plot(g["sparsity"], g[value], **style)
+        lo = g[f"{value}_low"].fillna(g[value])
+        hi = g[f"{value}_high"].fillna(g[value])
+        ax.fill_between(g["sparsity"], lo, hi, color=style["color"], alpha=0.1, lw=0)
+    return fig, ax
+
+
+def figure1(summary: pd.DataFrame, study, *, dense: float | None = None) -> plt.Figure:
+    """Accuracy vs S for every class, with interval bands; the plateau drawn thick; κ zones shaded."""
+    df = summary[summary["scorer"].isin([*feature_classes(), *baselines()])]
+    fig, ax = _curves(df, "acc", pad=0.03, figsize=(7.5, 4.6))
+    if dense is not None:
+        ax.axhline(dense * 100, ls="--", color="0.3", lw=1, label=f"dense {dense * 100:.1f}")
+    ax.set_xlabel("sparsity S (fraction of MLP channels removed per block)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Accuracy vs sparsity: plateau and feature classes (bands: 95% CI over seeds)")
+    ax.legend(fontsize=7, ncol=2, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+def figure2(study, S: float = 0.7, block: int = 0, seed: int = 0) -> plt.Figure:
+    """Feature shapes: each class's score along rank u (normalised), the cut u* = S marked."""
+    names = (*feature_classes(), "bump")
+    rows = -(-len(names) // 5)
+    fig, axes = plt.subplots(rows, 5, figsize=(13, 2.6 * rows), sharex=True, squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    stats = study.stats[block]
+    u = np.sort(stats.u)
+    for ax, name in zip(axes.flat, names):
+        scores, masks = study.masks(name, S, seed)
+        s = scores[block][stats.rank_order]
+        kept = masks[block][stats.rank_order]
+        s = (s - s.min()) / (s.max() - s.min() + 1e-12)
+        ax.scatter(u[~kept], s[~kept], s=2, color="#c0392b", label="pruned")
+        ax.scatter(u[kept], s[kept], s=2, color="#2471a3", label="kept")
+        ax.axvline(S, color="black", lw=0.8, ls="--")
+        ax.set_title(f"{name} (κ={get_scorer(name).kappa})", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("rank u")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("score (min-max)")
+    axes.flat[0].legend(fontsize=7, markerscale=4, loc="upper left")
+    fig.suptitle(f"Scores read along magnitude rank at S={S} (block {block}, seed {seed}); dashed: u*=S")
+    fig.tight_layout()
+    return fig
+
+
+def figure3(summary: pd.DataFrame, study) -> plt.Figure:
+    """Escape heat-map, class x S, annotated with κ (rows) and the escape in points."""
+    names = feature_classes()
+    df = summary[summary["scorer"].isin(names)]
+    df = df.join(escape_family(df)[["sig"]]).fillna({"sig": ""})
+    grid = df.pivot_table(index="scorer", columns="sparsity", values="escape", sort=False)
+    grid = grid.reindex([n for n in names if n in grid.index])
+    star = df.assign(star=df["sig"].ne("").map({True: "*", False: ""})).pivot_table(
+        index="scorer", columns="sparsity", values="star", aggfunc="first", sort=False
+    ).reindex(index=grid.index, columns=grid.columns).fillna("")
+    labels = grid.map(lambda v: f"{v:+.1f}") + star
+    grid.index = [f"{n} (κ={get_scorer(n).kappa})" for n in grid.index]
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    lim = max(1.0, float(np.nanmax(np.abs(grid.to_numpy()))))
+    sns.heatmap(grid, annot=labels.to_numpy(), fmt="", cmap="RdBu", center=0, vmin=-lim, vmax=lim,
+                cbar_kws={"label": "escape (accuracy points)"}, ax=ax, linewidths=0.5)  # fmt: skip
+    ax.set_xlabel("sparsity S")
+    ax.set_ylabel("")
+    ax.set_title("Escape from the plateau (*: significant, Holm over the map)")
+    fig.tight_layout()
+    return fig
+
+
+def training_curve(history: pd.DataFrame, study) -> plt.Figure:
+    fig, ax1 = plt.subplots(figsize=(6, 3.6))
+    ax1.plot(history["epoch"], history["train_loss"], color="#2471a3", marker="o", ms=3)
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("train loss", color="#2471a3")
+    ax2 = ax1.twinx()
+    ax2.plot(history["epoch"], history["test_accuracy"] * 100, color="#c0392b", marker="s", ms=3)
+    ax2.set_ylabel("test accuracy (%)", color="#c0392b")
+    ax1.set_title(f"Dense model training ({study.profile.name} profile)")
+    fig.tight_layout()
+    return fig
+
+
+# --- beyond the paper: the phase diagram -------------------------------------------------------
+
+
+def figure_phase(summary: pd.DataFrame, study) -> plt.Figure:
+    """Escape vs S on the fine grid for every non-monotone class, with both sets of boundaries."""
+    df = summary[summary["kappa"].isin(["1", "2", "control"])]
+    fig, ax = _curves(df, "escape", pad=0.01, figsize=(7.5, 4.4))
+    ax.axhline(0, color="black", lw=1)
+    for b in PAPER_BOUNDARIES:
+        ax.axvline(b, color="0.4", ls="--", lw=1)
+    b1, b2 = regime_boundaries(summary)
+    marks = {}
+    for b, label in ((b1, "first escape"), (b2, "κ=2 takes over")):
+        if b is not None:
+            marks.setdefault(b, []).append(label)
+    for b, labels in marks.items():
+        ax.axvline(b, color="#117a65", lw=2, alpha=0.7)
+        ax.text(b, 0.98, f" ours: {' = '.join(labels)} (S={b:g})", transform=ax.get_xaxis_transform(),
+                rotation=90, fontsize=7, color="#117a65", va="top", ha="right")  # fmt: skip
+    ax.set_xlabel("sparsity S")
+    ax.set_ylabel("escape from Π(S) (accuracy points)")
+    ax.set_title("Phase diagram: escape vs S (bands: 95% paired CI; dashed: the paper's 0.65 / 0.75)")
+    ax.legend(fontsize=7, ncol=2, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    return fig

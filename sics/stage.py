@@ -1,0 +1,83 @@
+"""One vocabulary for the notebooks: open a stage, sweep, analyse, close it with a record.
+
+A stage is one notebook's unit of work. `open_stage` resolves the profile, loads the data and the
+dense model (cached) and prints how the numbers are made; `Stage.sweep` runs a grid (with the
+plateau's magnitude rows, which every escape is measured against) and returns its `Results`,
+the rows plus the per-image correctness behind them, from which `sics.analysis` computes
+everything; `Stage.close` records the stage in provenance.json and prints one line with its time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import analysis, provenance
+from .analysis import PLATEAU_SCORER, negate, paired_table, result_key
+from .sweep import Study, prepare, run_sweep
+
+
+@dataclass
+class Results:
+    """Sweep rows and the per-image correctness of their selections (`analysis.result_key`)."""
+
+    rows: pd.DataFrame
+    correct: dict[tuple[str, int, int], np.ndarray]
+
+    def summary(self) -> pd.DataFrame:
+        return analysis.summarize(self.rows, self.correct)
+
+    def paired(self, scorer: str, reference: str) -> pd.DataFrame:
+        """scorer − reference per S, paired on the same images (empty if either is missing)."""
+        return paired_table(self.rows, self.correct, scorer, reference)
+
+    def claim_pairs(self) -> dict[str, pd.DataFrame]:
+        """The paired comparisons C5 (fake − gradient) and C6 (logistic_smooth − bump) read."""
+        return {"C5": negate(self.paired("gradient", "fake_nonmonotone")),
+                "C6": self.paired("logistic_smooth", "bump")}  # fmt: skip
+
+
+def load_correct(study: Study, rows: pd.DataFrame) -> dict[tuple[str, int, int], np.ndarray]:
+    """Per-image correctness of every distinct selection in `rows` (from the cache)."""
+    out: dict[tuple[str, int, int], np.ndarray] = {}
+    for r in rows.itertuples():
+        key = result_key(r)
+        if key not in out:
+            out[key] = study.correct_for_row(r)
+    return out
+
+
+@dataclass
+class Stage:
+    name: str
+    study: Study
+    t0: float = field(default_factory=time.time)
+
+    @property
+    def profile(self) -> str:
+        return self.study.profile.name
+
+    def sweep(self, scorers, sparsities, **kwargs) -> Results:
+        """`run_sweep` over `scorers` (plus the plateau's magnitude), with its per-image results."""
+        names = list(dict.fromkeys([PLATEAU_SCORER, *scorers])) if scorers else []
+        rows = run_sweep(self.study, names, sparsities, **kwargs)
+        return Results(rows, load_correct(self.study, rows))
+
+    def close(self, **extra) -> None:
+        seconds = time.time() - self.t0
+        provenance.record(self.profile, self.name, **provenance.stage_info(self.study, seconds, **extra))
+        print(f"[sics] {self.name}: done in {seconds:.0f} s (profile {self.profile}, "
+              f"ckpt {self.study.trained.ckpt_id}, rev {provenance.git_revision()})")  # fmt: skip
+
+
+def open_stage(name: str, profile: str = "auto", data: str = "", **prepare_kwargs) -> Stage:
+    """Prepare the study of `profile` and say how its numbers are made."""
+    t0 = time.time()
+    study = prepare(profile, data or None, **prepare_kwargs)
+    print(provenance.caption(study))
+    print(f"dense accuracy {study.dense_accuracy:.2%} on {len(study.test)} test images "
+          f"({'trained now' if study.trained.trained_now else 'loaded from the cache'})")  # fmt: skip
+    return Stage(name, study, t0)

@@ -1,0 +1,260 @@
+"""Tables as csv (numeric, tidy), Markdown and LaTeX (formatted), drawn from the analysis.
+
+Presentation only: every number comes from `sics.analysis` and every verdict from
+`sics.claims`. Accuracy and escape are in accuracy points everywhere (protocol section 6).
+A `*` marks an escape significant after Holm's adjustment over the table's family (every
+non-κ=0 feature class at every S shown; `analysis.escape_family`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .analysis import escape_family
+from .claims import PAPER_BUMP, PAPER_CHAOS, paper_regime
+from .io import atomic_write, write_text
+from .paths import figures_dir
+from .provenance import caption
+from .scorers import feature_classes, kappa0
+
+
+def fmt(m: float, lo: float = np.nan, hi: float = np.nan, digits: int = 1) -> str:
+    if np.isnan(m):
+        return "–"
+    s = f"{m:.{digits}f}"
+    if not (np.isnan(lo) or np.isnan(hi)):
+        s += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return s
+
+
+def fmt_signed(m: float, lo: float = np.nan, hi: float = np.nan, digits: int = 1) -> str:
+    if np.isnan(m):
+        return "–"
+    m, lo, hi = (round(v, digits) + 0.0 for v in (m, lo, hi))  # no "-0.0"
+    s = f"{m:+.{digits}f}"
+    if not (np.isnan(lo) or np.isnan(hi)):
+        s += f" [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+    return s
+
+
+# --- saving ------------------------------------------------------------------------------------
+
+
+def save_table(df: pd.DataFrame, name: str, study, *, shown: pd.DataFrame | None = None,
+               title: str = "") -> dict[str, Path]:  # fmt: skip
+    """`name`.csv (numeric, tidy) plus `name`.md and `name`.tex (formatted `shown`)."""
+    out = figures_dir(study.profile.name)
+    shown = df if shown is None else shown
+    cap = caption(study)
+    return {
+        "csv": atomic_write(out / f"{name}.csv", lambda p: df.to_csv(p, index=False)),
+        "md": write_text(out / f"{name}.md", f"**{title}**\n\n{shown.to_markdown(index=False)}\n\n_{cap}_\n"),
+        "tex": write_text(out / f"{name}.tex", _latex(shown, title, cap, name)),
+    }  # fmt: skip
+
+
+LATEX = {"κ̂": r"$\hat\kappa$", "κ": r"$\kappa$", "Π": r"$\Pi$", "λ": r"$\lambda$", "φ": r"$\phi$",
+         "σ": r"$\sigma$", "≈": r"$\approx$", "≡": r"$\equiv$", "−": "-", "–": "--", "_": r"\_",
+         "%": r"\%", "&": r"\&", "#": r"\#", "|": r"$|$", "x̃": "x", "m̃": r"$\tilde m$",
+         "²": r"$^2$", "≥": r"$\geq$", "<": r"$<$", ">": r"$>$"}  # fmt: skip
+
+
+def latex_escape(text) -> str:
+    out = str(text).replace("\\", r"\textbackslash{}")
+    for k, v in LATEX.items():  # κ̂ before κ: dicts keep insertion order
+        out = out.replace(k, v)
+    return out
+
+
+def _latex(df: pd.DataFrame, title: str, cap: str, name: str) -> str:
+    body = df.rename(columns=latex_escape).map(latex_escape)
+    return body.to_latex(index=False, escape=False, caption=latex_escape(f"{title}. {cap}"), label=f"tab:{name}")
+
+
+def _wide(df: pd.DataFrame, value: str, index: list[str]) -> pd.DataFrame:
+    wide = df.pivot_table(index=index, columns="sparsity", values=value, aggfunc="first", sort=False)
+    wide.columns = [f"S={c:g}" for c in wide.columns]
+    return wide.reset_index()
+
+
+def _star(sig: str) -> str:
+    return "*" if sig else ""
+
+
+# --- the paper's tables ------------------------------------------------------------------------
+
+
+def table1(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Selection plateau: κ=0 scorers, gradient, random x S: accuracy and Jaccard with magnitude."""
+    df = summary[summary["scorer"].isin([*kappa0(), "gradient", "random"])].copy()
+    cols = ["scorer", "kappa", "sparsity", "n_seeds", "acc", "acc_low", "acc_high",
+            "jaccard_magnitude", "same_mask_as_magnitude", "mask_hash"]  # fmt: skip
+    df = df[cols]
+    shown = df.assign(cell=[f"{fmt(r.acc, r.acc_low, r.acc_high)} (J={r.jaccard_magnitude:.2f})"
+                            for r in df.itertuples()])  # fmt: skip
+    return df, _wide(shown, "cell", index=["scorer", "kappa"])
+
+
+def table2(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """κ spectrum: every feature class x S: accuracy and escape (points), with κ and κ̂."""
+    df = summary[summary["scorer"].isin(feature_classes())].copy()
+    fam = escape_family(df)
+    df = df.join(fam[["p_holm", "sig"]]).fillna({"sig": ""})
+    df = df[["scorer", "kappa", "kappa_hat", "sparsity", "n_seeds", "acc", "acc_low", "acc_high",
+             "escape", "escape_low", "escape_high", "escape_p", "p_holm", "sig",
+             "overlap_magnitude"]]  # fmt: skip
+    shown = df.assign(cell=[f"{r.acc:.1f} / {fmt_signed(r.escape, r.escape_low, r.escape_high)}{_star(r.sig)}"
+                            for r in df.itertuples()])  # fmt: skip
+    shown = _wide(shown, "cell", index=["scorer", "kappa", "kappa_hat"])
+    return df, shown.rename(columns={"kappa_hat": "κ̂", "kappa": "κ"})
+
+
+def table3(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """SICS regimes: per S, the lowest κ with a class that escapes (Holm over every κ=1/2 class
+    at every S of the table), and the best class, beside the regime the paper states."""
+    fam = escape_family(summary, kappas=("1", "2"))
+    rows = []
+    for S, g in fam.groupby("sparsity"):
+        best = g.loc[g["escape"].idxmax()]
+        lowest = g[g["sig"] == "up"].sort_values(["kappa", "escape"], ascending=[True, False]).head(1)
+        kappa, reg = paper_regime(S)
+        none = lowest.empty
+        rows.append(dict(
+            sparsity=S,
+            lowest_escaping_kappa="0 (none escapes)" if none else lowest["kappa"].iloc[0],
+            lowest_escaping_class="–" if none else lowest["scorer"].iloc[0],
+            lowest_escape=np.nan if none else lowest["escape"].iloc[0],
+            lowest_escape_low=np.nan if none else lowest["escape_low"].iloc[0],
+            lowest_escape_high=np.nan if none else lowest["escape_high"].iloc[0],
+            lowest_p_holm=np.nan if none else lowest["p_holm"].iloc[0],
+            best_class=best["scorer"], best_kappa=best["kappa"], best_escape=best["escape"],
+            best_escape_low=best["escape_low"], best_escape_high=best["escape_high"],
+            best_p_holm=best["p_holm"], paper_kappa=kappa, paper_regime=reg,
+        ))  # fmt: skip
+    df = pd.DataFrame(rows)
+    shown = pd.DataFrame({
+        "S": df["sparsity"],
+        "lowest κ escaping (ours)": df["lowest_escaping_kappa"],
+        "its class, escape [95% CI]": ["–" if r.lowest_escaping_class == "–" else
+                                       f"{r.lowest_escaping_class} {fmt_signed(r.lowest_escape, r.lowest_escape_low, r.lowest_escape_high)}"
+                                       for r in df.itertuples()],
+        "best class (κ), escape [95% CI]": [f"{r.best_class} ({r.best_kappa}) {fmt_signed(r.best_escape, r.best_escape_low, r.best_escape_high)}"
+                                             for r in df.itertuples()],
+        "paper: κ, regime": [f"{r.paper_kappa}: {r.paper_regime}" for r in df.itertuples()],
+    })  # fmt: skip
+    return df, shown
+
+
+def table4(summary: pd.DataFrame, fake_minus_gradient: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fake control per S: Π(S), fake_nonmonotone, gradient, their paired difference on the same
+    images, and the best magnitude-independent (κ=1/2) class."""
+    rows = []
+    pairs = fake_minus_gradient.set_index("sparsity")
+    for S, g in summary.groupby("sparsity"):
+        fake, grad = _first(g, "fake_nonmonotone"), _first(g, "gradient")
+        indep = g[g["kappa"].isin(["1", "2"])]
+        best = indep.loc[indep["escape"].idxmax()] if len(indep) else None
+        d = pairs.loc[S] if S in pairs.index else None
+        rows.append(dict(
+            sparsity=S, plateau=g["plateau"].iloc[0],
+            fake=np.nan if fake is None else fake["acc"],
+            gradient=np.nan if grad is None else grad["acc"],
+            gradient_low=np.nan if grad is None else grad["acc_low"],
+            gradient_high=np.nan if grad is None else grad["acc_high"],
+            fake_minus_gradient=np.nan if d is None else d["mean"],
+            fake_minus_gradient_low=np.nan if d is None else d["low"],
+            fake_minus_gradient_high=np.nan if d is None else d["high"],
+            best_independent=None if best is None else best["scorer"],
+            best_independent_acc=np.nan if best is None else best["acc"],
+        ))  # fmt: skip
+    df = pd.DataFrame(rows)
+    shown = pd.DataFrame({
+        "S": df["sparsity"], "Π(S)": df["plateau"].map("{:.1f}".format),
+        "fake_nonmonotone": df["fake"].map("{:.1f}".format),
+        "gradient [95% CI over seeds]": [fmt(r.gradient, r.gradient_low, r.gradient_high) for r in df.itertuples()],
+        "fake − gradient, paired [95% CI]": [fmt_signed(r.fake_minus_gradient, r.fake_minus_gradient_low,
+                                                        r.fake_minus_gradient_high) for r in df.itertuples()],
+        "best magnitude-independent": [f"{r.best_independent} {r.best_independent_acc:.1f}" for r in df.itertuples()],
+    })  # fmt: skip
+    return df, shown
+
+
+def table5(summary: pd.DataFrame, chaos_minus_bump: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bump vs chaos per S: escapes of `bump` and `logistic_smooth`, and their paired difference,
+    beside the paper's figures."""
+    rows = []
+    pairs = chaos_minus_bump.set_index("sparsity")
+    for S, g in summary.groupby("sparsity"):
+        b, c = _first(g, "bump"), _first(g, "logistic_smooth")
+        if b is None or c is None:
+            continue
+        d = pairs.loc[S] if S in pairs.index else None
+        rows.append(dict(sparsity=S, bump=b["escape"], bump_low=b["escape_low"], bump_high=b["escape_high"],
+                         chaos=c["escape"], chaos_low=c["escape_low"], chaos_high=c["escape_high"],
+                         chaos_minus_bump=np.nan if d is None else d["mean"],
+                         chaos_minus_bump_low=np.nan if d is None else d["low"],
+                         chaos_minus_bump_high=np.nan if d is None else d["high"],
+                         bump_overlap=b["overlap_magnitude"], chaos_overlap=c["overlap_magnitude"],
+                         paper_bump=PAPER_BUMP, paper_chaos=PAPER_CHAOS))  # fmt: skip
+    df = pd.DataFrame(rows)
+    shown = pd.DataFrame({
+        "S": df["sparsity"],
+        "bump escape [95% CI]": [fmt_signed(r.bump, r.bump_low, r.bump_high) for r in df.itertuples()],
+        "logistic_smooth escape [95% CI]": [fmt_signed(r.chaos, r.chaos_low, r.chaos_high) for r in df.itertuples()],
+        "chaos − bump, paired [95% CI]": [fmt_signed(r.chaos_minus_bump, r.chaos_minus_bump_low,
+                                                     r.chaos_minus_bump_high) for r in df.itertuples()],
+        "kept shared with magnitude (bump / chaos)": [f"{r.bump_overlap:.2f} / {r.chaos_overlap:.2f}" for r in df.itertuples()],
+        "paper (S not stated)": f"+{PAPER_BUMP} / +{PAPER_CHAOS}",
+    })  # fmt: skip
+    return df, shown
+
+
+def _first(g: pd.DataFrame, scorer: str) -> pd.Series | None:
+    hit = g[g["scorer"] == scorer]
+    return hit.iloc[0] if len(hit) else None
+
+
+# --- beyond the paper --------------------------------------------------------------------------
+
+
+def dense_table(study) -> pd.DataFrame:
+    """The dense model's accuracy on the study's own test set, and how it was made."""
+    p = study.profile
+    df = pd.DataFrame([dict(
+        profile=p.name, model=f"{p.model_name} {p.depth}x{p.embed_dim} H={p.mlp_hidden} patch {p.patch_size} @ {p.img_size}px",
+        pretrained=p.pretrained, epochs=p.epochs, test_accuracy=round(study.dense_accuracy * 100, 2),
+        n_test=len(study.test), n_train=len(study.data.train_y), data=study.data.source,
+        ckpt_id=study.trained.ckpt_id, train_seed=p.train_seed,
+    )])  # fmt: skip
+    save_table(df, "dense", study, title="Dense model")
+    return df
+
+
+def claims_table(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The ledger as shown (markdown/LaTeX): statement, paper, ours, verdict."""
+    return ledger[["claim", "statement", "paper", "where", "measured", "verdict"]]
+
+
+def ablation_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numeric csv table, shown table): escape [95% CI] per scorer and variant, S as columns.
+
+    `*`: significant after Holm over the ablation's non-plateau rows (every variant, class, S).
+    """
+    cols = ["ablation", "variant", "scorer", "kappa", "sparsity", "n_seeds", "plateau", "acc",
+            "escape", "escape_low", "escape_high", "escape_p"]  # fmt: skip
+    df = summary[[*cols, "overlap_magnitude"]].copy()
+    fam = escape_family(df)
+    df = df.join(fam[["p_holm", "sig"]]).fillna({"sig": ""})
+    shown = df.assign(cell=[fmt_signed(r.escape, r.escape_low, r.escape_high) + _star(r.sig)
+                            for r in df.itertuples()])  # fmt: skip
+    plateau = df[df["scorer"] == "magnitude"].assign(
+        scorer="Π(S) accuracy", kappa="0", cell=lambda d: d["plateau"].map("{:.1f}".format))
+    shown = pd.concat([plateau, shown[shown["scorer"] != "magnitude"]], ignore_index=True)
+    wide = shown.pivot_table(index=["scorer", "kappa", "variant"], columns="sparsity", values="cell",
+                             aggfunc="first", sort=False)  # fmt: skip
+    wide.columns = [f"S={c:g}" for c in wide.columns]
+    return df, wide.reset_index()
+
