@@ -1,9 +1,10 @@
 # sics: `make paper` regenerates every table and figure; `make test` runs the tests.
-# Both create the virtual environment (.venv) on first use.
+# Both create the virtual environment (.venv) on first use. `make` alone lists the targets.
 PROFILE ?= auto
 DATA ?=
 WEIGHTS ?=
 ENGINE ?= papermill
+VERBOSE ?=
 PYTHON ?= python3
 # torch/torchvision builds: pinned to the ones this project is tested with; elsewhere override,
 # e.g. make test TORCH_SPEC="torch torchvision" (or a CUDA build from pytorch.org's index).
@@ -17,13 +18,33 @@ endif
 ifneq ($(WEIGHTS),)
 export SICS_WEIGHTS := $(abspath $(WEIGHTS))
 endif
+# What `make clean` removes: the smoke profiles' outputs and the caches (decoded data,
+# checkpoints, predictions); never .venv or the committed full-scale figures.
+CLEAN := figures/quick figures/ci .cache
 
-.PHONY: paper test unit nbval lint bench strip clean-ci help
+.DEFAULT_GOAL := help
+.PHONY: help paper test unit nbval lint bench strip clean clean-ci
 
 help:
-	@echo "make paper [PROFILE=paper|scratch|quick|ci|auto] [DATA=path] [WEIGHTS=path] [ENGINE=papermill|inline]"
-	@echo "make test     unit tests + nbval over the notebooks (ci profile)"
-	@echo "make bench    throughput/FLOPs/MFU of the profile's model"
+	@echo 'targets:'
+	@echo '  make paper    run notebooks 01-06: every table and figure -> figures/<profile>/'
+	@echo '  make test     unit tests, then nbval over the notebooks (ci profile)'
+	@echo '  make unit     the unit tests only'
+	@echo '  make nbval    the notebooks under nbval only (ci profile; reads DATA)'
+	@echo '  make bench    throughput, FLOPs and MFU of the profile model'
+	@echo '  make lint     ruff over sics/ and tests/'
+	@echo '  make strip    clear the notebook outputs before committing'
+	@echo '  make clean    remove $(CLEAN) (clean-ci: the same)'
+	@echo '  make help     this list (the default target)'
+	@echo 'variables, e.g. make paper PROFILE=quick DATA=~/cifar10:'
+	@echo '  PROFILE     paper | scratch | quick | ci | auto (default: paper with CUDA, else quick)'
+	@echo '  DATA        CIFAR-10: torchvision root, image-folder tree or .tar.gz (default: $$SICS_DATA, else download)'
+	@echo '  WEIGHTS     pretrained ViT-Small file for PROFILE=paper (default: $$SICS_WEIGHTS, else the hub)'
+	@echo '  ENGINE      papermill (default) | inline: the same cells in this process, no jupyter'
+	@echo '  VERBOSE     1: show everything the notebooks print, not only progress and summaries'
+	@echo '  TORCH_SPEC  the torch build pip installs into .venv (default: $(TORCH_SPEC))'
+	@echo '  PYTHON      the interpreter that creates .venv (default: $(PYTHON))'
+	@echo 'progress bars: off when CI is set or with SICS_PROGRESS=0'
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +54,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 paper: $(VENV)/.installed
-	$(PY) -m sics.paper --profile $(PROFILE) --engine $(ENGINE)
+	$(PY) -m sics.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose)
 
 test: unit nbval
 
@@ -52,5 +73,10 @@ bench: $(VENV)/.installed
 strip: $(VENV)/.installed
 	$(VENV)/bin/nbstripout notebooks/*.ipynb
 
-clean-ci:
-	rm -rf figures/ci figures/quick
+clean:
+	@removed=; for d in $(CLEAN); do \
+		if [ -e "$$d" ]; then echo "removing $$d ($$(du -sh "$$d" | cut -f1))"; rm -rf "$$d"; removed=1; fi; \
+	done; [ -n "$$removed" ] || echo "nothing to remove: $(CLEAN) are absent"; \
+	echo "kept .venv and the committed figures"
+
+clean-ci: clean

@@ -7,17 +7,34 @@ Each notebook reads its parameters from the cell tagged `parameters`; papermill 
 predictions), so a second run only redraws, and an interrupted run resumes. `--engine inline`
 executes the same cells in this process without papermill/jupyter (for machines that lack them,
 such as the lent GPU machine); the tables and figures are the same either way.
+
+What reaches the terminal: the progress of every long step (training epochs with their accuracy,
+sweep rows done out of the total with the time left) and each notebook's one-line summary (the
+`[sics]` lines a notebook prints; `--verbose` shows all it prints). The notebooks' stderr is
+streamed as it comes; their kernels are asked for plain-text bars (`SICS_PROGRESS=text`, see
+`sics.progress`), since tqdm's widget does not show in a terminal. `CI` or `SICS_PROGRESS=0`
+turns the bars off. Third-party deprecation noise is filtered (unless `PYTHONWARNINGS` is set),
+and the kernel's own log (its plumbing, e.g. ipykernel's warning about unencrypted TCP) is kept
+off the terminal: a notebook's errors come back through papermill. Where jupyter_client and
+pyzmq support it, the kernel's channels are also encrypted (CurveZMQ), the fix that warning
+asks for.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import shutil
 import sys
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
+from . import progress
 from .config import resolve_profile
 from .errors import SicsError
 from .paths import figures_dir, notebooks_dir
@@ -30,18 +47,101 @@ class NotebookFailed(SicsError):
     pass
 
 
-def run_papermill(src: Path, dst: Path, parameters: dict) -> None:
+QUIET_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+class Forward(io.TextIOBase):
+    """A notebook's stdout on its way to the terminal: its `[sics]` lines, or all with `verbose`.
+
+    The stage's summary (`[sics] <stage>: done in N s ...`, from `Stage.close`) is held back in
+    `summary`: `main` prints it with the notebook's time in all, kernel start included.
+    """
+
+    def __init__(self, out, verbose: bool = False):
+        self.out, self.verbose, self.pending, self.summary = out, verbose, "", ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if line.startswith("[sics]") and ": done in " in line:
+                self.summary = line
+            elif self.verbose or line.startswith("[sics]"):
+                self.out.write(line + "\n")
+        self.out.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+@contextmanager
+def notebook_environment() -> Iterator[None]:
+    """Environment variables for the notebooks (their kernels inherit them), restored after.
+
+    Text progress bars (unless bars are off), refreshed every second on a terminal and every 30 s
+    into a log file, as wide as the terminal; third-party deprecation warnings ignored. A value
+    the user set is kept.
+    """
+    wanted = dict(COLUMNS=str(shutil.get_terminal_size().columns),
+                  SICS_PROGRESS_INTERVAL="1" if sys.stderr.isatty() else "30",
+                  PYTHONWARNINGS=",".join(f"ignore::{w.__name__}" for w in QUIET_WARNINGS))  # fmt: skip
+    if progress.enabled():
+        wanted["SICS_PROGRESS"] = "text"
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update({k: v for k, v in wanted.items() if not os.environ.get(k)})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def kernel_options() -> dict:
+    """papermill (nbclient) options that keep the kernel's own log off the terminal.
+
+    The kernel app logs only its plumbing: the warning that its channels are unencrypted TCP,
+    an interrupt that jupyter_client sends while shutting it down. Its log level is raised to
+    CRITICAL; where the kernelspec, jupyter_client and pyzmq support it the channels are
+    encrypted too (CurveZMQ). `coalesce_streams` keeps only the last state of a text bar in the
+    executed notebook.
+    """
+    opts: dict = dict(extra_arguments=["--IPKernelApp.log_level=CRITICAL"], coalesce_streams=True)
+    try:
+        import zmq
+        from jupyter_client.manager import KernelManager
+        from traitlets.config import Config
+
+        if zmq.has("curve") and "transport_encryption" in KernelManager.class_trait_names():
+            opts["config"] = Config({"KernelManager": {"transport_encryption": "auto"}})
+    except ImportError:
+        pass
+    return opts
+
+
+def run_papermill(src: Path, dst: Path, parameters: dict, stdout=None) -> None:
+    """Execute `src` into `dst` with papermill, streaming its stderr (and `stdout`) as it runs."""
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
 
     try:
         pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name="python3",
-                            progress_bar=False, cwd=str(src.parent))  # fmt: skip
+                            progress_bar=False, cwd=str(src.parent), stdout_file=stdout,
+                            stderr_file=sys.stderr, **kernel_options())  # fmt: skip
     except pm.PapermillExecutionError as e:
         raise NotebookFailed(f"{src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None
+    except DeadKernelError:
+        raise NotebookFailed(f"{src.name}: the kernel died (out of memory?); finished steps are "
+                             "cached, so a rerun resumes there") from None  # fmt: skip
 
 
-def run_inline(src: Path, parameters: dict) -> None:
-    """Execute a notebook's code cells here, with `parameters` assigned after its parameters cell."""
+def run_inline(src: Path, parameters: dict, quiet_warnings: bool = True) -> None:
+    """Execute a notebook's code cells here, with `parameters` assigned after its parameters cell.
+
+    Third-party deprecation warnings are ignored unless `quiet_warnings` is False.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,17 +149,20 @@ def run_inline(src: Path, parameters: dict) -> None:
 
     nb = json.loads(src.read_text())
     ns: dict = {"__name__": "__main__", "display": lambda *a, **k: None}
-    for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "code":
-            continue
-        source = "".join(cell["source"])
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-        try:
-            exec(compile(source, f"{src.name}[cell {i}]", "exec"), ns)
-        except Exception as e:
-            raise NotebookFailed(f"{src.name} failed in cell {i}: {type(e).__name__}: {e}") from None
-        plt.close("all")
+    with warnings.catch_warnings():
+        for category in QUIET_WARNINGS if quiet_warnings else ():
+            warnings.simplefilter("ignore", category)
+        for i, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+            try:
+                exec(compile(source, f"{src.name}[cell {i}]", "exec"), ns)
+            except Exception as e:
+                raise NotebookFailed(f"{src.name} failed in cell {i}: {type(e).__name__}: {e}") from None
+            plt.close("all")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="", help="CIFAR-10 source (default: $SICS_DATA or download)")
     ap.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,03")
     ap.add_argument("--engine", choices=("papermill", "inline"), default="papermill")
+    ap.add_argument("--verbose", action="store_true", help="show everything the notebooks print")
     args = ap.parse_args(argv)
     try:
         profile = resolve_profile(args.profile).name  # resolve `auto` once, for every notebook
@@ -75,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = figures_dir(profile) / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
         params = dict(profile=profile, data=args.data)
+        quiet_warnings = not os.environ.get("PYTHONWARNINGS")
         times = {}
         for name in chosen:
             src = notebooks_dir() / f"{name}.ipynb"
@@ -82,17 +187,22 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"[sics] {name} (profile={profile}, engine={args.engine}) ...", flush=True)
             t0 = time.time()
-            if args.engine == "papermill":
-                run_papermill(src, out_dir / f"{name}.ipynb", params)
-            else:
-                run_inline(src, params)
+            out = Forward(sys.stdout, args.verbose)
+            with notebook_environment():
+                if args.engine == "papermill":
+                    run_papermill(src, out_dir / f"{name}.ipynb", params, stdout=out)
+                else:
+                    with redirect_stdout(out):
+                        run_inline(src, params, quiet_warnings)
             times[name] = round(time.time() - t0, 1)
-            print(f"[sics] {name} done in {times[name]:.1f} s", flush=True)
+            summary = out.summary or f"[sics] {name}: done"  # a notebook without a stage
+            print(f"{summary}; {times[name]:.0f} s in all", flush=True)
         from .provenance import record
 
+        total = round(sum(times.values()), 1)
         record(profile, "make_paper", engine=args.engine, seconds_per_notebook=times,
-               total_seconds=round(sum(times.values()), 1))  # fmt: skip
-        print(f"[sics] outputs in {figures_dir(profile)}")
+               total_seconds=total)  # fmt: skip
+        print(f"[sics] {len(times)} notebooks in {total:.0f} s; outputs in {figures_dir(profile)}")
         return 0
     except SicsError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,9 +1,12 @@
-"""(scorer x sparsity x seed) grids -> tidy rows, written atomically as each finishes.
+"""(scorer x sparsity x seed) grids -> tidy rows, appended to sweep.csv as each finishes.
 
 Every row is keyed by its full configuration (checkpoint, test set, calibration-set size, scorer
 parameters and code version, S, seed, allocation, recovery). A sweep skips keys already in
 `sweep.csv`, so an interrupted `make paper` resumes where it stopped and re-running a notebook
-only redraws; bumping a scorer's `version` after fixing it recomputes its rows. Per-image
+only redraws; bumping a scorer's `version` after fixing it recomputes its rows. `sweep.csv` is
+append-only (see `append_row`): runs of one profile at once (two terminals, Jupyter beside
+`make paper`) never lose each other's rows, and a killed run never leaves a row that breaks
+the next read. Per-image
 correctness is cached on disk by mask hash (with the device type and precision, which can flip
 near-tie images, and the recovery steps and seed): scorers that select the same channels are
 evaluated once. A damaged cache file is recomputed with a warning. The dense model's per-image
@@ -19,19 +22,26 @@ magnitudes, and the escape would measure that allocation rather than the feature
 
 from __future__ import annotations
 
+import csv
+import errno
 import io
 import json
 import os
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one run per profile at a time there
+    fcntl = None
 
 from .blocks import BlockStats, block_stats, taylor_importance, with_taylor
 from .complexity import kappa_hat
@@ -41,6 +51,8 @@ from .errors import ParameterError, SicsError
 from .evaluate import precision, predict_correct
 from .io import atomic_write, stable_hash
 from .paths import cache_dir, figures_dir
+from .progress import bar as progress_bar
+from .progress import enabled as progress_enabled
 from .provenance import git_revision
 from .prune import ALLOCATIONS, check_sparsity, jaccard, mask_hash, overlap, select, sliced
 from .scorers import check_scorers, get_scorer, score_blocks
@@ -243,7 +255,7 @@ def prepare(profile: str | Profile = "auto", data: str | None = None, *, device:
     Progress bars are on unless `progress=False`, `CI` is set, or `SICS_PROGRESS=0`.
     """
     if progress is None:
-        progress = not os.environ.get("CI") and os.environ.get("SICS_PROGRESS", "1") != "0"
+        progress = progress_enabled()
     prof = profile if isinstance(profile, Profile) else resolve_profile(profile, **overrides)
     dev = pick_device(device)
     full = load_cifar10(data)
@@ -268,10 +280,119 @@ def row_key(study: Study, scorer: str, S: float, seed: int, params: dict, alloca
                             n_calib=study.profile.n_calib, version=scorer_version(scorer)))  # fmt: skip
 
 
+ROW_DTYPES = {"kappa": str, "mask_hash": str}
+
+
+def csv_line(values: Iterable) -> bytes:
+    """One newline-terminated CSV line of `values` (None -> empty, as pandas writes NaN)."""
+    buf = io.StringIO()
+    clean = [v.replace("\r", " ").replace("\n", " ") if isinstance(v, str) else v for v in values]
+    csv.writer(buf, lineterminator="\n").writerow(clean)
+    return buf.getvalue().encode()
+
+
+HEADER = csv_line(COLUMNS)
+
+
 def read_rows(path: Path) -> pd.DataFrame:
-    if not path.exists():
+    """The finished rows of a sweep.csv, each key once.
+
+    A last line without its newline (a writer killed mid-append, or one appending right now) is
+    not a finished row and is left out; a key written twice (two runs finished the same row at
+    once) is read once, its first row. Files written whole by earlier versions read the same.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(path, dtype={"kappa": str, "mask_hash": str})
+    data = data[: data.rfind(b"\n") + 1]
+    if not data.strip():
+        return pd.DataFrame(columns=COLUMNS)
+    rows = pd.read_csv(io.BytesIO(data), dtype=ROW_DTYPES, on_bad_lines="skip")
+    return rows.drop_duplicates("key", keep="first", ignore_index=True)
+
+
+@contextmanager
+def _locked_for_append(path: Path) -> Iterator[int]:
+    """A descriptor of `path` (created if missing) opened for appending, under an exclusive lock.
+
+    The lock is an advisory `flock` on the file itself, so nothing lies beside it. If the file
+    was replaced while we waited (a header migration renames a new file over it), we lock the
+    new one instead.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except OSError as e:  # a file system without locks: appends are still one write
+                    if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                        raise
+                    warnings.warn(f"cannot lock {str(path)!r} ({e.strerror}): run one sweep of this "
+                                  "profile at a time", stacklevel=4)  # fmt: skip
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:  # replaced, then removed: open it again
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _end_of_last_line(fd: int, size: int) -> int:
+    """Offset just past the file's last newline (0 if it has none), reading from the end."""
+    end = size
+    while end > 0:
+        start = max(0, end - (1 << 16))
+        i = os.pread(fd, end - start, start).rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        end = start
+    return 0
+
+
+def append_row(path: Path, row: dict) -> int:
+    """Append one finished row to `path` as one complete CSV line; return the file's new size.
+
+    Under an exclusive lock on the file, in order:
+    1. a torn last line (its writer was killed mid-append: every append ends with a newline) is
+       cut off, back to the last newline, so the file is valid CSV again;
+    2. an empty file gets the header (`COLUMNS`); a file written with other columns is rewritten
+       once in the current ones (a rename, as before; never on the per-row path);
+    3. the line is written with one `write` in append mode.
+    The cost is that of the row, not of the file (no rewrite), and concurrent writers queue on
+    the lock, so no row is lost; readers never lock, and `read_rows` leaves out a line still
+    being written.
+    """
+    line = csv_line(row.get(c) for c in COLUMNS)
+    with _locked_for_append(path) as fd:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            size = _end_of_last_line(fd, size)
+            os.ftruncate(fd, size)
+        if size and os.pread(fd, len(HEADER), 0) != HEADER:
+            old = read_rows(path).reindex(columns=COLUMNS)
+            atomic_write(path, lambda p: p.write_bytes(HEADER + old.to_csv(index=False, header=False,
+                                                                           lineterminator="\n").encode()))  # fmt: skip
+            return append_row(path, row)
+        data = line if size else HEADER + line
+        while data:
+            data = data[os.write(fd, data) :]
+        return os.fstat(fd).st_size
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def run_sweep(
@@ -302,21 +423,28 @@ def run_sweep(
         default = all(get_scorer(n).params(p) == get_scorer(n).params() for n, p in params.items())
         tag = "main" if allocation == "block" and not recovery_steps and default else "variant"
     path = study.sweep_path
-    done = read_rows(path)
-    have = set(done["key"])
+    seen = _size(path)
+    have = set(read_rows(path)["key"])
     jobs = [(sc, S, seed) for S in sparsities for sc in scorers for seed in seeds_for(sc, n_seeds)]
     keys = [row_key(study, sc, S, seed, params.get(sc, {}), allocation, recovery_steps) for sc, S, seed in jobs]
     todo = [(job, key) for job, key in zip(jobs, keys, strict=True) if key not in have]
     rev = git_revision()
-    new_rows: list[dict] = []
-    for (sc, S, seed), key in tqdm(todo, desc=f"sweep {tag}", disable=not study.progress or not todo):
+    bar = progress_bar(desc=f"sweep {tag}", total=len(jobs), initial=len(jobs) - len(todo), unit="row",
+                       disable=not study.progress or not todo)  # fmt: skip
+    for (sc, S, seed), key in todo:
+        if _size(path) != seen:  # another run appended rows meanwhile: skip those it finished
+            seen = _size(path)
+            have = set(read_rows(path)["key"])
+        if key in have:
+            bar.update()
+            continue
         t0 = time.time()
         p = params.get(sc, {})
         scores, masks = study.masks(sc, S, seed, p, allocation)
         ref = study.magnitude_masks(S, allocation)
         correct = study.correct(masks, recovery_steps, seed)
         k_hat, share = kappa_hat(*kappa_inputs(scores, study.stats, allocation))
-        new_rows.append(dict(
+        seen = append_row(path, dict(
             scorer=sc, kappa=get_scorer(sc).kappa, kappa_hat=k_hat, hf_share=round(share, 4),
             sparsity=S, seed=seed, accuracy=float(correct.mean()), n_test=len(correct),
             mask_hash=mask_hash(masks), overlap_magnitude=overlap(masks, ref),
@@ -327,9 +455,8 @@ def run_sweep(
             device=str(study.device), git_rev=rev, seconds=round(time.time() - t0, 3), key=key,
             n_calib=study.profile.n_calib, scorer_version=scorer_version(sc),
         ))  # fmt: skip
-        done = pd.concat([done, pd.DataFrame(new_rows[-1:], columns=COLUMNS)], ignore_index=True)
-        atomic_write(path, lambda p, d=done: d.to_csv(p, index=False))
-    if new_rows:
-        done = read_rows(path)  # typed as a reader of sweep.csv sees it, new rows or old
+        bar.update()
+    bar.close()
+    done = read_rows(path)  # typed as a reader of sweep.csv sees it, with any other run's rows
     result = done[done["key"].isin(set(keys))].copy()
     return result.reset_index(drop=True)

@@ -76,6 +76,7 @@ def _latex(df: pd.DataFrame, title: str, cap: str, name: str) -> str:
 
 def _wide(df: pd.DataFrame, value: str, index: list[str]) -> pd.DataFrame:
     wide = df.pivot_table(index=index, columns="sparsity", values=value, aggfunc="first", sort=False)
+    wide = wide[sorted(wide.columns)]  # S ascending, whatever order the rows came in
     wide.columns = [f"S={c:g}" for c in wide.columns]
     return wide.reset_index()
 
@@ -253,8 +254,5 @@ def ablation_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     plateau = df[df["scorer"] == "magnitude"].assign(
         scorer="Π(S) accuracy", kappa="0", cell=lambda d: d["plateau"].map("{:.1f}".format))
     shown = pd.concat([plateau, shown[shown["scorer"] != "magnitude"]], ignore_index=True)
-    wide = shown.pivot_table(index=["scorer", "kappa", "variant"], columns="sparsity", values="cell",
-                             aggfunc="first", sort=False)  # fmt: skip
-    wide.columns = [f"S={c:g}" for c in wide.columns]
-    return df, wide.reset_index()
+    return df, _wide(shown, "cell", index=["scorer", "kappa", "variant"])
 

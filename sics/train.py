@@ -27,7 +27,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .config import Profile
 from .data import Cifar10, DeviceBatches
@@ -36,6 +35,8 @@ from .evaluate import accuracy, autocast
 from .io import atomic_write, stable_hash, write_json
 from .models import build_model
 from .paths import cache_dir
+from .progress import bar as progress_bar
+from .progress import note
 
 # Profile fields that change the trained weights (and so the checkpoint key).
 TRAINING_FIELDS = (
@@ -183,7 +184,8 @@ def train_or_load(
 
     use_compile = compile if compile is not None else device.type == "cuda"
     step_fn = torch.compile(model) if use_compile else model
-    bar = tqdm(range(start_epoch, profile.epochs), desc=f"train {profile.name}", disable=not progress)
+    bar = progress_bar(range(start_epoch, profile.epochs), desc=f"train {profile.name}", unit="epoch",
+                       disable=not progress)  # fmt: skip
     for epoch in bar:
         te = time.time()
         model.train()
@@ -197,6 +199,8 @@ def train_or_load(
                             test_accuracy=acc, lr=sched.get_last_lr()[0],
                             seconds=time.time() - te))  # fmt: skip
         bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", acc=f"{acc:.3f}")
+        note(bar, f"[sics] train {profile.name}: epoch {epoch + 1}/{profile.epochs}, loss "
+                  f"{history[-1]['train_loss']:.3f}, test accuracy {acc:.2%} ({history[-1]['seconds']:.0f} s)")  # fmt: skip
         if (epoch + 1) % profile.ckpt_every == 0 or epoch + 1 == profile.epochs:
             state = dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
                          rng=torch.get_rng_state(), history=history, epoch=epoch + 1,

@@ -1,12 +1,13 @@
 """`make paper`'s runner: errors are one line with a non-zero exit; both engines agree."""
 
+import re
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from sics.paper import NotebookFailed, main, run_papermill
+from sics.paper import Forward, NotebookFailed, main, notebook_environment, run_papermill
 from sics.paths import notebooks_dir
 
 
@@ -35,15 +36,56 @@ def test_bad_notebook_parameters_name_the_bad_value(tiny_tree, tmp_path):
         run_papermill(src, tmp_path / "out.ipynb", dict(profile="ci", data=str(tiny_tree), scorers=[]))
 
 
-def test_papermill_and_inline_engines_give_the_same_tables(tiny_tree, tmp_path, monkeypatch):
+def test_papermill_and_inline_engines_give_the_same_tables(tiny_tree, tmp_path, monkeypatch, capfd):
+    """...and both show the same progress and summaries on the terminal, without noise."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("SICS_PROGRESS", raising=False)
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
     outputs = {}
     for engine in ("papermill", "inline"):
         monkeypatch.setenv("SICS_FIGURES", str(tmp_path / engine))
         monkeypatch.setenv("SICS_CACHE", str(tmp_path / f"cache-{engine}"))
         assert main(["--profile", "ci", "--data", str(tiny_tree), "--only", "01,02", "--engine", engine]) == 0
         outputs[engine] = tmp_path / engine / "ci"
+        out, err = capfd.readouterr()  # the kernel's own stderr too (a file descriptor it inherits)
+        assert re.search(r"\[sics\] train ci: epoch 1/\d+, loss [\d.]+, test accuracy [\d.]+%", err), err
+        assert re.search(r"train ci: 100%.*\d+/\d+ \[", err) and re.search(r"sweep main: 100%.*row", err), err
+        assert "Warning" not in err and "IPKernelApp" not in err and "Kernel" not in err, err
+        lines = out.splitlines()
+        assert all(line.startswith("[sics]") for line in lines), out  # progress and summaries only
+        for name in ("01_finetune", "02_plateau"):
+            assert any(re.match(rf"\[sics\] {name}: done in \d+ s \(profile ci.*; \d+ s in all$", line)
+                       for line in lines), out  # fmt: skip
     for name in ("dense.csv", "table1.csv"):
         a = pd.read_csv(outputs["papermill"] / name)
         b = pd.read_csv(outputs["inline"] / name)
         pd.testing.assert_frame_equal(a, b)
     assert (outputs["inline"] / "training_curve.png").stat().st_size > 10_000
+
+
+def test_the_terminal_gets_the_sics_lines_and_the_summary_with_the_time_in_all(capsys):
+    import sys as _sys
+
+    out = Forward(_sys.stdout)
+    out.write("a caption\n[sics] train ci: epoch 1/2")
+    out.write(", loss 2.2\n| table | row |\n[sics] 01_finetune: done in 3 s (profile ci)\n")
+    assert capsys.readouterr().out == "[sics] train ci: epoch 1/2, loss 2.2\n"
+    assert out.summary == "[sics] 01_finetune: done in 3 s (profile ci)"
+    verbose = Forward(_sys.stdout, verbose=True)
+    verbose.write("a caption\n[sics] x: done in 1 s\n")
+    assert capsys.readouterr().out == "a caption\n"
+
+
+@pytest.mark.parametrize("env, progress", [({}, "text"), ({"CI": "1"}, None), ({"SICS_PROGRESS": "0"}, "0")])
+def test_notebooks_get_text_progress_unless_it_is_off(monkeypatch, env, progress):
+    import os
+
+    for k in ("CI", "SICS_PROGRESS", "PYTHONWARNINGS"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with notebook_environment():
+        assert os.environ.get("SICS_PROGRESS") == progress
+        assert "ignore::DeprecationWarning" in os.environ["PYTHONWARNINGS"]
+    assert os.environ.get("SICS_PROGRESS") == env.get("SICS_PROGRESS")  # restored
+    assert "PYTHONWARNINGS" not in os.environ
