@@ -51,7 +51,7 @@ def save_table(df: pd.DataFrame, name: str, study, *, shown: pd.DataFrame | None
     cap = caption(study)
     return {
         "csv": atomic_write(out / f"{name}.csv", lambda p: df.to_csv(p, index=False)),
-        "md": write_text(out / f"{name}.md", f"**{title}**\n\n{shown.to_markdown(index=False)}\n\n_{cap}_\n"),
+        "md": write_text(out / f"{name}.md", f"**{title}**\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n\n_{cap}_\n"),
         "tex": write_text(out / f"{name}.tex", _latex(shown, title, cap, name)),
     }  # fmt: skip
 
