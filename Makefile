@@ -5,6 +5,7 @@ DATA ?=
 WEIGHTS ?=
 ENGINE ?= papermill
 VERBOSE ?=
+RETRAIN ?=
 PYTHON ?= python3
 # torch/torchvision builds: pinned to the ones this project is tested with; elsewhere override,
 # e.g. make test TORCH_SPEC="torch torchvision" (or a CUDA build from pytorch.org's index).
@@ -14,6 +15,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ifneq ($(DATA),)
 export SICS_DATA := $(abspath $(DATA))
+endif
+ifneq ($(RETRAIN),)
+export SICS_RETRAIN := $(RETRAIN)
 endif
 ifneq ($(WEIGHTS),)
 export SICS_WEIGHTS := $(abspath $(WEIGHTS))
@@ -37,10 +41,11 @@ help:
 	@echo '  make clean    remove $(CLEAN) (clean-ci: the same)'
 	@echo '  make help     this list (the default target)'
 	@echo 'variables, e.g. make paper PROFILE=quick DATA=~/cifar10:'
-	@echo '  PROFILE     paper | scratch | quick | ci | auto (default: paper with CUDA, else quick)'
+	@echo '  PROFILE     paper | scratch | reference | quick | ci | auto (default: paper with CUDA, else quick)'
 	@echo '  DATA        CIFAR-10: torchvision root, image-folder tree or .tar.gz (default: $$SICS_DATA, else download)'
 	@echo '  WEIGHTS     pretrained ViT-Small file for PROFILE=paper (default: $$SICS_WEIGHTS, else the hub)'
 	@echo '  ENGINE      papermill (default) | inline: the same cells in this process, no jupyter'
+	@echo '  RETRAIN     1: train even where committed weights (figures/<profile>/weights.safetensors) exist'
 	@echo '  VERBOSE     1: show everything the notebooks print, not only progress and summaries'
 	@echo '  TORCH_SPEC  the torch build pip installs into .venv (default: $(TORCH_SPEC))'
 	@echo '  PYTHON      the interpreter that creates .venv (default: $(PYTHON))'

@@ -105,6 +105,26 @@ PROFILES: dict[str, Profile] = {
             recovery_steps=98,  # one epoch at batch 512
         ),
         Profile(
+            name="reference",
+            description="from-scratch ViT (6x128, 4 heads, H=512, patch 4: 64 tokens + CLS) on the full "
+                        "CIFAR-10, trained on a 2-core CPU; not ViT-Small",
+            embed_dim=128,
+            depth=6,
+            num_heads=4,
+            mlp_hidden=512,
+            epochs=40,  # recipe from CPU pilots (README); weights not yet trained or committed
+            batch_size=128,
+            lr=2e-3,
+            weight_decay=0.05,
+            warmup_epochs=2.0,
+            augment="crop_flip",
+            n_seeds=5,
+            eval_batch_size=1000,
+            fine_grid=(0.40, 0.90, 0.05),
+            ablation_seeds=3,
+            recovery_steps=100,
+        ),
+        Profile(
             name="quick",
             description="reduced ViT (6x128, 4 heads, H=512, patch 8): a smoke-scale CPU preview",
             patch_size=8,

@@ -71,4 +71,5 @@ def stage_info(study, seconds: float, **extra) -> dict:
                 ckpt_id=study.trained.ckpt_id, dense_accuracy=study.dense_accuracy,
                 n_test=len(study.test), n_seeds=p.n_seeds, train_seed=p.train_seed,
                 trained_now=study.trained.trained_now,
+                weights_sha256=study.trained.weights_sha256,
                 train_seconds=round(study.trained.train_seconds, 1), **extra)  # fmt: skip

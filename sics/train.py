@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import weights as committed
 from .config import Profile
 from .data import Cifar10, DeviceBatches
 from .errors import CheckpointError
@@ -56,9 +57,28 @@ class Trained:
     trained_now: bool  # False when the cached checkpoint was loaded
     seconds: float  # of this call
     train_seconds: float  # of the training that made the checkpoint (summed over resumes)
+    weights_sha256: str | None = None  # set when the model came from committed weights
 
 
 RECIPE_VERSION = 2  # bump when the training code changes what a configuration trains
+
+
+def training_fields(profile: Profile) -> dict:
+    """The profile's fields that change the trained weights (JSON-able)."""
+    return {f: list(v) if isinstance(v, tuple) else v
+            for f, v in ((f, getattr(profile, f)) for f in TRAINING_FIELDS)}  # fmt: skip
+
+
+def export_weights(trained: Trained, profile: Profile, data_source: str) -> str:
+    """Commit-ready copy of a trained model: `figures/<profile>/weights.safetensors` + record.
+
+    Returns the sha256 (recorded in provenance by the stage that uses the weights).
+    """
+    meta = dict(profile=profile.name, ckpt_id=trained.ckpt_id, training_fields=training_fields(profile),
+                test_accuracy=trained.test_accuracy, train_seconds=round(trained.train_seconds, 1),
+                history=trained.history.to_dict("records"), data=data_source,
+                recipe=RECIPE_VERSION)  # fmt: skip
+    return committed.save(profile.name, trained.model.state_dict(), meta)
 
 
 def checkpoint_id(profile: Profile, data_id: str, weights: str | None = None) -> str:
@@ -132,6 +152,15 @@ def train_or_load(
     t0 = time.time()
     if profile.pretrained:  # the weights file is part of the configuration, however it was given
         weights = weights or os.environ.get("SICS_WEIGHTS") or None
+    if not profile.pretrained and not committed.retrain_requested():
+        found = committed.load(profile.name, training_fields(profile))
+        if found is not None:
+            state, meta = found
+            wpath = committed.paths(profile.name)[0]
+            history = pd.DataFrame(meta.get("history", []))
+            return Trained(_inference_model(profile, state, wpath, device), meta["ckpt_id"],
+                           wpath.parent, history, float(meta["test_accuracy"]), False,
+                           time.time() - t0, float(meta.get("train_seconds", 0.0)), meta["sha256"])  # fmt: skip
     ckpt_id = checkpoint_id(profile, data.source_id, weights)
     ckpt_dir = cache_dir() / "checkpoints" / ckpt_id
     final, state_path = ckpt_dir / "model.pt", ckpt_dir / "state.pt"

@@ -7,6 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
+from sics.config import PROFILES
 from sics.paper import Forward, NotebookFailed, main, notebook_environment, run_papermill
 from sics.paths import notebooks_dir
 
@@ -14,7 +15,7 @@ from sics.paths import notebooks_dir
 def test_unknown_profile_exits_non_zero_with_one_line(capsys):
     assert main(["--profile", "nope"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == "error: unknown profile 'nope'; valid: paper, scratch, quick, ci, auto"
+    assert err == f"error: unknown profile 'nope'; valid: {', '.join(PROFILES)}, auto"
 
 
 def test_missing_data_stops_the_first_notebook(tmp_path):

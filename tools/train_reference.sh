@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Train the `reference` profile's dense ViT on this 2-core CPU, in the background, alone.
+#
+#   bash tools/train_reference.sh            # starts (or resumes) it; log in $SICS_CACHE/reference-train.log
+#
+# It takes the cores for about 2.5 hours: run nothing else meanwhile (two torch processes on two
+# cores each collapse to a fraction of their speed; `nice` does not help). The resumable state is
+# saved every epoch under $SICS_CACHE (default: /work/sics-cache, outside the work tree, so a later
+# session on the same machine can resume it). Needs SICS_DATA (or DATA=path).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SICS_CACHE="${SICS_CACHE:-$(cd .. && pwd)/sics-cache}" SICS_PROGRESS=text PYTHONUNBUFFERED=1
+export SICS_DATA="${DATA:-${SICS_DATA:?set SICS_DATA or DATA to the CIFAR-10 source}}"
+mkdir -p "$SICS_CACHE"
+test -x .venv/bin/python || make .venv/.installed
+nohup .venv/bin/python -c "
+from sics.config import resolve_profile, pick_device
+from sics.data import load_cifar10
+from sics.train import train_or_load
+p = resolve_profile('reference')
+t = train_or_load(p, load_cifar10().subset(p.n_train, p.n_test), pick_device(), progress=True)
+print(f'[sics] reference: {t.test_accuracy:.2%} after {t.train_seconds / 60:.0f} min of training ({t.ckpt_id})')
+" >> "$SICS_CACHE/reference-train.log" 2>&1 &
+echo "training in the background (pid $!); log: $SICS_CACHE/reference-train.log"
