@@ -6,7 +6,8 @@
 # It takes the cores for about 2.5 hours: run nothing else meanwhile (two torch processes on two
 # cores each collapse to a fraction of their speed; `nice` does not help). The resumable state is
 # saved every epoch under $SICS_CACHE (default: /work/sics-cache, outside the work tree, so a later
-# session on the same machine can resume it). Needs SICS_DATA (or DATA=path).
+# session on the same machine can resume it). Needs SICS_DATA (or DATA=path). When it ends, the
+# weights are exported to figures/reference/weights.safetensors (+ weights.json), ready to commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SICS_CACHE="${SICS_CACHE:-$(cd .. && pwd)/sics-cache}" SICS_PROGRESS=text PYTHONUNBUFFERED=1
@@ -16,9 +17,12 @@ test -x .venv/bin/python || make .venv/.installed
 nohup .venv/bin/python -c "
 from sics.config import resolve_profile, pick_device
 from sics.data import load_cifar10
-from sics.train import train_or_load
+from sics.train import export_weights, train_or_load
 p = resolve_profile('reference')
-t = train_or_load(p, load_cifar10().subset(p.n_train, p.n_test), pick_device(), progress=True)
+data = load_cifar10().subset(p.n_train, p.n_test)
+t = train_or_load(p, data, pick_device(), progress=True)
 print(f'[sics] reference: {t.test_accuracy:.2%} after {t.train_seconds / 60:.0f} min of training ({t.ckpt_id})')
+if t.weights_sha256 is None:
+    print('[sics] weights for commit:', export_weights(t, p, data.source))
 " >> "$SICS_CACHE/reference-train.log" 2>&1 &
 echo "training in the background (pid $!); log: $SICS_CACHE/reference-train.log"
