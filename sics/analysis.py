@@ -23,13 +23,15 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .scorers import get_scorer
+from .scorers import NON_MONOTONE_KAPPAS, get_scorer
 from .stats import holm, mean_ci, paired_escape
 
 Correct = Mapping[tuple[str, int, int], np.ndarray]
 GROUP = ["scorer", "sparsity", "allocation", "recovery_steps", "params"]
 PLATEAU_SCORER = "magnitude"
 ALPHA = 0.05
+# Classes whose escape tables and figures test: every feature class but κ=0 (escape 0 by construction).
+ESCAPE_KAPPAS = (*NON_MONOTONE_KAPPAS, "control")
 
 
 def result_key(row) -> tuple[str, int, int]:
@@ -112,7 +114,7 @@ def with_holm(df: pd.DataFrame, p_col: str = "escape_p", alpha: float = ALPHA) -
     return df
 
 
-def escape_family(summary: pd.DataFrame, kappas=("1", "2", "control")) -> pd.DataFrame:
+def escape_family(summary: pd.DataFrame, kappas=ESCAPE_KAPPAS) -> pd.DataFrame:
     """The tables' and figures' family: every class of these κ at every S of `summary`
     (κ=0 classes are excluded: their escape is 0 by construction), Holm-adjusted together."""
     return with_holm(summary[summary["kappa"].isin(kappas)])
@@ -168,7 +170,7 @@ def regime_boundaries(summary: pd.DataFrame, alpha: float = ALPHA) -> tuple[floa
     persist to the neighbouring grid point, so the last grid point cannot be one; None where
     the rule is never met.
     """
-    fam = with_holm(summary[summary["kappa"].isin(["1", "2"])], alpha=alpha)
+    fam = with_holm(summary[summary["kappa"].isin(NON_MONOTONE_KAPPAS)], alpha=alpha)
     grid = sorted(fam["sparsity"].unique())
     escape, takeover = {}, {}
     for S in grid:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import ALPHA, nearest, with_holm
+from .scorers import NON_MONOTONE_KAPPAS
 
 MARGIN = 0.5  # equivalence margin in accuracy points
 
@@ -93,6 +94,11 @@ def _below(df: pd.DataFrame, bound: float, col: str = "escape_high") -> bool:
     return bool(len(df)) and bool((df[col] < bound).all())
 
 
+def _verdict(*rules: tuple[bool, str]) -> str:
+    """The verdict of the first rule that holds, in the order the claim's rule states them."""
+    return next((verdict for holds, verdict in rules if holds), "inconclusive")
+
+
 def _best(df: pd.DataFrame) -> pd.Series:
     return df.loc[df["escape"].idxmax()]
 
@@ -114,19 +120,14 @@ def c1(summary: pd.DataFrame, **_) -> dict:
 
 
 def c2(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_) -> dict:
-    fam = summary[summary["kappa"].isin(["1", "2"]) & (summary["sparsity"] < 0.65)]
+    fam = summary[summary["kappa"].isin(NON_MONOTONE_KAPPAS) & (summary["sparsity"] < 0.65)]
     if fam.empty:
         return _missing("C2", "non-monotone classes at S < 0.65")
     fam = with_holm(fam, alpha=alpha)
     best = _best(fam)
     hi = fam.loc[fam["escape_high"].idxmax()] if fam["escape_high"].notna().any() else best
     up = fam[fam["sig"] == "up"]
-    if len(up):
-        verdict = "not supported"
-    elif _below(fam, margin):
-        verdict = "supported"
-    else:
-        verdict = "inconclusive"
+    verdict = _verdict((len(up) > 0, "not supported"), (_below(fam, margin), "supported"))
     return _row("C2", f"{len(fam)} tests; best {_txt(best)} at S={best['sparsity']:g}; "
                 f"{len(up)} escape after Holm; highest upper bound {hi['escape_high']:+.2f} "
                 f"(margin {margin:+.2f})", verdict, best["sparsity"], best["escape"],
@@ -140,12 +141,7 @@ def c3(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_)
         return _missing("C3", "κ=1 classes at S≈0.7")
     fam = with_holm(fam, alpha=alpha)
     best = _best(fam)
-    if (fam["sig"] == "up").any():
-        verdict = "supported"
-    elif _below(fam, margin):
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
+    verdict = _verdict(((fam["sig"] == "up").any(), "supported"), (_below(fam, margin), "not supported"))
     return _row("C3", f"best κ=1: {_txt(best)} pts (paper +{PAPER_C3}); "
                 f"{int((fam['sig'] == 'up').sum())}/{len(fam)} escape after Holm", verdict, S,
                 best["escape"], best["escape_low"], best["escape_high"], family=fam)  # fmt: skip
@@ -154,19 +150,15 @@ def c3(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_)
 def c4(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_) -> dict:
     S = nearest(summary["sparsity"], 0.8)
     at = summary[summary["sparsity"] == S]
-    fam = at[at["kappa"].isin(["1", "2"])]
+    fam = at[at["kappa"].isin(NON_MONOTONE_KAPPAS)]
     k1, k2 = fam[fam["kappa"] == "1"], fam[fam["kappa"] == "2"]
     if k1.empty or k2.empty:
         return _missing("C4", "κ=1 and κ=2 classes at S≈0.8")
     fam = with_holm(fam, alpha=alpha)
     k1, k2 = fam[fam["kappa"] == "1"], fam[fam["kappa"] == "2"]
     best = _best(k2)
-    if (k2["sig"] == "up").any() and _below(k1, 0.0):
-        verdict = "supported"
-    elif (k1["sig"] == "up").any() or _below(k2, margin):
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
+    verdict = _verdict(((k2["sig"] == "up").any() and _below(k1, 0.0), "supported"),
+                       ((k1["sig"] == "up").any() or _below(k2, margin), "not supported"))
     k1_txt = "; ".join(_txt(r) for _, r in k1.iterrows())
     return _row("C4", f"best κ=2: {_txt(best)} pts (paper +{PAPER_C4}); κ=1: {k1_txt}", verdict,
                 S, best["escape"], best["escape_low"], best["escape_high"], family=fam)  # fmt: skip
@@ -178,12 +170,7 @@ def c5(summary: pd.DataFrame, pairs: dict | None = None, alpha: float = ALPHA, *
     if d is None or d.empty:
         return _missing("C5", "fake_nonmonotone or gradient")
     d = with_holm(d, p_col="p", alpha=alpha)
-    if _below(d, 0.0, col="high"):
-        verdict = "supported"
-    elif (d["sig"] == "up").any():
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
+    verdict = _verdict((_below(d, 0.0, col="high"), "supported"), ((d["sig"] == "up").any(), "not supported"))
     txt = "; ".join(f"S={r.sparsity:g}: {_iv(r.mean, r.low, r.high)}" for r in d.itertuples())
     worst = d.loc[d["high"].idxmax()] if d["high"].notna().any() else d.iloc[0]
     return _row("C5", f"fake − gradient, paired (pts): {txt}", verdict, worst["sparsity"],
@@ -199,12 +186,7 @@ def c6(summary: pd.DataFrame, pairs: dict | None = None, margin: float = MARGIN,
     r = d[np.isclose(d["sparsity"], S)].iloc[0]
     at = summary[summary["sparsity"] == S].set_index("scorer")
     esc = {n: at.loc[n, "escape"] if n in at.index else np.nan for n in ("bump", "logistic_smooth")}
-    if r["low"] > 0:
-        verdict = "supported"
-    elif r["high"] < margin:
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
+    verdict = _verdict((r["low"] > 0, "supported"), (r["high"] < margin, "not supported"))
     return _row("C6", f"escape: bump {esc['bump']:+.2f}, logistic_smooth {esc['logistic_smooth']:+.2f} "
                 f"pts (paper +{PAPER_BUMP} / +{PAPER_CHAOS}); chaos − bump {_iv(r['mean'], r['low'], r['high'])}",
                 verdict, S, r["mean"], r["low"], r["high"])  # fmt: skip

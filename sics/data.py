@@ -3,7 +3,8 @@
 Sources: (a) a torchvision root (downloaded when online), (b) an image-folder tree
 `train/<class>/`, `test/<class>/`, (c) a `.tar.gz` of such a tree. JPEG decoding of 60,000
 images takes ~24 s, so the decoded tensors are cached keyed by the source's content; later loads
-take a second. A damaged cache file is decoded again, with a warning. Batches are built and augmented on the model's device (no per-image Python).
+take a second. A damaged cache file is decoded again, with a warning. Batches are built and
+augmented on the model's device (no per-image Python).
 """
 
 from __future__ import annotations

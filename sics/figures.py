@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .analysis import escape_family, regime_boundaries
+from .analysis import ESCAPE_KAPPAS, escape_family, regime_boundaries
 from .claims import PAPER_BOUNDARIES
 from .io import atomic_write
 from .paths import figures_dir
@@ -81,18 +81,24 @@ def _curves(df: pd.DataFrame, value: str, pad: float, figsize=(7.5, 4.5)) -> tup
     return fig, ax
 
 
+def _finish(fig: plt.Figure, ax: plt.Axes, xlabel: str, ylabel: str, title: str) -> plt.Figure:
+    """Labels, title and the legend of a curve figure (figure 1, the phase diagram)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
 def figure1(summary: pd.DataFrame, study, *, dense: float | None = None) -> plt.Figure:
     """Accuracy vs S for every class, with interval bands; the plateau drawn thick; κ zones shaded."""
     df = summary[summary["scorer"].isin([*feature_classes(), *baselines()])]
     fig, ax = _curves(df, "acc", pad=0.03, figsize=(7.5, 4.6))
     if dense is not None:
         ax.axhline(dense * 100, ls="--", color="0.3", lw=1, label=f"dense {dense * 100:.1f}")
-    ax.set_xlabel("sparsity S (fraction of MLP channels removed per block)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Accuracy vs sparsity: plateau and feature classes (bands: 95% CI over seeds)")
-    ax.legend(fontsize=7, ncol=2, loc="lower left", framealpha=0.9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "sparsity S (fraction of MLP channels removed per block)", "test accuracy (%)",
+                   "Accuracy vs sparsity: plateau and feature classes (bands: 95% CI over seeds)")
 
 
 def figure2(study, S: float = 0.7, block: int = 0, seed: int = 0) -> plt.Figure:
@@ -164,7 +170,7 @@ def training_curve(history: pd.DataFrame, study) -> plt.Figure:
 
 def figure_phase(summary: pd.DataFrame, study) -> plt.Figure:
     """Escape vs S on the fine grid for every non-monotone class, with both sets of boundaries."""
-    df = summary[summary["kappa"].isin(["1", "2", "control"])]
+    df = summary[summary["kappa"].isin(ESCAPE_KAPPAS)]
     fig, ax = _curves(df, "escape", pad=0.01, figsize=(7.5, 4.4))
     ax.axhline(0, color="black", lw=1)
     for b in PAPER_BOUNDARIES:
@@ -178,9 +184,5 @@ def figure_phase(summary: pd.DataFrame, study) -> plt.Figure:
         ax.axvline(b, color="#117a65", lw=2, alpha=0.7)
         ax.text(b, 0.98, f" ours: {' = '.join(labels)} (S={b:g})", transform=ax.get_xaxis_transform(),
                 rotation=90, fontsize=7, color="#117a65", va="top", ha="right")  # fmt: skip
-    ax.set_xlabel("sparsity S")
-    ax.set_ylabel("escape from Π(S) (accuracy points)")
-    ax.set_title("Phase diagram: escape vs S (bands: 95% paired CI; dashed: the paper's 0.65 / 0.75)")
-    ax.legend(fontsize=7, ncol=2, loc="lower left", framealpha=0.9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "sparsity S", "escape from Π(S) (accuracy points)",
+                   "Phase diagram: escape vs S (bands: 95% paired CI; dashed: the paper's 0.65 / 0.75)")

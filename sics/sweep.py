@@ -6,8 +6,7 @@ parameters and code version, S, seed, allocation, recovery). A sweep skips keys 
 only redraws; bumping a scorer's `version` after fixing it recomputes its rows. `sweep.csv` is
 append-only (see `append_row`): runs of one profile at once (two terminals, Jupyter beside
 `make paper`) never lose each other's rows, and a killed run never leaves a row that breaks
-the next read. Per-image
-correctness is cached on disk by mask hash (with the device type and precision, which can flip
+the next read. Per-image correctness is cached on disk by mask hash (with the device type and precision, which can flip
 near-tie images, and the recovery steps and seed): scorers that select the same channels are
 evaluated once. A damaged cache file is recomputed with a warning. The dense model's per-image
 correctness is measured on the study's own test set through the same cache.
@@ -71,8 +70,8 @@ class StaleRowError(SicsError):
 
 
 def scorer_version(name: str) -> int:
-    """The scorer's code version (1 unless its registration says otherwise): part of row keys."""
-    return int(getattr(get_scorer(name), "version", 1))
+    """The scorer's code version (`register(..., version=)`): part of row keys."""
+    return get_scorer(name).version
 
 
 def pooled(stats: list[BlockStats]) -> BlockStats:

@@ -18,7 +18,7 @@ from .claims import PAPER_BUMP, PAPER_CHAOS, paper_regime
 from .io import atomic_write, write_text
 from .paths import figures_dir
 from .provenance import caption
-from .scorers import feature_classes, kappa0
+from .scorers import NON_MONOTONE_KAPPAS, feature_classes, kappa0
 
 
 def fmt(m: float, lo: float = np.nan, hi: float = np.nan, digits: int = 1) -> str:
@@ -116,7 +116,7 @@ def table2(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def table3(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """SICS regimes: per S, the lowest κ with a class that escapes (Holm over every κ=1/2 class
     at every S of the table), and the best class, beside the regime the paper states."""
-    fam = escape_family(summary, kappas=("1", "2"))
+    fam = escape_family(summary, kappas=NON_MONOTONE_KAPPAS)
     rows = []
     for S, g in fam.groupby("sparsity"):
         best = g.loc[g["escape"].idxmax()]
@@ -156,7 +156,7 @@ def table4(summary: pd.DataFrame, fake_minus_gradient: pd.DataFrame) -> tuple[pd
     pairs = fake_minus_gradient.set_index("sparsity")
     for S, g in summary.groupby("sparsity"):
         fake, grad = _first(g, "fake_nonmonotone"), _first(g, "gradient")
-        indep = g[g["kappa"].isin(["1", "2"])]
+        indep = g[g["kappa"].isin(NON_MONOTONE_KAPPAS)]
         best = indep.loc[indep["escape"].idxmax()] if len(indep) else None
         d = pairs.loc[S] if S in pairs.index else None
         rows.append(dict(

@@ -82,7 +82,7 @@ def export_weights(trained: Trained, profile: Profile, data_source: str) -> str:
 
 
 def checkpoint_id(profile: Profile, data_id: str, weights: str | None = None) -> str:
-    config = {f: getattr(profile, f) for f in TRAINING_FIELDS}
+    config = training_fields(profile)  # tuples as lists: the same JSON, so the same ids
     config.update(data=data_id, weights=str(weights) if weights else None, recipe=RECIPE_VERSION)
     return f"{profile.name}-{stable_hash(config)}"
 

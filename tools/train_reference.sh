@@ -3,7 +3,7 @@
 #
 #   bash tools/train_reference.sh            # starts (or resumes) it; log in $SICS_CACHE/reference-train.log
 #
-# It takes the cores for about 2.5 hours: run nothing else meanwhile (two torch processes on two
+# It takes the cores for about 2.3 hours (40 epochs at ~205 s each in the pilot): run nothing else meanwhile (two torch processes on two
 # cores each collapse to a fraction of their speed; `nice` does not help). The resumable state is
 # saved every epoch under $SICS_CACHE (default: /work/sics-cache, outside the work tree, so a later
 # session on the same machine can resume it). Needs SICS_DATA (or DATA=path). When it ends, the
