@@ -6,6 +6,7 @@ WEIGHTS ?=
 ENGINE ?= papermill
 VERBOSE ?=
 RETRAIN ?=
+N ?=
 PYTHON ?= python3
 # torch/torchvision builds: pinned to the ones this project is tested with; elsewhere override,
 # e.g. make test TORCH_SPEC="torch torchvision" (or a CUDA build from pytorch.org's index).
@@ -27,11 +28,12 @@ endif
 CLEAN := figures/quick figures/ci .cache
 
 .DEFAULT_GOAL := help
-.PHONY: help paper test unit nbval lint bench strip clean clean-ci
+.PHONY: help paper verify test unit nbval lint bench strip clean clean-ci
 
 help:
 	@echo 'targets:'
 	@echo '  make paper    run notebooks 01-06: every table and figure -> figures/<profile>/'
+	@echo '  make verify   re-evaluate a random sample of the committed results (needs DATA) and compare'
 	@echo '  make test     unit tests, then nbval over the notebooks (ci profile)'
 	@echo '  make unit     the unit tests only'
 	@echo '  make nbval    the notebooks under nbval only (ci profile; reads DATA)'
@@ -41,12 +43,14 @@ help:
 	@echo '  make clean    remove $(CLEAN) (clean-ci: the same)'
 	@echo '  make help     this list (the default target)'
 	@echo 'variables, e.g. make paper PROFILE=quick DATA=~/cifar10:'
-	@echo '  PROFILE     paper | scratch | reference | quick | ci | auto (default: paper with CUDA, else quick)'
+	@echo '  PROFILE     paper | scratch | reference | quick | ci | auto (default: paper with CUDA, else reference'
+	@echo '              once its weights are committed, else quick)'
 	@echo '  DATA        CIFAR-10: torchvision root, image-folder tree or .tar.gz (default: $$SICS_DATA, else download)'
 	@echo '  WEIGHTS     pretrained ViT-Small file for PROFILE=paper (default: $$SICS_WEIGHTS, else the hub)'
 	@echo '  ENGINE      papermill (default) | inline: the same cells in this process, no jupyter'
 	@echo '  RETRAIN     1: train even where committed weights (figures/<profile>/weights.safetensors) exist'
 	@echo '  VERBOSE     1: show everything the notebooks print, not only progress and summaries'
+	@echo '  N           make verify: how many committed results to re-evaluate (default 10)'
 	@echo '  TORCH_SPEC  the torch build pip installs into .venv (default: $(TORCH_SPEC))'
 	@echo '  PYTHON      the interpreter that creates .venv (default: $(PYTHON))'
 	@echo 'progress bars: off when CI is set or with SICS_PROGRESS=0'
@@ -60,6 +64,9 @@ $(VENV)/.installed: pyproject.toml
 
 paper: $(VENV)/.installed
 	$(PY) -m sics.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose)
+
+verify: $(VENV)/.installed
+	$(PY) -m sics.verify --profile $(PROFILE) $(if $(N),--n $(N))
 
 test: unit nbval
 

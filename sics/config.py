@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import ParameterError
+from .paths import figures_root
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,12 @@ class Profile:
     sparsities: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8)
     n_seeds: int = 5
     eval_batch_size: int = 1024
+    eval_precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 elsewhere) | "fp32" | "bf16"
     # beyond the paper: phase-diagram grid (start, stop, step) and ablation budget
     fine_grid: tuple[float, float, float] = (0.40, 0.90, 0.025)
     ablation_seeds: int = 3
     recovery_steps: int = 100  # steps of recovery fine-tuning in the recovery ablation
+    ablation_sparsities: tuple[float, ...] | None = None  # None: the notebook's main sparsities
 
     @property
     def mlp_ratio(self) -> float:
@@ -120,8 +123,12 @@ PROFILES: dict[str, Profile] = {
             augment="crop_flip",
             n_seeds=5,
             eval_batch_size=1000,
+            # sized for <= 60 min of study on a 2-core CPU (README): bf16 evaluation (about 2x
+            # fp32 here), the ablations at the S of the paper's escape claims
+            eval_precision="bf16",
             fine_grid=(0.40, 0.90, 0.05),
             ablation_seeds=3,
+            ablation_sparsities=(0.7, 0.8),
             recovery_steps=100,
         ),
         Profile(
@@ -172,20 +179,28 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def resolve_profile(name: str | None = "auto", **overrides) -> Profile:
-    """Pick the profile by parameter, then `SICS_PROFILE`, then `auto`.
+def auto_profile() -> tuple[str, str]:
+    """(profile, why) that `auto` stands for on this machine.
 
-    `auto` means `paper` where CUDA is available and `quick` otherwise; it says so on stderr so
-    nobody mistakes a CPU preview for the paper's setting.
+    `paper` where CUDA is available; without CUDA, `reference` once its trained weights are
+    committed (its results then regenerate from the committed bundle in minutes), else `quick`.
+    """
+    if torch.cuda.is_available():
+        return "paper", "CUDA is available"
+    if (figures_root() / "reference" / "weights.safetensors").exists():
+        return "reference", "no CUDA; the reference model's weights and results are committed"
+    return "quick", "no CUDA: CPU smoke-scale preview"
+
+
+def resolve_profile(name: str | None = "auto", **overrides) -> Profile:
+    """Pick the profile by parameter, then `SICS_PROFILE`, then `auto` (see `auto_profile`).
+
+    `auto` says on stderr what it chose, so nobody mistakes a CPU run for the paper's setting.
     """
     chosen = name if name not in (None, "", "auto") else os.environ.get("SICS_PROFILE") or "auto"
     if chosen == "auto":
-        chosen = "paper" if torch.cuda.is_available() else "quick"
-        print(
-            f"[sics] profile 'auto' -> '{chosen}' "
-            f"({'CUDA is available' if chosen == 'paper' else 'no CUDA: CPU smoke-scale preview'})",
-            file=sys.stderr,
-        )
+        chosen, why = auto_profile()
+        print(f"[sics] profile 'auto' -> '{chosen}' ({why})", file=sys.stderr)
     if chosen not in PROFILES:
         raise ParameterError(f"unknown profile {chosen!r}; valid: {', '.join(PROFILES)}, auto")
     profile = PROFILES[chosen]

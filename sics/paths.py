@@ -15,9 +15,14 @@ def cache_dir() -> Path:
     return path
 
 
+def figures_root() -> Path:
+    """The folder of every profile's outputs (`SICS_FIGURES` overrides); not created here."""
+    return Path(os.environ.get("SICS_FIGURES") or REPO / "figures")
+
+
 def figures_dir(profile: str) -> Path:
-    """Tables, figures, sweep.csv and provenance.json of one profile (`SICS_FIGURES` overrides)."""
-    path = Path(os.environ.get("SICS_FIGURES") or REPO / "figures") / profile
+    """Tables, figures, sweep.csv and provenance.json of one profile (created on first use)."""
+    path = figures_root() / profile
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -56,20 +56,35 @@ def record(profile: str, stage: str, **info) -> Path:
     return path
 
 
+def measured_here(study) -> str:
+    """Where and how this process evaluates, e.g. 'CPU (x86_64, 2 threads), cpu-bf16'."""
+    return f"{device_name(study.device)}, {study.precision}"
+
+
+def measured_on(study) -> str:
+    """Where the study's results were measured: the committed bundle's record when every
+    result came from it (the data never loaded), else here."""
+    if study.bundle is not None and not study.data_loaded:
+        return "; ".join(study.bundle.meta.get("measured_on") or []) or "unknown (bundle)"
+    return measured_here(study)
+
+
 def caption(study) -> str:
     """One line for the foot of every table and figure."""
     p = study.profile
     return (f"profile={p.name} ({p.depth}x{p.embed_dim}, H={p.mlp_hidden}, patch {p.patch_size}) | "
-            f"data={study.data.source.split(' [')[0]}, n_test={len(study.test)} | "
-            f"device={device_name(study.device)} | ckpt={study.trained.ckpt_id} | rev={git_revision()}")  # fmt: skip
+            f"data={study.data_source.split(' [')[0]}, n_test={study.n_test} | "
+            f"measured on {measured_on(study)} | ckpt={study.trained.ckpt_id} | rev={git_revision()}")  # fmt: skip
 
 
 def stage_info(study, seconds: float, **extra) -> dict:
     """What a notebook stage records: how the numbers it made were made."""
     p = study.profile
-    return dict(seconds=round(seconds, 1), device=device_name(study.device), data=study.data.source,
+    return dict(seconds=round(seconds, 1), device=device_name(study.device), measured_on=measured_on(study),
+                data=study.data_source,
+                data_loaded=study.data_loaded, precision=study.precision,
                 ckpt_id=study.trained.ckpt_id, dense_accuracy=study.dense_accuracy,
-                n_test=len(study.test), n_seeds=p.n_seeds, train_seed=p.train_seed,
+                n_test=study.n_test, n_seeds=p.n_seeds, train_seed=p.train_seed,
                 trained_now=study.trained.trained_now,
                 weights_sha256=study.trained.weights_sha256,
                 train_seconds=round(study.trained.train_seconds, 1), **extra)  # fmt: skip

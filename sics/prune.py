@@ -10,12 +10,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 from .errors import ParameterError
 from .models import mlp_blocks
@@ -100,17 +102,21 @@ def masked(model: nn.Module, masks: list[np.ndarray]) -> Iterator[nn.Module]:
 
 
 def sliced(model: nn.Module, masks: list[np.ndarray]) -> nn.Module:
-    """A copy of the model with the pruned channels physically removed from fc1 and fc2."""
+    """A copy of the model with the pruned channels physically removed from fc1 and fc2.
+
+    A block may keep no channel at all: its MLP then adds only fc2's bias.
+    """
     pruned = copy.deepcopy(model)
     for mlp, m in zip(mlp_blocks(pruned), masks, strict=True):
         if not isinstance(mlp.norm, nn.Identity):
             raise NotImplementedError("slicing an MLP with a hidden norm layer is not supported")
         keep = torch.as_tensor(np.flatnonzero(m), device=mlp.fc1.weight.device)
         fc1, fc2 = mlp.fc1, mlp.fc2
-        new1 = nn.Linear(fc1.in_features, len(keep), bias=fc1.bias is not None)
-        new2 = nn.Linear(len(keep), fc2.out_features, bias=fc2.bias is not None)
-        new1.to(fc1.weight.device, fc1.weight.dtype)
-        new2.to(fc2.weight.device, fc2.weight.dtype)
+        like = dict(device=fc1.weight.device, dtype=fc1.weight.dtype)  # no init: copied below
+        with warnings.catch_warnings():  # an empty block's layers: torch warns that init is a no-op
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
+            new1 = skip_init(nn.Linear, fc1.in_features, len(keep), bias=fc1.bias is not None, **like)
+            new2 = skip_init(nn.Linear, len(keep), fc2.out_features, bias=fc2.bias is not None, **like)
         with torch.no_grad():
             new1.weight.copy_(fc1.weight[keep])
             if fc1.bias is not None:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import analysis, provenance
 from .analysis import PLATEAU_SCORER, negate, paired_table, result_key
-from .sweep import Study, prepare, run_sweep
+from .sweep import Study, pack_results, prepare, run_sweep
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Stage:
     name: str
     study: Study
     t0: float = field(default_factory=time.time)
+    _rows: dict = field(default_factory=dict)  # key -> seconds its evaluation took (when made)
 
     @property
     def profile(self) -> str:
@@ -64,10 +65,16 @@ class Stage:
         """`run_sweep` over `scorers` (plus the plateau's magnitude), with its per-image results."""
         names = list(dict.fromkeys([PLATEAU_SCORER, *scorers])) if scorers else []
         rows = run_sweep(self.study, names, sparsities, **kwargs)
+        self._rows.update(zip(rows["key"], rows["seconds"], strict=True))
         return Results(rows, load_correct(self.study, rows))
 
     def close(self, **extra) -> None:
+        """Record the stage (its time now, and the evaluation time of its rows whenever they
+        were made) and pack the results bundle, so the outputs regenerate without recomputing."""
         seconds = time.time() - self.t0
+        if self._rows:
+            extra = {"rows": len(self._rows), "evaluation_seconds": round(float(sum(self._rows.values())), 1), **extra}
+        pack_results(self.study)
         provenance.record(self.profile, self.name, **provenance.stage_info(self.study, seconds, **extra))
         print(f"[sics] {self.name}: done in {seconds:.0f} s (profile {self.profile}, "
               f"ckpt {self.study.trained.ckpt_id}, rev {provenance.git_revision()})")  # fmt: skip
@@ -78,6 +85,8 @@ def open_stage(name: str, profile: str = "auto", data: str = "", **prepare_kwarg
     t0 = time.time()
     study = prepare(profile, data or None, **prepare_kwargs)
     print(provenance.caption(study))
-    print(f"dense accuracy {study.dense_accuracy:.2%} on {len(study.test)} test images "
-          f"({'trained now' if study.trained.trained_now else 'loaded from the cache'})")  # fmt: skip
+    origin = ("trained now" if study.trained.trained_now else
+              "committed weights" if study.trained.weights_sha256 else "loaded from the cache")  # fmt: skip
+    results = f"; {len(study.bundle)} results in the committed bundle" if study.bundle is not None else ""
+    print(f"dense accuracy {study.dense_accuracy:.2%} on {study.n_test} test images ({origin}{results})")
     return Stage(name, study, t0)

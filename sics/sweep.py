@@ -42,11 +42,14 @@ try:
 except ImportError:  # Windows: no advisory locks; one run per profile at a time there
     fcntl = None
 
+from . import bundle as bundle_mod
+from . import provenance
 from .blocks import BlockStats, block_stats, taylor_importance, with_taylor
+from .bundle import Bundle
 from .complexity import kappa_hat
 from .config import Profile, pick_device, resolve_profile
 from .data import Cifar10, DeviceBatches, load_cifar10
-from .errors import ParameterError, SicsError
+from .errors import DataError, ParameterError, SicsError
 from .evaluate import precision, predict_correct
 from .io import atomic_write, stable_hash
 from .paths import cache_dir, figures_dir
@@ -56,6 +59,7 @@ from .provenance import git_revision
 from .prune import ALLOCATIONS, check_sparsity, jaccard, mask_hash, overlap, select, sliced
 from .scorers import check_scorers, get_scorer, score_blocks
 from .train import Trained, fine_tune, train_or_load
+from .weights import paths as weights_paths
 
 COLUMNS = [
     "scorer", "kappa", "kappa_hat", "hf_share", "sparsity", "seed", "accuracy", "n_test",
@@ -121,15 +125,22 @@ def kappa_inputs(scores: list[np.ndarray], stats: list[BlockStats],
 
 @dataclass
 class Study:
-    """The trained dense model and everything the sweeps share (built once per notebook)."""
+    """The dense model and everything the sweeps share (built once per notebook).
+
+    The data are loaded on first use (`data`, `test`): a study whose every result is already in
+    the prediction cache or the committed results bundle (`sics.bundle`) never touches CIFAR-10,
+    so a reader without the dataset regenerates every output from the committed files.
+    """
 
     profile: Profile
     device: torch.device
-    data: Cifar10
     trained: Trained
-    test: DeviceBatches
     stats: list[BlockStats]
     progress: bool = True
+    data_spec: str | None = None  # CIFAR-10 source, loaded when an evaluation needs it
+    bundle: Bundle | None = None  # committed per-image results of this model and test set
+    _data: Cifar10 | None = None
+    _test: DeviceBatches | None = None
     _taylor: dict = field(default_factory=dict)
     _magnitude_masks: dict = field(default_factory=dict)
     _dense: np.ndarray | None = None
@@ -141,6 +152,68 @@ class Study:
     @property
     def model(self) -> torch.nn.Module:
         return self.trained.model
+
+    @property
+    def data(self) -> Cifar10:
+        """The study's data (train split, test subset), loaded now if not yet.
+
+        With a bundle attached, the data must be the ones its results were measured on: new
+        evaluations are never mixed with results on other images.
+        """
+        if self._data is None:
+            try:
+                data = load_study_data(self.profile, self.data_spec)
+            except DataError as e:
+                if self.bundle is None:
+                    raise
+                raise DataError(f"{e} (a result the committed bundle does not hold needs evaluating)") from None
+            if self.bundle is not None:
+                meta = self.bundle.meta
+                if data.source_id != meta.get("data_id") or len(data.test_y) != self.bundle.n_test:
+                    raise DataError(f"the committed results of profile {self.profile.name} were measured on "
+                                    f"{meta.get('data')} ({self.bundle.n_test} test images); {data.source} "
+                                    "is different data: give that data, or use another profile")  # fmt: skip
+            self._data = data
+        return self._data
+
+    @property
+    def test(self) -> DeviceBatches:
+        if self._test is None:
+            self._test = DeviceBatches(self.data.test_x, self.data.test_y, device=self.device,
+                                       mean=self.profile.mean, std=self.profile.std,
+                                       img_size=self.profile.img_size)  # fmt: skip
+        return self._test
+
+    @property
+    def data_loaded(self) -> bool:
+        return self._data is not None
+
+    def _from_bundle_or_data(self, key: str, from_data):
+        if self._data is None and self.bundle is not None:
+            return self.bundle.meta[key]
+        return from_data(self.data)
+
+    @property
+    def n_test(self) -> int:
+        return int(self._from_bundle_or_data("n_test", lambda d: len(d.test_y)))
+
+    @property
+    def n_train(self) -> int:
+        return int(self._from_bundle_or_data("n_train", lambda d: len(d.train_y)))
+
+    @property
+    def data_source(self) -> str:
+        """The data the study's results are measured on (human-readable), as recorded."""
+        return str(self._from_bundle_or_data("data", lambda d: d.source))
+
+    @property
+    def data_id(self) -> str:
+        return str(self._from_bundle_or_data("data_id", lambda d: d.source_id))
+
+    @property
+    def precision(self) -> str:
+        """Where and in which precision this study evaluates, e.g. 'cpu-bf16' (`evaluate.precision`)."""
+        return precision(self.device, self.profile.eval_precision)
 
     def taylor(self, seed: int) -> list[np.ndarray]:
         """Taylor importance on a calibration subset drawn with `seed` (cached per seed)."""
@@ -168,10 +241,13 @@ class Study:
             self._magnitude_masks[key] = self.masks("magnitude", S, allocation=allocation)[1]
         return self._magnitude_masks[key]
 
+    @property
+    def pred_folder(self) -> str:
+        """The prediction cache's folder of this model, test set and evaluation precision."""
+        return f"{self.trained.ckpt_id}-n{self.n_test}-{self.precision}"
+
     def _pred_path(self, hash_: str, recovery_steps: int, seed: int = 0) -> Path:
-        folder = f"{self.trained.ckpt_id}-n{len(self.test)}-{precision(self.device)}"
-        name = f"{hash_}-r{recovery_steps}" + (f"-s{seed}" if recovery_steps else "")
-        return cache_dir() / "preds" / folder / f"{name}.npy"
+        return cache_dir() / "preds" / self.pred_folder / f"{pred_name(hash_, recovery_steps, seed)}.npy"
 
     def _cached(self, path: Path) -> np.ndarray | None:
         """The cached per-image correctness at `path`; None (with a warning) if it is damaged."""
@@ -179,7 +255,7 @@ class Study:
             return None
         try:
             out = np.load(path, allow_pickle=False)
-            if out.dtype != np.bool_ or out.shape != (len(self.test),):
+            if out.dtype != np.bool_ or out.shape != (self.n_test,):
                 raise ValueError(f"{out.dtype} array of shape {out.shape}")
             return out
         except Exception as e:
@@ -188,57 +264,90 @@ class Study:
             path.unlink(missing_ok=True)
             return None
 
-    def correct(self, masks: list[np.ndarray], recovery_steps: int = 0, seed: int = 0) -> np.ndarray:
-        """Per-image correctness of the pruned model, cached on disk by mask hash.
+    def lookup(self, hash_: str, recovery_steps: int = 0, seed: int = 0) -> np.ndarray | None:
+        """Per-image correctness already measured: from the prediction cache, else the bundle."""
+        found = self._cached(self._pred_path(hash_, recovery_steps, seed))
+        if found is None and self.bundle is not None:
+            found = self.bundle.get(pred_name(hash_, recovery_steps, seed))
+        return found
+
+    def evaluate(self, masks: list[np.ndarray], recovery_steps: int = 0, seed: int = 0) -> np.ndarray:
+        """Per-image correctness of the pruned model, measured now (no cache, no bundle).
 
         With `recovery_steps` the sliced model is first fine-tuned with `seed` (the row's seed).
         """
-        path = self._pred_path(mask_hash(masks), recovery_steps, seed)
-        cached = self._cached(path)
-        if cached is not None:
-            return cached
         model = sliced(self.model, masks)
         if recovery_steps:
             fine_tune(model, self.profile, self.data, self.device, steps=recovery_steps, seed=seed)
-        out = predict_correct(model, self.test, self.profile.eval_batch_size).cpu().numpy()
-        atomic_write(path, lambda p: p.write_bytes(_npy_bytes(out)))
+        return predict_correct(model, self.test, self.profile.eval_batch_size,
+                               self.profile.eval_precision).cpu().numpy()  # fmt: skip
+
+    def correct(self, masks: list[np.ndarray], recovery_steps: int = 0, seed: int = 0) -> np.ndarray:
+        """Per-image correctness of the pruned model: measured once, then cached by mask hash."""
+        hash_ = mask_hash(masks)
+        found = self.lookup(hash_, recovery_steps, seed)
+        if found is not None:
+            return found
+        out = self.evaluate(masks, recovery_steps, seed)
+        atomic_write(self._pred_path(hash_, recovery_steps, seed), lambda p: p.write_bytes(_npy_bytes(out)))
         return out
 
     def correct_for_row(self, row) -> np.ndarray:
-        """Per-image correctness behind a sweep row (from the cache, else recomputed).
+        """Per-image correctness behind a sweep row (cache, bundle, else recomputed).
 
         A recomputed selection must have the row's mask hash; if not, the row is stale (the
         model or the scorer's code changed since it was written) and StaleRowError says so.
         """
         steps, seed = int(row.recovery_steps), int(row.seed)
-        cached = self._cached(self._pred_path(row.mask_hash, steps, seed))
-        if cached is not None:
-            return cached
+        found = self.lookup(row.mask_hash, steps, seed)
+        if found is not None:
+            return found
+        return self.correct(self.row_masks(row), steps, seed)
+
+    def row_masks(self, row) -> list[np.ndarray]:
+        """The selection of a sweep row, recomputed and checked against its mask hash."""
         params = json.loads(row.params)
-        _, masks = self.masks(row.scorer, float(row.sparsity), seed, params, row.allocation)
+        _, masks = self.masks(row.scorer, float(row.sparsity), int(row.seed), params, row.allocation)
         if mask_hash(masks) != row.mask_hash:
             raise StaleRowError(
-                f"sweep row {row.scorer} S={row.sparsity} seed={seed} ({row.allocation}) is stale: "
+                f"sweep row {row.scorer} S={row.sparsity} seed={row.seed} ({row.allocation}) is stale: "
                 f"it records mask {row.mask_hash}, the current model and scorer select "
                 f"{mask_hash(masks)}; bump the scorer's version (or delete {self.sweep_path}) "
                 "and rerun the sweep"
             )
-        return self.correct(masks, steps, seed)
+        return masks
+
+    def all_kept(self) -> list[np.ndarray]:
+        return [np.ones(b.H, dtype=bool) for b in self.stats]
+
+    def none_kept(self) -> list[np.ndarray]:
+        return [np.zeros(b.H, dtype=bool) for b in self.stats]
 
     def dense_correct(self) -> np.ndarray:
         """Per-image correctness of the unpruned model on this study's test set (bool array).
 
         Measured here, not read from the checkpoint (whose accuracy is on the test set in force
-        at training time), and cached like any selection: all channels kept.
+        at training time, in the training's precision), and cached like any selection.
         """
         if self._dense is None:
-            self._dense = self.correct([np.ones(b.H, dtype=bool) for b in self.stats])
+            self._dense = self.correct(self.all_kept())
         return self._dense
 
     @property
     def dense_accuracy(self) -> float:
         """Top-1 accuracy of the unpruned model on this study's test set, as a fraction."""
         return float(self.dense_correct().mean())
+
+    @property
+    def mlp_removed_accuracy(self) -> float:
+        """Accuracy with every MLP hidden channel of every block removed (each MLP adds only its
+        output bias): how much the pruned unit matters in this model at all."""
+        return float(self.correct(self.none_kept()).mean())
+
+
+def pred_name(hash_: str, recovery_steps: int, seed: int = 0) -> str:
+    """The name of a selection's per-image result, in the prediction cache and the bundle."""
+    return f"{hash_}-r{recovery_steps}" + (f"-s{seed}" if recovery_steps else "")
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -247,23 +356,92 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def load_study_data(profile: Profile, spec: str | None) -> Cifar10:
+    """The profile's train split and test subset of CIFAR-10 from `spec` (see `data.load_cifar10`)."""
+    return load_cifar10(spec).subset(profile.n_train, profile.n_test)
+
+
 def prepare(profile: str | Profile = "auto", data: str | None = None, *, device: str | None = None,
             weights: str | None = None, progress: bool | None = None, **overrides) -> Study:  # fmt: skip
-    """Resolve the profile, load data, and train or load the dense model (cached).
+    """Resolve the profile, load (or train, cached) the dense model, attach committed results.
 
-    Progress bars are on unless `progress=False`, `CI` is set, or `SICS_PROGRESS=0`.
+    The data are loaded only when needed: to train, or to evaluate a result that neither the
+    prediction cache nor the committed bundle holds. Progress bars are on unless
+    `progress=False`, `CI` is set, or `SICS_PROGRESS=0`.
     """
     if progress is None:
         progress = progress_enabled()
     prof = profile if isinstance(profile, Profile) else resolve_profile(profile, **overrides)
     dev = pick_device(device)
-    full = load_cifar10(data)
-    ds = full.subset(prof.n_train, prof.n_test)
-    trained = train_or_load(prof, ds, dev, weights=weights, progress=progress)
-    test = DeviceBatches(ds.test_x, ds.test_y, device=dev, mean=prof.mean, std=prof.std,
-                         img_size=prof.img_size)  # fmt: skip
-    return Study(profile=prof, device=dev, data=ds, trained=trained, test=test,
-                 stats=block_stats(trained.model), progress=progress)  # fmt: skip
+    spec = data or None
+    loaded: list[Cifar10] = []
+
+    def get_data() -> Cifar10:
+        if not loaded:
+            loaded.append(load_study_data(prof, spec))
+        return loaded[0]
+
+    trained = train_or_load(prof, get_data, dev, weights=weights, progress=progress)
+    study = Study(profile=prof, device=dev, trained=trained, stats=block_stats(trained.model),
+                  progress=progress, data_spec=spec)  # fmt: skip
+    found = bundle_mod.load(prof.name)
+    if found is not None and bundle_applies(found, study, loaded[0] if loaded else None):
+        study.bundle = found
+    study._data = loaded[0] if loaded else None  # checked against the bundle by `bundle_applies`
+    return study
+
+
+def bundle_applies(found: Bundle, study: Study, data: Cifar10 | None) -> bool:
+    """Whether a bundle holds results of this study: same model (checkpoint and weights hash),
+    test-set size and data."""
+    meta = found.meta
+    same_model = (meta.get("ckpt_id"), meta.get("weights_sha256")) == (study.trained.ckpt_id,
+                                                                       study.trained.weights_sha256)  # fmt: skip
+    if not same_model or meta.get("profile_n_test") != study.profile.n_test:
+        return False
+    return data is None or (meta.get("data_id") == data.source_id and found.n_test == len(data.test_y))
+
+
+def pack_results(study: Study) -> Path | None:
+    """Write the profile's results bundle from the sweep rows of this model (see `sics.bundle`).
+
+    Every distinct selection of every row of this model and test set, plus the dense model and
+    the model without MLP channels when measured. A bundle of other committed weights is never
+    overwritten: with committed weights present, only the study of those weights packs.
+    Returns the path, or None when it left the bundle alone.
+    """
+    committed = weights_paths(study.profile.name)[0].exists()
+    if committed and study.trained.weights_sha256 is None:
+        return None
+    existing = study.bundle
+    if existing is None and bundle_mod.path(study.profile.name).exists() and committed:
+        return None  # a committed bundle for another test set
+    rows = read_rows(study.sweep_path)
+    rows = rows[(rows["ckpt_id"] == study.trained.ckpt_id) & (rows["n_test"] == study.n_test)]
+    wanted = {(str(r.mask_hash), int(r.recovery_steps), int(r.seed) if int(r.recovery_steps) else 0)
+              for r in rows.itertuples()}  # fmt: skip
+    wanted |= {(mask_hash(m), 0, 0) for m in (study.all_kept(), study.none_kept())}
+    measured_on = set(existing.meta.get("measured_on") or []) if existing is not None else set()
+    entries = {}
+    for hash_, steps, seed in sorted(wanted):
+        found = study._cached(study._pred_path(hash_, steps, seed))
+        if found is not None:
+            measured_on.add(provenance.measured_here(study))  # (it may be in the bundle too)
+        elif existing is not None:
+            found = existing.get(pred_name(hash_, steps, seed))
+        if found is not None:
+            entries[pred_name(hash_, steps, seed)] = found
+    meta = dict(profile=study.profile.name, ckpt_id=study.trained.ckpt_id,
+                weights_sha256=study.trained.weights_sha256, n_test=study.n_test,
+                profile_n_test=study.profile.n_test, n_train=study.n_train, data=study.data_source,
+                data_id=study.data_id, measured_on=sorted(measured_on), rows=len(rows))  # fmt: skip
+    if existing is not None and set(existing.bits) == set(entries) and all(
+        existing.meta.get(k) == v for k, v in meta.items()
+    ):
+        return bundle_mod.path(study.profile.name)  # unchanged: leave the file as it is
+    out = bundle_mod.write(study.profile.name, meta, entries)
+    study.bundle = bundle_mod.load(study.profile.name)
+    return out
 
 
 def seeds_for(scorer: str, n_seeds: int) -> list[int]:
@@ -273,7 +451,7 @@ def seeds_for(scorer: str, n_seeds: int) -> list[int]:
 
 def row_key(study: Study, scorer: str, S: float, seed: int, params: dict, allocation: str,
             recovery_steps: int) -> str:  # fmt: skip
-    return stable_hash(dict(ckpt=study.trained.ckpt_id, n_test=len(study.test), scorer=scorer,
+    return stable_hash(dict(ckpt=study.trained.ckpt_id, n_test=study.n_test, scorer=scorer,
                             params=get_scorer(scorer).params(params), S=round(S, 6), seed=seed,
                             allocation=allocation, recovery=recovery_steps,
                             n_calib=study.profile.n_calib, version=scorer_version(scorer)))  # fmt: skip
@@ -450,7 +628,7 @@ def run_sweep(
             jaccard_magnitude=jaccard(masks, ref), kept=int(sum(m.sum() for m in masks)),
             allocation=allocation, recovery_steps=recovery_steps,
             params=json.dumps(get_scorer(sc).params(p), sort_keys=True), tag=tag,
-            profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.data.source,
+            profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.data_source,
             device=str(study.device), git_rev=rev, seconds=round(time.time() - t0, 3), key=key,
             n_calib=study.profile.n_calib, scorer_version=scorer_version(sc),
         ))  # fmt: skip

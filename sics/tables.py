@@ -17,7 +17,7 @@ from .analysis import escape_family
 from .claims import PAPER_BUMP, PAPER_CHAOS, paper_regime
 from .io import atomic_write, write_text
 from .paths import figures_dir
-from .provenance import caption
+from .provenance import caption, measured_on
 from .scorers import NON_MONOTONE_KAPPAS, feature_classes, kappa0
 
 
@@ -222,12 +222,17 @@ def _first(g: pd.DataFrame, scorer: str) -> pd.Series | None:
 
 
 def dense_table(study) -> pd.DataFrame:
-    """The dense model's accuracy on the study's own test set, and how it was made."""
+    """The dense model's accuracy on the study's own test set, and how it was made.
+
+    Beside it, the accuracy with every MLP hidden channel removed: how much the unit being
+    pruned matters in this model at all (the pruned curves live between the two).
+    """
     p = study.profile
     df = pd.DataFrame([dict(
         profile=p.name, model=f"{p.model_name} {p.depth}x{p.embed_dim} H={p.mlp_hidden} patch {p.patch_size} @ {p.img_size}px",
         pretrained=p.pretrained, epochs=p.epochs, test_accuracy=round(study.dense_accuracy * 100, 2),
-        n_test=len(study.test), n_train=len(study.data.train_y), data=study.data.source,
+        no_mlp_accuracy=round(study.mlp_removed_accuracy * 100, 2),
+        n_test=study.n_test, n_train=study.n_train, data=study.data_source, measured_on=measured_on(study),
         ckpt_id=study.trained.ckpt_id, train_seed=p.train_seed,
     )])  # fmt: skip
     save_table(df, "dense", study, title="Dense model")

@@ -140,7 +140,7 @@ def train_step(model: Callable, opt: torch.optim.Optimizer, x: torch.Tensor, y: 
 
 def train_or_load(
     profile: Profile,
-    data: Cifar10,
+    data: Cifar10 | Callable[[], Cifar10],
     device: torch.device,
     *,
     weights: str | None = None,
@@ -148,7 +148,10 @@ def train_or_load(
     on_epoch_end: Callable[[int], None] | None = None,
     compile: bool | None = None,
 ) -> Trained:
-    """Return the dense model of this configuration, training (or resuming) only if needed."""
+    """Return the dense model of this configuration, training (or resuming) only if needed.
+
+    `data` may be a function that loads them: committed weights are then used without data.
+    """
     t0 = time.time()
     if profile.pretrained:  # the weights file is part of the configuration, however it was given
         weights = weights or os.environ.get("SICS_WEIGHTS") or None
@@ -161,7 +164,11 @@ def train_or_load(
             return Trained(_inference_model(profile, state, wpath, device), meta["ckpt_id"],
                            wpath.parent, history, float(meta["test_accuracy"]), False,
                            time.time() - t0, float(meta.get("train_seconds", 0.0)), meta["sha256"])  # fmt: skip
+    if callable(data):
+        data = data()
     ckpt_id = checkpoint_id(profile, data.source_id, weights)
+    if not profile.pretrained and committed.paths(profile.name)[0].exists():
+        ckpt_id += "-retrained"  # never shares caches or results with the committed weights
     ckpt_dir = cache_dir() / "checkpoints" / ckpt_id
     final, state_path = ckpt_dir / "model.pt", ckpt_dir / "state.pt"
     if final.exists():

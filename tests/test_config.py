@@ -3,6 +3,8 @@ import torch
 
 from sics.config import PROFILES, resolve_profile
 from sics.errors import ParameterError
+from sics.evaluate import EVAL_PRECISIONS
+from sics.paths import figures_dir
 
 VIT_SMALL = (12, 384, 6, 1536)  # depth, embed_dim, heads, MLP hidden H
 
@@ -31,7 +33,8 @@ def test_every_profile_builds_a_consistent_vit(name):
     assert p.name == name and p.description
     assert p.embed_dim % p.num_heads == 0 and p.img_size % p.patch_size == 0
     assert p.depth >= 1 and p.mlp_hidden >= 1 and p.epochs >= 1 and p.n_seeds >= 1
-    assert all(0 <= S < 1 for S in p.sparsities)
+    assert all(0 <= S < 1 for S in (*p.sparsities, *(p.ablation_sparsities or ())))
+    assert p.eval_precision in EVAL_PRECISIONS
     assert resolve_profile(name) is p
 
 
@@ -45,8 +48,19 @@ def test_parameter_beats_environment(monkeypatch):
 def test_auto_says_what_it_chose(monkeypatch, capsys):
     monkeypatch.delenv("SICS_PROFILE")
     p = resolve_profile("auto")
-    assert p.name == ("paper" if torch.cuda.is_available() else "quick")
+    assert p.name == ("paper" if torch.cuda.is_available() else "quick")  # no weights in this figures dir
     assert f"profile 'auto' -> '{p.name}'" in capsys.readouterr().err
+
+
+def test_auto_picks_reference_without_cuda_once_its_weights_are_committed(monkeypatch, capsys):
+    monkeypatch.delenv("SICS_PROFILE")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_profile("auto").name == "quick"
+    (figures_dir("reference") / "weights.safetensors").write_bytes(b"")
+    assert resolve_profile("auto").name == "reference"
+    assert "weights and results are committed" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_profile("auto").name == "paper"
 
 
 def test_unknown_profile_names_the_valid_ones():

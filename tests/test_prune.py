@@ -51,6 +51,23 @@ def test_masked_and_sliced_models_give_the_same_logits(model, scorer, S, allocat
     assert [mlp.fc1.out_features for mlp in mlp_blocks(model)] == [96] * 3  # original untouched
 
 
+def test_a_block_without_channels_keeps_only_its_output_bias(model):
+    """Every channel removed (the dense table's no-MLP accuracy): sliced = masked, and each MLP
+    then adds exactly fc2's bias."""
+    x = torch.randn(4, 3, 32, 32)
+    none = [np.zeros(mlp.fc1.out_features, dtype=bool) for mlp in mlp_blocks(model)]
+    small = sliced(model, none)
+    assert [mlp.fc1.out_features for mlp in mlp_blocks(small)] == [0, 0, 0]
+    with torch.no_grad(), masked(model, none):
+        a = model(x)
+    with torch.no_grad():
+        b = small(x)
+        h = torch.randn(2, 5, 48)
+        mlp = mlp_blocks(small)[0]
+        torch.testing.assert_close(mlp(h), mlp_blocks(model)[0].fc2.bias.expand(2, 5, 48))
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_sparsity_outside_unit_interval_is_rejected():
     for bad in (-0.1, 1.0, 1.5, "x"):
         with pytest.raises(ParameterError, match="outside \\[0, 1\\)|must be a number"):

@@ -7,7 +7,7 @@ import torch
 
 from sics import sweep as sweep_mod
 from sics.errors import ParameterError, SicsError
-from sics.evaluate import precision, predict_correct
+from sics.evaluate import autocast, precision, predict_correct
 from sics.paths import cache_dir
 from sics.prune import select
 from sics.scorers import NINE, SCORERS, BlockStats, get_scorer, score_blocks
@@ -158,6 +158,21 @@ def test_the_prediction_cache_names_device_and_precision(study):
     assert precision(torch.device("cpu")) == "cpu-fp32"
     assert precision(torch.device("cuda")) == "cuda-bf16"  # naming only: no GPU needed
     assert "-cpu-fp32" in study._pred_path("abc", 0).parent.name
+
+
+def test_bf16_evaluation_runs_in_bf16_with_a_cache_of_its_own(study, tiny_tree):
+    assert precision(torch.device("cpu"), "bf16") == "cpu-bf16"
+    assert precision(torch.device("cuda"), "fp32") == "cuda-fp32"
+    with pytest.raises(ParameterError, match="unknown evaluation precision 'fp8'"):
+        precision(torch.device("cpu"), "fp8")
+    bf = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2, eval_precision="bf16")
+    assert bf.trained.ckpt_id == study.trained.ckpt_id and bf.precision == "cpu-bf16"
+    assert bf._pred_path("abc", 0).parent.name.endswith("-cpu-bf16")
+    x, _ = next(bf.test.batches(8))
+    with torch.no_grad(), autocast(bf.device, "bf16"):
+        assert bf.model(x).dtype == torch.bfloat16
+    a, b = bf.dense_correct(), study.dense_correct()
+    assert (a == b).mean() > 0.9  # near-ties may flip, nothing more
 
 
 def test_dense_accuracy_is_measured_on_the_studys_own_test_set(study, tiny_tree, monkeypatch):

@@ -39,6 +39,7 @@ def test_exported_weights_are_used_instead_of_training(trained, monkeypatch, tmp
     monkeypatch.setenv("SICS_RETRAIN", "1")
     again = train_or_load(p, data, torch.device("cpu"), progress=False)
     assert again.trained_now and again.weights_sha256 is None
+    assert again.ckpt_id == t.ckpt_id + "-retrained"  # its caches and results never mix with the committed ones
 
 
 def test_a_changed_file_or_recipe_is_a_one_line_error(trained):

@@ -1,0 +1,144 @@
+"""The committed results bundle: every output regenerates from it without the data or a forward
+pass, new evaluations without data are one clear line, and `verify` re-measures it exactly."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sics import bundle, sweep
+from sics.bundle import BundleError
+from sics.errors import DataError
+from sics.stage import Results, load_correct
+from sics.sweep import pack_results, prepare, read_rows, run_sweep
+from sics.train import export_weights
+from sics.verify import verify
+
+SCORERS = ["magnitude", "logistic_smooth", "gradient", "random"]
+S2 = [0.5, 0.8]
+
+
+@pytest.fixture(scope="module")
+def committed(tiny_tree, tmp_path_factory):
+    """A ci study of committed weights, swept and packed as a profile's committed files are."""
+    base = tmp_path_factory.mktemp("committed")
+    env = dict(SICS_CACHE=str(base / "cache"), SICS_FIGURES=str(base / "figures"))
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        first = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+        export_weights(first.trained, first.profile, first.data.source)
+        study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+        assert study.trained.weights_sha256 and not study.trained.trained_now
+        rows = run_sweep(study, SCORERS, S2, n_seeds=2)
+        summary = Results(rows, load_correct(study, rows)).summary()
+        no_mlp = study.mlp_removed_accuracy
+        assert study.dense_accuracy > no_mlp  # (measured, as every notebook does on opening)
+        assert pack_results(study) == bundle.path("ci")
+    return base, study, rows, summary, no_mlp
+
+
+@pytest.fixture
+def figures(committed, monkeypatch, tmp_path):
+    """A copy of the committed figures folder, and an empty prediction cache."""
+    base = committed[0]
+    shutil.copytree(base / "figures", tmp_path / "figures")
+    monkeypatch.setenv("SICS_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.setenv("SICS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "figures"
+
+
+def no_forward(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("a forward pass was run")
+
+    monkeypatch.setattr(sweep, "predict_correct", boom)
+
+
+def test_bits_round_trip_exactly_and_the_file_is_deterministic(tmp_path, monkeypatch):
+    monkeypatch.setenv("SICS_FIGURES", str(tmp_path))
+    rng = np.random.default_rng(0)
+    entries = {f"{i:012x}-r0": rng.random(1003) < 0.7 for i in range(5)}
+    meta = dict(n_test=1003, ckpt_id="x")
+    first = bundle.write("p", meta, entries).read_bytes()
+    back = bundle.load("p")
+    assert set(back.bits) == set(entries)
+    assert all(np.array_equal(back.get(k), v) for k, v in entries.items())
+    assert back.get("missing-r0") is None and len(back.bits["000000000000-r0"]) == 126
+    assert bundle.write("p", meta, dict(reversed(entries.items()))).read_bytes() == first
+
+
+def test_a_damaged_bundle_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SICS_FIGURES", str(tmp_path))
+    bundle.write("p", dict(n_test=16, ckpt_id="x"), {"a-r0": np.ones(16, dtype=bool)})
+    path = bundle.path("p")
+    path.write_bytes(path.read_bytes()[:-30])
+    with pytest.raises(BundleError, match="is damaged .*git checkout") as e:
+        bundle.load("p")
+    assert "\n" not in str(e.value)
+
+
+def test_every_output_regenerates_without_data_or_a_forward_pass(committed, figures, tmp_path, monkeypatch):
+    _, study, rows, summary, no_mlp = committed
+    no_forward(monkeypatch)
+    offline = prepare("ci", str(tmp_path / "no-such-data"), device="cpu", progress=False, epochs=2)
+    assert offline.bundle is not None and offline.trained.weights_sha256 == study.trained.weights_sha256
+    again = run_sweep(offline, SCORERS, S2, n_seeds=2)
+    assert again[["key", "accuracy"]].equals(rows[["key", "accuracy"]])
+    regenerated = Results(again, load_correct(offline, again)).summary()
+    pd.testing.assert_frame_equal(regenerated, summary)
+    assert offline.dense_accuracy == study.dense_accuracy and offline.mlp_removed_accuracy == no_mlp
+    assert (offline.n_test, offline.data_source) == (study.n_test, study.data.source)
+    assert not offline.data_loaded
+    before = bundle.path("ci").read_bytes()
+    pack_results(offline)  # nothing new: the committed file stays byte-identical
+    assert bundle.path("ci").read_bytes() == before
+
+
+def test_a_new_evaluation_without_data_says_so_in_one_line(committed, figures, tmp_path):
+    offline = prepare("ci", str(tmp_path / "no-such-data"), device="cpu", progress=False, epochs=2)
+    with pytest.raises(DataError, match="does not exist.*the committed bundle does not hold") as e:
+        run_sweep(offline, ["tent_raw"], [0.6], n_seeds=1)
+    assert "\n" not in str(e.value)
+
+
+def test_new_evaluations_on_other_data_are_refused(committed, figures, tiny_archive):
+    other = prepare("ci", str(tiny_archive), device="cpu", progress=False, epochs=2)
+    assert other.bundle is not None  # same committed weights: the bundle applies to them
+    with pytest.raises(DataError, match="were measured on .* is different data"):
+        run_sweep(other, ["tent_raw"], [0.6], n_seeds=1)
+
+
+def test_new_rows_are_added_to_the_bundle(committed, figures, tiny_tree):
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+    n = len(study.bundle)
+    rows = run_sweep(study, ["tent_raw"], [0.6], n_seeds=1)
+    pack_results(study)
+    assert len(bundle.load("ci")) == n + 1
+    assert bundle.load("ci").get(f"{rows['mask_hash'].iloc[0]}-r0").mean() == rows["accuracy"].iloc[0]
+
+
+def test_verify_agrees_exactly_here_and_catches_a_changed_result(committed, figures, tiny_tree):
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+    table, ok = verify(study, n=4, seed=1)
+    assert ok and len(table) == 5 and (table["images_differing"] == 0).all()
+    assert table["scorer"].iloc[0] == "dense"
+    # flip image 0 of every entry: every re-measured result now disagrees by one image
+    b = bundle.load("ci")
+    first = np.arange(b.n_test) == 0
+    bundle.write("ci", b.meta, {k: b.get(k) ^ first for k in b.bits})
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+    table, ok = verify(study, n=4, seed=1)
+    assert not ok and (table["images_differing"] == 1).all()
+
+
+def test_the_bundle_of_committed_weights_is_not_overwritten_by_a_retrained_model(committed, figures, tiny_tree,
+                                                                                monkeypatch):  # fmt: skip
+    before = bundle.path("ci").read_bytes()
+    monkeypatch.setenv("SICS_RETRAIN", "1")
+    retrained = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+    assert retrained.trained.weights_sha256 is None and retrained.bundle is None
+    run_sweep(retrained, ["magnitude"], [0.5], n_seeds=1)
+    assert pack_results(retrained) is None and bundle.path("ci").read_bytes() == before
+    assert len(read_rows(retrained.sweep_path)) > 0
