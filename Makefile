@@ -44,7 +44,7 @@ help:
 	@echo '  make help     this list (the default target)'
 	@echo 'variables, e.g. make paper PROFILE=quick DATA=~/cifar10:'
 	@echo '  PROFILE     paper | scratch | reference | quick | ci | auto (default: paper with CUDA, else reference'
-	@echo '              once its weights are committed, else quick)'
+	@echo '              once its weights and results are committed, else quick)'
 	@echo '  DATA        CIFAR-10: torchvision root, image-folder tree or .tar.gz (default: $$SICS_DATA, else download)'
 	@echo '  WEIGHTS     pretrained ViT-Small file for PROFILE=paper (default: $$SICS_WEIGHTS, else the hub)'
 	@echo '  ENGINE      papermill (default) | inline: the same cells in this process, no jupyter'

@@ -182,12 +182,13 @@ PROFILES: dict[str, Profile] = {
 def auto_profile() -> tuple[str, str]:
     """(profile, why) that `auto` stands for on this machine.
 
-    `paper` where CUDA is available; without CUDA, `reference` once its trained weights are
-    committed (its results then regenerate from the committed bundle in minutes), else `quick`.
+    `paper` where CUDA is available; without CUDA, `reference` once its trained weights and its
+    results bundle are committed (its outputs then regenerate in minutes), else `quick`.
     """
     if torch.cuda.is_available():
         return "paper", "CUDA is available"
-    if (figures_root() / "reference" / "weights.safetensors").exists():
+    ref = figures_root() / "reference"
+    if (ref / "weights.safetensors").exists() and (ref / "results.zip").exists():
         return "reference", "no CUDA; the reference model's weights and results are committed"
     return "quick", "no CUDA: CPU smoke-scale preview"
 

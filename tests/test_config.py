@@ -57,6 +57,8 @@ def test_auto_picks_reference_without_cuda_once_its_weights_are_committed(monkey
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_profile("auto").name == "quick"
     (figures_dir("reference") / "weights.safetensors").write_bytes(b"")
+    assert resolve_profile("auto").name == "quick"  # weights without results: the study has not run
+    (figures_dir("reference") / "results.zip").write_bytes(b"")
     assert resolve_profile("auto").name == "reference"
     assert "weights and results are committed" in capsys.readouterr().err
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
