@@ -43,13 +43,17 @@ def sample_rows(study: Study, n: int, seed: int = 0) -> pd.DataFrame:
     return rows.loc[picked[:n]].reset_index(drop=True)
 
 
+def exact_here(study: Study) -> bool:
+    """Whether this machine and precision made (part of) the bundle: agreement must be exact."""
+    return provenance.measured_here(study) in (study.bundle.meta.get("measured_on") or [])
+
+
 def verify(study: Study, n: int = 10, seed: int = 0, tolerance: float = 0.002) -> tuple[pd.DataFrame, bool]:
     """(one line per checked result, whether all agree within the tolerance that applies here)."""
     if study.bundle is None:
         raise SicsError(f"profile {study.profile.name} has no results bundle for this model "
                         f"({study.trained.ckpt_id}): nothing to verify")  # fmt: skip
-    exact = provenance.measured_here(study) in (study.bundle.meta.get("measured_on") or [])
-    limit = 0.0 if exact else tolerance
+    limit = 0.0 if exact_here(study) else tolerance
     checks = [(dict(scorer="dense", sparsity=0.0, seed=0, allocation="block", recovery_steps=0), study.all_kept())]
     for r in sample_rows(study, n, seed).itertuples():
         info = dict(scorer=r.scorer, sparsity=float(r.sparsity), seed=int(r.seed), allocation=r.allocation,
@@ -90,10 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(table.to_string(index=False))
-    here = provenance.measured_here(study)
-    exact = here in (study.bundle.meta.get("measured_on") or [])
-    rule = "exact agreement (this machine and precision made the bundle)" if exact else (
-        f"up to {args.tolerance:.1%} of the images per result ({here} did not make the bundle)")
+    rule = "exact agreement (this machine and precision made the bundle)" if exact_here(study) else (
+        f"up to {args.tolerance:.1%} of the images per result ({provenance.measured_here(study)} did not make the bundle)")
     print(f"[sics] verify {study.profile.name}: {int(table['ok'].sum())}/{len(table)} results agree, "
           f"{int(table['images_differing'].sum())} image(s) differ in all; rule: {rule} -> "
           f"{'PASS' if ok else 'FAIL'}")  # fmt: skip
