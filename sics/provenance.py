@@ -16,7 +16,10 @@ from .paths import REPO, figures_dir
 
 
 def git_revision() -> str:
-    """Short commit of the working tree, with '+dirty' when it has uncommitted changes.
+    """Short commit of the working tree, with '+dirty' when its code has uncommitted changes.
+
+    Changes under figures/ do not count: a run rewrites the committed outputs it regenerates
+    (their captions carry this revision), and that must not mark a clean clone's run dirty.
 
     `SICS_GIT_REV` overrides it, for copies of the tree without .git (a lent GPU machine).
     """
@@ -25,7 +28,7 @@ def git_revision() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"], cwd=REPO,
                                capture_output=True, text=True).stdout.strip()  # fmt: skip
         return rev + ("+dirty" if dirty else "")
     except Exception:

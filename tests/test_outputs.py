@@ -71,3 +71,27 @@ def test_every_table_figure_and_record_is_made(tiny_tree, isolated_dirs):
         assert stage in prov["stages"], stage
     assert prov["stages"]["01_finetune"]["data"].startswith("CIFAR-10 image-folder tree")
     assert prov["stages"]["02_plateau"]["ckpt_id"].startswith("ci-")
+
+
+def test_the_revision_is_dirty_for_code_changes_not_for_regenerated_outputs(tmp_path, monkeypatch):
+    import subprocess
+
+    from sics import provenance
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "t.md").write_text("a")
+    (tmp_path / "code.py").write_text("a")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
+    monkeypatch.setattr(provenance, "REPO", tmp_path)
+    monkeypatch.delenv("SICS_GIT_REV", raising=False)
+    clean = provenance.git_revision()
+    assert len(clean) == 10 and not clean.endswith("+dirty")
+    (tmp_path / "figures" / "t.md").write_text("b")
+    assert provenance.git_revision() == clean
+    (tmp_path / "code.py").write_text("b")
+    assert provenance.git_revision() == clean + "+dirty"
