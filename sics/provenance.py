@@ -28,7 +28,8 @@ def git_revision() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"], cwd=REPO,
+        code_only = ["--", ".", ":!figures"]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *code_only], cwd=REPO,
                                capture_output=True, text=True).stdout.strip()  # fmt: skip
         return rev + ("+dirty" if dirty else "")
     except Exception:

@@ -94,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(table.to_string(index=False))
+    here = provenance.measured_here(study)
     rule = "exact agreement (this machine and precision made the bundle)" if exact_here(study) else (
-        f"up to {args.tolerance:.1%} of the images per result ({provenance.measured_here(study)} did not make the bundle)")
+        f"up to {args.tolerance:.1%} of the images per result ({here} did not make the bundle)")
     print(f"[sics] verify {study.profile.name}: {int(table['ok'].sum())}/{len(table)} results agree, "
           f"{int(table['images_differing'].sum())} image(s) differ in all; rule: {rule} -> "
           f"{'PASS' if ok else 'FAIL'}")  # fmt: skip
