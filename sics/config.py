@@ -46,9 +46,13 @@ class Profile:
     label_smoothing: float = 0.1
     augment: str = "crop_flip"  # "none" | "flip" | "crop_flip"
     drop_path: float = 0.0
+    optimizer: str = "adamw"  # "adamw" | "sgd" (Nesterov momentum)
+    momentum: float = 0.9  # sgd only
+    channels_last: bool = False  # conv nets: channels-last memory format (faster on CPU)
     train_seed: int = 0
     ckpt_every: int = 1  # epochs between resumable checkpoints
     # study
+    unit: str = "mlp_channels"  # the pruning unit of this model's study (`sics.units`)
     sparsities: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8)
     n_seeds: int = 5
     eval_batch_size: int = 1024
@@ -58,6 +62,13 @@ class Profile:
     ablation_seeds: int = 3
     recovery_steps: int = 100  # steps of recovery fine-tuning in the recovery ablation
     ablation_sparsities: tuple[float, ...] | None = None  # None: the notebook's main sparsities
+
+    @property
+    def geometry(self) -> str:
+        """The model in a few words, e.g. '6x128, H=512, patch 4' or 'ResNet-20, width 16'."""
+        if self.model_name == "cifar_resnet":
+            return f"ResNet-{self.depth}, width {self.embed_dim}"
+        return f"{self.depth}x{self.embed_dim}, H={self.mlp_hidden}, patch {self.patch_size}"
 
     @property
     def mlp_ratio(self) -> float:
@@ -175,8 +186,69 @@ PROFILES: dict[str, Profile] = {
             ablation_seeds=1,
             recovery_steps=2,
         ),
+        Profile(
+            name="resnet",
+            description="CIFAR ResNet-20 (widths 16/32/64), trained from scratch on a 2-core CPU; "
+                        "the conv-channel study of notebook 08",
+            model_name="cifar_resnet",
+            depth=20,
+            embed_dim=16,  # width of the first stage
+            num_heads=1,
+            mlp_hidden=64,  # the widest block's inner channels
+            epochs=50,
+            batch_size=128,
+            lr=0.1,
+            weight_decay=5e-4,
+            warmup_epochs=1.0,
+            label_smoothing=0.0,
+            augment="crop_flip",
+            optimizer="sgd",
+            channels_last=True,
+            unit="conv_channels",
+            n_seeds=5,
+            eval_batch_size=1000,
+            fine_grid=(0.40, 0.90, 0.05),
+            ablation_seeds=3,
+            recovery_steps=100,
+        ),
+        Profile(
+            name="ci_resnet",
+            description="tiny CIFAR ResNet-8 (widths 8/16/32) for tests; numbers mean nothing",
+            model_name="cifar_resnet",
+            depth=8,
+            embed_dim=8,
+            num_heads=1,
+            mlp_hidden=32,
+            n_train=1024,
+            n_test=512,
+            n_calib=64,
+            epochs=1,
+            batch_size=128,
+            lr=0.05,
+            weight_decay=5e-4,
+            warmup_epochs=0.2,
+            label_smoothing=0.0,
+            augment="flip",
+            optimizer="sgd",
+            unit="conv_channels",
+            n_seeds=2,
+            eval_batch_size=512,
+            fine_grid=(0.40, 0.90, 0.1),
+            ablation_seeds=1,
+            recovery_steps=2,
+        ),
     ]
 }
+
+# The ResNet profile that goes with each ViT profile in notebook 08 (tests use the tiny one).
+ARCHITECTURES = {"resnet": {"ci": "ci_resnet"}}
+
+
+def architecture_profile(vit_profile: str, arch: str) -> str:
+    """The profile of architecture `arch` to study beside the ViT profile `vit_profile`."""
+    if arch not in ARCHITECTURES:
+        raise ParameterError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch].get(vit_profile, arch)
 
 
 def auto_profile() -> tuple[str, str]:

@@ -31,7 +31,7 @@ from torch import nn
 from . import weights as committed
 from .config import Profile
 from .data import Cifar10, DeviceBatches
-from .errors import CheckpointError
+from .errors import CheckpointError, ParameterError
 from .evaluate import accuracy, autocast
 from .io import atomic_write, stable_hash, write_json
 from .models import build_model
@@ -63,10 +63,31 @@ class Trained:
 RECIPE_VERSION = 2  # bump when the training code changes what a configuration trains
 
 
+# Fields added later: part of the key only where a profile changes them, so the ids (and the
+# committed weights' records) of every earlier configuration stay valid.
+OPTIONAL_TRAINING_FIELDS = {"optimizer": "adamw", "momentum": 0.9, "channels_last": False}
+
+
 def training_fields(profile: Profile) -> dict:
     """The profile's fields that change the trained weights (JSON-able)."""
-    return {f: list(v) if isinstance(v, tuple) else v
-            for f, v in ((f, getattr(profile, f)) for f in TRAINING_FIELDS)}  # fmt: skip
+    out = {f: list(v) if isinstance(v, tuple) else v
+           for f, v in ((f, getattr(profile, f)) for f in TRAINING_FIELDS)}  # fmt: skip
+    out.update({f: getattr(profile, f) for f, default in OPTIONAL_TRAINING_FIELDS.items()
+                if getattr(profile, f) != default})  # fmt: skip
+    return out
+
+
+def make_optimizer(model: nn.Module, profile: Profile, device: torch.device,
+                   lr_scale: float = 1.0) -> torch.optim.Optimizer:  # fmt: skip
+    """The profile's optimiser: AdamW (ViTs), or SGD with Nesterov momentum (ResNets)."""
+    lr = profile.lr * lr_scale
+    if profile.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=profile.weight_decay,
+                                 fused=device.type == "cuda")  # fmt: skip
+    if profile.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=profile.momentum, nesterov=True,
+                               weight_decay=profile.weight_decay)  # fmt: skip
+    raise ParameterError(f"unknown optimizer {profile.optimizer!r}; valid: adamw, sgd")
 
 
 def export_weights(trained: Trained, profile: Profile, data_source: str) -> str:
@@ -193,8 +214,7 @@ def train_or_load(
     def fresh():
         torch.manual_seed(profile.train_seed)
         model = build_model(profile, weights).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=profile.lr, weight_decay=profile.weight_decay,
-                                fused=device.type == "cuda")  # fmt: skip
+        opt = make_optimizer(model, profile, device)
         return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup))
 
     model, opt, sched = fresh()
@@ -269,8 +289,7 @@ def fine_tune(model: nn.Module, profile: Profile, data: Cifar10, device: torch.d
     """
     train = DeviceBatches(data.train_x, data.train_y, device=device, mean=profile.mean,
                           std=profile.std, img_size=profile.img_size)  # fmt: skip
-    opt = torch.optim.AdamW(model.parameters(), lr=profile.lr * lr_scale, weight_decay=profile.weight_decay,
-                            fused=device.type == "cuda")  # fmt: skip
+    opt = make_optimizer(model, profile, device, lr_scale)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(steps, 1))
     cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
