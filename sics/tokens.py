@@ -171,7 +171,7 @@ class Tokens(Unit):
                 x = state["x"][s : s + bs].detach().float().requires_grad_(True)
                 logits = suffix(model, x, b)
                 logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
-                out.append(((x * x.grad).sum(-1)[:, 1:].double() ** 2).cpu())
+                out.append(((x * x.grad).sum(-1)[:, 1:].double() ** 2).detach().cpu())
             model.zero_grad(set_to_none=True)
             model.train(was_training)
             state["taylor"] = torch.cat(out).numpy()

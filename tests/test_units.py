@@ -85,7 +85,7 @@ def test_a_conv_block_without_channels_adds_only_its_shortcut(resnet):
 def test_conv_magnitude_is_the_norm_of_filter_and_input_slice(resnet):
     blk = residual_blocks(resnet)[1]
     c = 3
-    manual = torch.cat([blk.conv1.weight[c].flatten(), blk.conv2.weight[:, c].flatten()]).double().norm()
+    manual = torch.cat([blk.conv1.weight[c].flatten(), blk.conv2.weight[:, c].flatten()]).detach().double().norm()
     assert conv_magnitudes(resnet)[1][c] == pytest.approx(float(manual), rel=1e-12)
 
 
@@ -176,7 +176,7 @@ def test_the_token_gradient_baseline_uses_no_label(token_study, monkeypatch):
     x = state["x"][:1].clone().requires_grad_(True)
     logits = tk.suffix(study.model, x, state["block"])
     logits[0, logits[0].argmax()].backward()
-    manual = ((x * x.grad).sum(-1)[0, 1:].double() ** 2).numpy()
+    manual = ((x * x.grad).sum(-1)[0, 1:].double() ** 2).detach().numpy()
     np.testing.assert_allclose(again[0], manual, rtol=1e-4, atol=1e-12)
 
 
