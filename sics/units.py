@@ -25,18 +25,18 @@ A new kind subclasses `Unit` and is registered by name in `sics.unitkinds.UNITS`
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from .blocks import BlockStats, taylor_importance
+from .blocks import BlockStats, activation_taylor, block_stats, taylor_importance
+from .data import DeviceBatches
 from .models import residual_blocks
 from .prune import masked as masked_mlp
 from .prune import sliced as sliced_mlp
+from .prune import zeroed
 
 
 class Unit:
@@ -75,8 +75,6 @@ class Unit:
 
 def calibration_batch(study, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The seeded calibration subset of the training images (`n_calib` of them), on the device."""
-    from .data import DeviceBatches
-
     g = torch.Generator().manual_seed(10_000 + seed)
     idx = torch.randperm(len(study.data.train_y), generator=g)[: study.profile.n_calib]
     calib = DeviceBatches(study.data.train_x[idx], study.data.train_y[idx], device=study.device,
@@ -90,8 +88,6 @@ class MlpChannels(Unit):
     description = "MLP hidden channels of every ViT block (fc1 row c, fc2 column c)"
 
     def stats(self, study) -> list[BlockStats]:
-        from .blocks import block_stats
-
         return block_stats(study.model)
 
     def taylor(self, study, seed: int) -> list[np.ndarray]:
@@ -118,51 +114,9 @@ def conv_magnitudes(model: nn.Module) -> list[np.ndarray]:
     return out
 
 
-def activation_taylor(model: nn.Module, acts: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
-                      batch_size: int = 64) -> list[np.ndarray]:  # fmt: skip
-    """I_c = Σ_batches (Σ_{samples, positions} a_c · ∂L/∂a_c)², a the output of each module in
-    `acts` with channels on dim 1 (conv feature maps): the channel Taylor importance."""
-    seen: dict[int, torch.Tensor] = {}
-
-    def hook(i):
-        def f(_module, _inp, out):
-            out.retain_grad()
-            seen[i] = out
-
-        return f
-
-    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(acts)]
-    was_training = model.training
-    model.eval()
-    total: list[torch.Tensor | None] = [None] * len(acts)
-    try:
-        for s in range(0, len(y), batch_size):
-            model.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(model(x[s : s + batch_size]), y[s : s + batch_size])
-            loss.backward()
-            for i, a in seen.items():
-                per_channel = (a.detach() * a.grad).sum(dim=[d for d in range(a.dim()) if d != 1]).double() ** 2
-                total[i] = per_channel if total[i] is None else total[i] + per_channel
-    finally:
-        for h in handles:
-            h.remove()
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
-    return [t.cpu().numpy() for t in total]
-
-
-@contextmanager
-def masked_conv(model: nn.Module, masks: list[np.ndarray]) -> Iterator[nn.Module]:
+def masked_conv(model: nn.Module, masks: list[np.ndarray]):
     """Temporarily zero the pruned inner channels (after the block's first activation)."""
-    handles = []
-    for blk, m in zip(residual_blocks(model), masks, strict=True):
-        keep = torch.as_tensor(m, dtype=torch.float32, device=blk.conv1.weight.device).view(1, -1, 1, 1)
-        handles.append(blk.act1.register_forward_hook(lambda _m, _i, out, k=keep: out * k.to(out.dtype)))
-    try:
-        yield model
-    finally:
-        for h in handles:
-            h.remove()
+    return zeroed([blk.act1 for blk in residual_blocks(model)], masks, 1, model)
 
 
 def sliced_conv(model: nn.Module, masks: list[np.ndarray]) -> nn.Module:
@@ -208,7 +162,7 @@ class ConvChannels(Unit):
 
     def taylor(self, study, seed: int) -> list[np.ndarray]:
         x, y = calibration_batch(study, seed)
-        return activation_taylor(study.model, [b.act1 for b in residual_blocks(study.model)], x, y)
+        return activation_taylor(study.model, [b.act1 for b in residual_blocks(study.model)], x, y, channel_dim=1)
 
     def masked(self, model, masks):
         return masked_conv(model, masks)
