@@ -49,6 +49,7 @@ class Profile:
     optimizer: str = "adamw"  # "adamw" | "sgd" (Nesterov momentum)
     momentum: float = 0.9  # sgd only
     channels_last: bool = False  # conv nets: channels-last memory format (faster on CPU)
+    train_precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 elsewhere) | "fp32" | "bf16"
     train_seed: int = 0
     ckpt_every: int = 1  # epochs between resumable checkpoints
     # study
@@ -195,7 +196,7 @@ PROFILES: dict[str, Profile] = {
             embed_dim=16,  # width of the first stage
             num_heads=1,
             mlp_hidden=64,  # the widest block's inner channels
-            epochs=50,
+            epochs=45,
             batch_size=128,
             lr=0.1,
             weight_decay=5e-4,
@@ -204,6 +205,8 @@ PROFILES: dict[str, Profile] = {
             augment="crop_flip",
             optimizer="sgd",
             channels_last=True,
+            train_precision="bf16",  # 1.3x the fp32 throughput on this CPU's AMX units
+            eval_precision="bf16",
             unit="conv_channels",
             n_seeds=5,
             eval_batch_size=1000,

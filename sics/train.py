@@ -65,7 +65,8 @@ RECIPE_VERSION = 2  # bump when the training code changes what a configuration t
 
 # Fields added later: part of the key only where a profile changes them, so the ids (and the
 # committed weights' records) of every earlier configuration stay valid.
-OPTIONAL_TRAINING_FIELDS = {"optimizer": "adamw", "momentum": 0.9, "channels_last": False}
+OPTIONAL_TRAINING_FIELDS = {"optimizer": "adamw", "momentum": 0.9, "channels_last": False,
+                            "train_precision": "auto"}
 
 
 def training_fields(profile: Profile) -> dict:
@@ -147,9 +148,11 @@ def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
 
 
 def train_step(model: Callable, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               device: torch.device, label_smoothing: float, sched=None) -> torch.Tensor:
-    """One optimiser step (bf16 autocast on CUDA); returns the detached loss, no host sync."""
-    with autocast(device):
+               device: torch.device, label_smoothing: float, sched=None,
+               precision: str = "auto") -> torch.Tensor:  # fmt: skip
+    """One optimiser step (bf16 autocast on CUDA, or where `precision` says); returns the detached
+    loss, no host sync."""
+    with autocast(device, precision):
         loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -249,7 +252,7 @@ def train_or_load(
         seed = profile.train_seed * 100_003 + epoch
         for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed,
                                   drop_last=drop_last):  # fmt: skip
-            loss_sum += train_step(step_fn, opt, x, y, device, profile.label_smoothing, sched)
+            loss_sum += train_step(step_fn, opt, x, y, device, profile.label_smoothing, sched, profile.train_precision)
         acc = accuracy(model, test, profile.eval_batch_size)
         history.append(dict(epoch=epoch + 1, train_loss=loss_sum.item() / steps_per_epoch,
                             test_accuracy=acc, lr=sched.get_last_lr()[0],
@@ -299,7 +302,7 @@ def fine_tune(model: nn.Module, profile: Profile, data: Cifar10, device: torch.d
         while done < steps:
             for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment,
                                       seed=seed * 7919 + epoch):  # fmt: skip
-                train_step(model, opt, x, y, device, profile.label_smoothing, sched)
+                train_step(model, opt, x, y, device, profile.label_smoothing, sched, profile.train_precision)
                 done += 1
                 if done >= steps:
                     break
