@@ -72,6 +72,15 @@ class Profile:
         return f"{self.depth}x{self.embed_dim}, H={self.mlp_hidden}, patch {self.patch_size}"
 
     @property
+    def model_label(self) -> str:
+        """What the model is, for tables: never a pretrained name for a from-scratch model."""
+        if self.model_name == "cifar_resnet":
+            return f"CIFAR {self.geometry} @ {self.img_size}px, from scratch"
+        if self.pretrained:
+            return f"{self.model_name} ({self.geometry}), pretrained, @ {self.img_size}px"
+        return f"ViT {self.geometry} @ {self.img_size}px, from scratch"
+
+    @property
     def mlp_ratio(self) -> float:
         return self.mlp_hidden / self.embed_dim
 

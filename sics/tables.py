@@ -229,7 +229,7 @@ def dense_table(study) -> pd.DataFrame:
     """
     p = study.profile
     df = pd.DataFrame([dict(
-        profile=p.name, model=f"{p.model_name} {p.geometry} @ {p.img_size}px",
+        profile=p.name, model=p.model_label,
         pretrained=p.pretrained, epochs=p.epochs, test_accuracy=round(study.dense_accuracy * 100, 2),
         unit=study.unit.tag, no_units_accuracy=round(study.units_removed_accuracy * 100, 2),
         n_test=study.n_test, n_train=study.n_train, data=study.data_source, measured_on=measured_on(study),
