@@ -44,7 +44,7 @@ class Profile:
     weight_decay: float = 0.05
     warmup_epochs: float = 2.0
     label_smoothing: float = 0.1
-    augment: str = "crop_flip"  # "none" | "flip" | "crop_flip"
+    augment: str = "crop_flip"  # "none" | "flip" | "crop_flip" | "crop_flip_cutout" (8x8)
     drop_path: float = 0.0
     optimizer: str = "adamw"  # "adamw" | "sgd" (Nesterov momentum)
     momentum: float = 0.9  # sgd only
@@ -66,7 +66,7 @@ class Profile:
 
     @property
     def geometry(self) -> str:
-        """The model in a few words, e.g. '6x128, H=512, patch 4' or 'ResNet-20, width 16'."""
+        """The model in a few words, e.g. '6x128, H=512, patch 4' or 'ResNet-9, width 32'."""
         if self.model_name == "cifar_resnet":
             return f"ResNet-{self.depth}, width {self.embed_dim}"
         return f"{self.depth}x{self.embed_dim}, H={self.mlp_hidden}, patch {self.patch_size}"
@@ -198,20 +198,20 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="resnet",
-            description="CIFAR ResNet-20 (widths 16/32/64), trained from scratch on a 2-core CPU; "
-                        "the conv-channel study of notebook 08",
+            description="CIFAR ResNet-9 (Page's DAWNBench layout at half width: 32/64/128/256), trained "
+                        "from scratch on a 2-core CPU; the conv-channel study of notebook 08",
             model_name="cifar_resnet",
-            depth=20,
-            embed_dim=16,  # width of the first stage
+            depth=9,  # Page's ResNet-9 (see sics.resnet); He's ResNet-20 reached 87.7% in 59 min here
+            embed_dim=32,  # width of the prep conv
             num_heads=1,
-            mlp_hidden=64,  # the widest block's inner channels
-            epochs=45,
-            batch_size=128,
-            lr=0.1,
+            mlp_hidden=256,  # the widest block's inner channels
+            epochs=25,  # ~125 s each here; 24 epochs without cutout reached 89.2%
+            batch_size=256,
+            lr=0.2,
             weight_decay=5e-4,
-            warmup_epochs=1.0,
-            label_smoothing=0.0,
-            augment="crop_flip",
+            warmup_epochs=3.0,
+            label_smoothing=0.1,
+            augment="crop_flip_cutout",
             optimizer="sgd",
             channels_last=True,
             train_precision="bf16",  # 1.3x the fp32 throughput on this CPU's AMX units

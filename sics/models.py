@@ -69,7 +69,7 @@ def residual_blocks(model: nn.Module) -> list[nn.Module]:
     """The basic blocks of a CIFAR ResNet: their inner channels are the conv pruning units."""
     if not isinstance(model, CifarResNet):
         raise ParameterError(f"conv_channels prunes a CIFAR ResNet's blocks, not a {type(model).__name__}")
-    return list(model.blocks)
+    return model.basic_blocks()
 
 
 def count_params(model: nn.Module) -> int:

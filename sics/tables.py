@@ -109,8 +109,16 @@ def table2(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
              "overlap_magnitude"]]  # fmt: skip
     shown = df.assign(cell=[f"{r.acc:.1f} / {fmt_signed(r.escape, r.escape_low, r.escape_high)}{_star(r.sig)}"
                             for r in df.itertuples()])  # fmt: skip
-    shown = _wide(shown, "cell", index=["scorer", "kappa", "kappa_hat"])
-    return df, shown.rename(columns={"kappa_hat": "κ̂", "kappa": "κ"})
+    shown = _wide(shown, "cell", index=["scorer", "kappa"])
+    shown.insert(2, "κ̂", shown["scorer"].map(df.groupby("scorer")["kappa_hat"].agg(_span)))
+    return df, shown.rename(columns={"kappa": "κ"})
+
+
+def _span(values: pd.Series):
+    """One value, or 'low–high' where a class's measured κ̂ differs between sparsities (a row per
+    class either way: the fake control's κ̂ moves with S for tokens)."""
+    lo, hi = values.min(), values.max()
+    return lo if lo == hi else f"{lo}–{hi}"
 
 
 def table3(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

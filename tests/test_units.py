@@ -25,10 +25,14 @@ from sics.units import conv_magnitudes, masked_conv, sliced_conv
 S4 = [0.5, 0.6, 0.7, 0.8]
 
 
-@pytest.fixture(scope="module")
-def resnet():
+RESNETS = {"he": resolve_profile("ci_resnet"),  # ResNet-8: a block per stage, strided shortcuts
+           "page": resolve_profile("resnet").replace(embed_dim=4)}  # ResNet-9 layout, narrow
+
+
+@pytest.fixture(scope="module", params=list(RESNETS))
+def resnet(request):
     torch.manual_seed(0)
-    model = build_model(resolve_profile("ci_resnet")).eval()
+    model = build_model(RESNETS[request.param]).eval()
     with torch.no_grad():  # BN statistics that matter, so slicing them has to be right
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -59,6 +63,7 @@ def test_conv_channels_masked_and_sliced_give_the_same_logits(resnet, S):
     x = torch.randn(6, 3, 32, 32)
     stats = [BlockStats.from_magnitudes(i, m) for i, m in enumerate(conv_magnitudes(resnet))]
     masks = select(score_blocks(stats, "tent_raw", S, seed=2), S)
+    widths = [blk.conv1.out_channels for blk in residual_blocks(resnet)]
     with torch.no_grad(), masked_conv(resnet, masks):
         a = resnet(x)
     small = sliced_conv(resnet, masks)
@@ -69,7 +74,7 @@ def test_conv_channels_masked_and_sliced_give_the_same_logits(resnet, S):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     if S > 0:
         assert not torch.allclose(a, dense, atol=1e-3)
-    assert [blk.conv1.out_channels for blk in residual_blocks(resnet)] == [8, 16, 32]  # untouched
+    assert [blk.conv1.out_channels for blk in residual_blocks(resnet)] == widths  # untouched
 
 
 def test_a_conv_block_without_channels_adds_only_its_shortcut(resnet):
@@ -87,6 +92,15 @@ def test_conv_magnitude_is_the_norm_of_filter_and_input_slice(resnet):
     c = 3
     manual = torch.cat([blk.conv1.weight[c].flatten(), blk.conv2.weight[:, c].flatten()]).detach().double().norm()
     assert conv_magnitudes(resnet)[1][c] == pytest.approx(float(manual), rel=1e-12)
+
+
+def test_the_resnet_layouts_have_their_blocks():
+    he, page = (build_model(p) for p in RESNETS.values())
+    assert [b.conv1.out_channels for b in residual_blocks(he)] == [8, 16, 32]
+    assert [b.conv1.out_channels for b in residual_blocks(page)] == [8, 32]  # 2w and 8w, w = 4
+    assert page(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="6n \\+ 2"):
+        build_model(RESNETS["he"].replace(depth=12))
 
 
 def test_mlp_channels_cannot_prune_a_resnet(resnet):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train a profile's dense model on this 2-core CPU, in the background, alone, and export its
-# weights for commit: `reference` (the ViT, the default) or `resnet` (notebook 08's ResNet-20).
+# weights for commit: `reference` (the ViT, the default) or `resnet` (notebook 08's ResNet-9).
 #
 #   bash tools/train_weights.sh [PROFILE]   # starts (or resumes) it; log in $SICS_CACHE/PROFILE-train.log
 #
