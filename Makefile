@@ -25,7 +25,7 @@ export SICS_WEIGHTS := $(abspath $(WEIGHTS))
 endif
 # What `make clean` removes: the smoke profiles' outputs and the caches (decoded data,
 # checkpoints, predictions); never .venv or the committed full-scale figures.
-CLEAN := figures/quick figures/ci .cache
+CLEAN := figures/quick figures/ci figures/quick-tokens figures/ci-tokens figures/ci_resnet .cache
 
 .DEFAULT_GOAL := help
 .PHONY: help paper verify test unit nbval lint bench strip clean clean-ci

@@ -73,37 +73,45 @@ def with_taylor(stats: list[BlockStats], taylor: list[np.ndarray]) -> list[Block
     return [BlockStats(b.index, b.m, b.rank, t) for b, t in zip(stats, taylor, strict=True)]
 
 
-def taylor_importance(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                      batch_size: int = 64) -> list[np.ndarray]:  # fmt: skip
-    """I_c = Σ_batches (Σ_{samples, tokens} a_c · ∂L/∂a_c)^2, a_c the post-GELU activation."""
-    acts: dict[int, torch.Tensor] = {}
+def activation_taylor(model: nn.Module, acts: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                      batch_size: int = 64, channel_dim: int = -1) -> list[np.ndarray]:  # fmt: skip
+    """I_c = Σ_batches (Σ_{samples, positions} a_c · ∂L/∂a_c)², with a the output of each module
+    in `acts` and its channels along `channel_dim`: the first-order Taylor channel importance."""
+    seen: dict[int, torch.Tensor] = {}
 
     def hook(i):
         def f(_module, _inp, out):
             out.retain_grad()
-            acts[i] = out
+            seen[i] = out
 
         return f
 
-    handles = [mlp.act.register_forward_hook(hook(i)) for i, mlp in enumerate(mlp_blocks(model))]
+    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(acts)]
     was_training = model.training
     model.eval()
-    total = [torch.zeros(mlp.fc1.out_features, dtype=torch.float64, device=x.device)
-             for mlp in mlp_blocks(model)]  # fmt: skip
+    total: list[torch.Tensor | None] = [None] * len(acts)
     try:
         for s in range(0, len(y), batch_size):
             model.zero_grad(set_to_none=True)
             xb, yb = x[s : s + batch_size], y[s : s + batch_size]
             loss = torch.nn.functional.cross_entropy(model(xb), yb)
             loss.backward()
-            for i, a in acts.items():
-                total[i] += ((a.detach() * a.grad).sum(dim=tuple(range(a.dim() - 1))).double()) ** 2
+            for i, a in seen.items():
+                dims = tuple(d for d in range(a.dim()) if d != channel_dim % a.dim())
+                per_channel = ((a.detach() * a.grad).sum(dim=dims).double()) ** 2
+                total[i] = per_channel if total[i] is None else total[i] + per_channel
     finally:
         for h in handles:
             h.remove()
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     return [t.cpu().numpy() for t in total]
+
+
+def taylor_importance(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      batch_size: int = 64) -> list[np.ndarray]:  # fmt: skip
+    """I_c = Σ_batches (Σ_{samples, tokens} a_c · ∂L/∂a_c)^2, a_c the post-GELU activation."""
+    return activation_taylor(model, [mlp.act for mlp in mlp_blocks(model)], x, y, batch_size)
 
 
 def along_rank(scores: np.ndarray, block: BlockStats) -> np.ndarray:

@@ -226,15 +226,18 @@ class DeviceBatches:
 
     def prepare(self, xb: torch.Tensor, augment: str = "none", generator=None) -> torch.Tensor:
         """uint8 NCHW -> normalised float, augmented on the device in a few batched ops."""
-        if augment in ("crop_flip",):
+        if augment in ("crop_flip", "crop_flip_cutout"):
             xb = random_crop(xb, pad=4, generator=generator)
-        if augment in ("flip", "crop_flip"):
+        if augment in ("flip", "crop_flip", "crop_flip_cutout"):
             flip = torch.rand(len(xb), device=xb.device, generator=generator) < 0.5
             xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(3), xb)
         x = xb.float().div_(255.0)
         if x.shape[-1] != self.img_size:
             x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False)
-        return (x - self.mean) / self.std
+        x = (x - self.mean) / self.std
+        if augment == "crop_flip_cutout":
+            x = cutout(x, 8, generator=generator)
+        return x
 
     def batches(self, batch_size: int, *, shuffle: bool = False, augment: str = "none", seed: int = 0,
                 drop_last: bool = False):  # fmt: skip
@@ -249,6 +252,18 @@ class DeviceBatches:
         for start in range(0, stop, batch_size):
             idx = order[start : start + batch_size] if shuffle else slice(start, start + batch_size)
             yield self.prepare(self.x[idx], augment, g), self.y[idx]
+
+
+def cutout(x: torch.Tensor, size: int, generator=None) -> torch.Tensor:
+    """Zero (the mean, after normalising) one size x size square per image, inside the image
+    (DeVries & Taylor 2017, as in Page's ResNet-9 recipe)."""
+    n, _, h, w = x.shape
+    cy = torch.randint(0, h - size + 1, (n, 1, 1, 1), device=x.device, generator=generator)
+    cx = torch.randint(0, w - size + 1, (n, 1, 1, 1), device=x.device, generator=generator)
+    rows = torch.arange(h, device=x.device).view(1, 1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, 1, w)
+    inside = (rows >= cy) & (rows < cy + size) & (cols >= cx) & (cols < cx + size)
+    return x.masked_fill(inside, 0.0)
 
 
 def random_crop(x: torch.Tensor, pad: int, generator=None) -> torch.Tensor:

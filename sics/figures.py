@@ -29,7 +29,7 @@ ZONE_COLORS = ("#e8f1fa", "#fdf1dc", "#fbe3e3")
 def save_figure(fig: plt.Figure, name: str, study) -> dict[str, Path]:
     """`name`.pdf and `name`.png, with the provenance line at the foot."""
     fig.text(0.01, 0.003, caption(study), fontsize=6, color="0.4", va="bottom")
-    out = figures_dir(study.profile.name)
+    out = figures_dir(study.name)
     return {
         ext: atomic_write(out / f"{name}.{ext}", lambda p, e=ext: fig.savefig(p, format=e, dpi=150, bbox_inches="tight"))
         for ext in ("pdf", "png")
@@ -186,3 +186,41 @@ def figure_phase(summary: pd.DataFrame, study) -> plt.Figure:
                 rotation=90, fontsize=7, color="#117a65", va="top", ha="right")  # fmt: skip
     return _finish(fig, ax, "sparsity S", "escape from Π(S) (accuracy points)",
                    "Phase diagram: escape vs S (bands: 95% paired CI; dashed: the paper's 0.65 / 0.75)")
+
+
+# --- beyond the paper: other pruning units -----------------------------------------------------
+
+
+def figure_units(summaries: dict[str, pd.DataFrame | None], study) -> plt.Figure:
+    """Escape vs S of every non-monotone class, one panel per unit kind, side by side.
+
+    `summaries` maps a panel title (e.g. "ViT MLP channels", "tokens") to its summary; a missing
+    one (None) draws an empty panel that says so. Bands: 95% paired intervals.
+    """
+    fig, axes = plt.subplots(1, len(summaries), figsize=(5.2 * len(summaries), 4.2), sharey=True, squeeze=False)
+    for ax, (title, summary) in zip(axes[0], summaries.items(), strict=True):
+        if summary is None or summary.empty:
+            ax.text(0.5, 0.5, "no saved results\n(run notebooks 03 and 06 first)", ha="center",
+                    va="center", transform=ax.transAxes, color="0.4")  # fmt: skip
+            ax.set_title(title)
+            continue
+        df = summary[summary["kappa"].isin(ESCAPE_KAPPAS)]
+        pal = _class_palette(list(dict.fromkeys(df["scorer"])))
+        for name, g in df.groupby("scorer", sort=False):
+            g = g.sort_values("sparsity")
+            ax.plot(g["sparsity"], g["escape"], marker="o", ms=3.5, lw=1.4, color=pal[name],
+                    label=f"{name} (κ={get_scorer(name).kappa})")  # fmt: skip
+            ax.fill_between(g["sparsity"], g["escape_low"].fillna(g["escape"]), g["escape_high"].fillna(g["escape"]),
+                            color=pal[name], alpha=0.1, lw=0)  # fmt: skip
+        ax.axhline(0, color="black", lw=1)
+        for b in PAPER_BOUNDARIES:
+            ax.axvline(b, color="0.4", ls="--", lw=1)
+        ax.set_title(title)
+        ax.set_xlabel("sparsity S")
+    axes[0, 0].set_ylabel("escape from Π(S) (accuracy points)")
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    if handles:
+        axes[0, -1].legend(handles, labels, fontsize=7, loc="lower left", framealpha=0.9)
+    fig.suptitle("Escape vs S per κ class, by pruning unit (bands: 95% paired CI; dashed: the paper's boundaries)")
+    fig.tight_layout()
+    return fig

@@ -10,18 +10,21 @@ import torch
 from torch import nn
 
 from .config import Profile
-from .errors import CheckpointError
+from .errors import CheckpointError, ParameterError
+from .resnet import CifarResNet
 
 NUM_CLASSES = 10
 
 
 def build_model(profile: Profile, weights: str | os.PathLike | None = None) -> nn.Module:
-    """The profile's ViT with a 10-way head.
+    """The profile's model with a 10-way head: a timm ViT, or a CIFAR ResNet (`sics.resnet`).
 
     For a pretrained profile the ImageNet weights come from `weights` (a local .pth/.bin/
     .safetensors/.npz file, or `SICS_WEIGHTS`) or else from the Hugging Face hub; timm drops the
     1000-way classifier and resizes the position embedding where the geometry differs.
     """
+    if profile.model_name == "cifar_resnet":
+        return CifarResNet(profile.depth, profile.embed_dim, NUM_CLASSES, channels_last=profile.channels_last)
     kwargs = dict(
         num_classes=NUM_CLASSES,
         img_size=profile.img_size,
@@ -57,7 +60,16 @@ def build_model(profile: Profile, weights: str | os.PathLike | None = None) -> n
 
 def mlp_blocks(model: nn.Module) -> list[nn.Module]:
     """The MLP of every transformer block: its hidden channels are the pruning units."""
+    if isinstance(model, CifarResNet):
+        raise ParameterError("mlp_channels prunes a ViT's MLPs; a CIFAR ResNet has none (use conv_channels)")
     return [block.mlp for block in model.blocks]
+
+
+def residual_blocks(model: nn.Module) -> list[nn.Module]:
+    """The basic blocks of a CIFAR ResNet: their inner channels are the conv pruning units."""
+    if not isinstance(model, CifarResNet):
+        raise ParameterError(f"conv_channels prunes a CIFAR ResNet's blocks, not a {type(model).__name__}")
+    return model.basic_blocks()
 
 
 def count_params(model: nn.Module) -> int:

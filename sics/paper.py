@@ -40,7 +40,7 @@ from .errors import SicsError
 from .paths import figures_dir, notebooks_dir
 
 NOTEBOOKS = ("01_finetune", "02_plateau", "03_kappa_spectrum", "04_fake_nonmonotone",
-             "05_bump_vs_chaos", "06_claims")  # fmt: skip
+             "05_bump_vs_chaos", "06_claims", "07_tokens", "08_architectures")  # fmt: skip
 
 
 class NotebookFailed(SicsError):

@@ -76,7 +76,8 @@ def measured_on(study) -> str:
 def caption(study) -> str:
     """One line for the foot of every table and figure."""
     p = study.profile
-    return (f"profile={p.name} ({p.depth}x{p.embed_dim}, H={p.mlp_hidden}, patch {p.patch_size}) | "
+    unit = "" if study.unit.name == p.unit else f", unit={study.unit.tag}"
+    return (f"profile={p.name} ({p.geometry}{unit}) | "
             f"data={study.data_source.split(' [')[0]}, n_test={study.n_test} | "
             f"measured on {measured_on(study)} | ckpt={study.trained.ckpt_id} | rev={git_revision()}")  # fmt: skip
 
@@ -85,6 +86,7 @@ def stage_info(study, seconds: float, **extra) -> dict:
     """What a notebook stage records: how the numbers it made were made."""
     p = study.profile
     return dict(seconds=round(seconds, 1), device=device_name(study.device), measured_on=measured_on(study),
+                unit=study.unit.tag,
                 data=study.data_source,
                 data_loaded=study.data_loaded, precision=study.precision,
                 ckpt_id=study.trained.ckpt_id, dense_accuracy=study.dense_accuracy,

@@ -88,17 +88,30 @@ def jaccard(masks: list[np.ndarray], reference: list[np.ndarray]) -> float:
 
 
 @contextmanager
-def masked(model: nn.Module, masks: list[np.ndarray]) -> Iterator[nn.Module]:
-    """Temporarily zero the pruned hidden channels (after the activation) of every block."""
+def zeroed(modules: list[nn.Module], masks: list[np.ndarray], channel_dim: int = -1,
+           model: nn.Module | None = None) -> Iterator[nn.Module | None]:  # fmt: skip
+    """Temporarily multiply the output of each module by its keep-mask along `channel_dim`
+    (a forward hook): the pruned units' activations are zero, as if they were removed."""
     handles = []
-    for mlp, m in zip(mlp_blocks(model), masks, strict=True):
-        keep = torch.as_tensor(m, dtype=torch.float32, device=mlp.fc1.weight.device)
-        handles.append(mlp.act.register_forward_hook(lambda _m, _i, out, k=keep: out * k.to(out.dtype)))
+    for module, m in zip(modules, masks, strict=True):
+        keep = torch.as_tensor(m, dtype=torch.float32)
+
+        def hook(_m, _i, out, k=keep):
+            shape = [1] * out.dim()
+            shape[channel_dim] = -1
+            return out * k.to(out.device, out.dtype).view(shape)
+
+        handles.append(module.register_forward_hook(hook))
     try:
         yield model
     finally:
         for h in handles:
             h.remove()
+
+
+def masked(model: nn.Module, masks: list[np.ndarray]):
+    """Temporarily zero the pruned hidden channels (after the activation) of every block."""
+    return zeroed([mlp.act for mlp in mlp_blocks(model)], masks, -1, model)
 
 
 def sliced(model: nn.Module, masks: list[np.ndarray]) -> nn.Module:

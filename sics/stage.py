@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import analysis, provenance
+from . import analysis, bundle, provenance
 from .analysis import PLATEAU_SCORER, negate, paired_table, result_key
-from .sweep import Study, pack_results, prepare, run_sweep
+from .paths import figures_dir
+from .sweep import Study, pack_results, pred_name, prepare, read_rows, run_sweep
 
 
 @dataclass
@@ -38,6 +39,24 @@ class Results:
         """The paired comparisons C5 (fake − gradient) and C6 (logistic_smooth − bump) read."""
         return {"C5": negate(self.paired("gradient", "fake_nonmonotone")),
                 "C6": self.paired("logistic_smooth", "bump")}  # fmt: skip
+
+
+def saved_results(name: str, tag: str = "main") -> Results | None:
+    """The `tag` rows of a study saved in figures/<name>/, with their per-image results read from
+    its bundle: what another notebook drew, with no model, data or forward pass (None when
+    that study has not been run, or packed, yet)."""
+    found = bundle.load(name)
+    if found is None:
+        return None
+    rows = read_rows(figures_dir(name) / "sweep.csv")
+    rows = rows[(rows["ckpt_id"] == found.ckpt_id) & (rows["n_test"] == found.n_test) & (rows["tag"] == tag)]
+    correct, keep = {}, []
+    for i, r in enumerate(rows.itertuples()):
+        got = found.get(pred_name(r.mask_hash, int(r.recovery_steps), int(r.seed)))
+        if got is not None:
+            correct[result_key(r)] = got
+            keep.append(i)
+    return Results(rows.iloc[keep].reset_index(drop=True), correct)
 
 
 def load_correct(study: Study, rows: pd.DataFrame) -> dict[tuple[str, int, int], np.ndarray]:
@@ -75,7 +94,7 @@ class Stage:
         if self._rows:
             extra = {"rows": len(self._rows), "evaluation_seconds": round(float(sum(self._rows.values())), 1), **extra}
         pack_results(self.study)
-        provenance.record(self.profile, self.name, **provenance.stage_info(self.study, seconds, **extra))
+        provenance.record(self.study.name, self.name, **provenance.stage_info(self.study, seconds, **extra))
         print(f"[sics] {self.name}: done in {seconds:.0f} s (profile {self.profile}, "
               f"ckpt {self.study.trained.ckpt_id}, rev {provenance.git_revision()})")  # fmt: skip
 

@@ -44,7 +44,7 @@ except ImportError:  # Windows: no advisory locks; one run per profile at a time
 
 from . import bundle as bundle_mod
 from . import provenance
-from .blocks import BlockStats, block_stats, taylor_importance, with_taylor
+from .blocks import BlockStats, with_taylor
 from .bundle import Bundle
 from .complexity import kappa_hat
 from .config import Profile, pick_device, resolve_profile
@@ -56,16 +56,18 @@ from .paths import cache_dir, figures_dir
 from .progress import bar as progress_bar
 from .progress import enabled as progress_enabled
 from .provenance import git_revision
-from .prune import ALLOCATIONS, check_sparsity, jaccard, mask_hash, overlap, select, sliced
+from .prune import ALLOCATIONS, check_sparsity, jaccard, mask_hash, overlap, select
 from .scorers import check_scorers, get_scorer, score_blocks
 from .train import Trained, fine_tune, train_or_load
+from .unitkinds import get_unit
+from .units import MlpChannels, Unit
 from .weights import paths as weights_paths
 
 COLUMNS = [
     "scorer", "kappa", "kappa_hat", "hf_share", "sparsity", "seed", "accuracy", "n_test",
     "mask_hash", "overlap_magnitude", "jaccard_magnitude", "kept", "allocation", "recovery_steps",
     "params", "tag", "profile", "ckpt_id", "data", "device", "git_rev", "seconds", "key",
-    "n_calib", "scorer_version",
+    "n_calib", "scorer_version", "unit",
 ]  # fmt: skip
 
 
@@ -135,7 +137,7 @@ class Study:
     profile: Profile
     device: torch.device
     trained: Trained
-    stats: list[BlockStats]
+    unit: Unit = field(default_factory=MlpChannels)
     progress: bool = True
     data_spec: str | None = None  # CIFAR-10 source, loaded when an evaluation needs it
     bundle: Bundle | None = None  # committed per-image results of this model and test set
@@ -144,10 +146,28 @@ class Study:
     _taylor: dict = field(default_factory=dict)
     _magnitude_masks: dict = field(default_factory=dict)
     _dense: np.ndarray | None = None
+    _stats: list[BlockStats] | None = None
+    unit_cache: dict = field(default_factory=dict)  # what a unit kind keeps per study (`sics.tokens`)
+
+    @property
+    def name(self) -> str:
+        """Where the outputs go: the profile's name, with the unit's for another unit than its own."""
+        return self.profile.name if self.unit.name == self.profile.unit else f"{self.profile.name}-{self.unit.name}"
+
+    @property
+    def default_unit(self) -> bool:
+        return self.unit.name == "mlp_channels" and not self.unit.key()
+
+    @property
+    def stats(self) -> list[BlockStats]:
+        """One group of units per block (per image for tokens), with their importance m."""
+        if self._stats is None:
+            self._stats = self.unit.stats(self)
+        return self._stats
 
     @property
     def sweep_path(self) -> Path:
-        return figures_dir(self.profile.name) / "sweep.csv"
+        return figures_dir(self.name) / "sweep.csv"
 
     @property
     def model(self) -> torch.nn.Module:
@@ -216,15 +236,10 @@ class Study:
         return precision(self.device, self.profile.eval_precision)
 
     def taylor(self, seed: int) -> list[np.ndarray]:
-        """Taylor importance on a calibration subset drawn with `seed` (cached per seed)."""
+        """The gradient baseline's importance (channels: Taylor on a calibration subset drawn with
+        `seed`), cached per seed."""
         if seed not in self._taylor:
-            g = torch.Generator().manual_seed(10_000 + seed)
-            idx = torch.randperm(len(self.data.train_y), generator=g)[: self.profile.n_calib]
-            calib = DeviceBatches(self.data.train_x[idx], self.data.train_y[idx], device=self.device,
-                                  mean=self.profile.mean, std=self.profile.std,
-                                  img_size=self.profile.img_size)  # fmt: skip
-            x = calib.prepare(calib.x)
-            self._taylor[seed] = taylor_importance(self.model, x, calib.y)
+            self._taylor[seed] = self.unit.taylor(self, seed)
         return self._taylor[seed]
 
     def stats_for(self, scorer: str, seed: int) -> list[BlockStats]:
@@ -233,6 +248,8 @@ class Study:
     def masks(self, scorer: str, S: float, seed: int = 0, params: dict | None = None,
               allocation: str = "block") -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
         """(per-block scores, keep-masks) of one scorer at sparsity S (see `score_and_select`)."""
+        if not self.unit.static and allocation != "block":
+            raise ParameterError(f"unit {self.unit.name!r} selects per group (image) only: allocation 'block'")
         return score_and_select(self.stats_for(scorer, seed), scorer, S, seed, params, allocation)
 
     def magnitude_masks(self, S: float, allocation: str) -> list[np.ndarray]:
@@ -243,8 +260,14 @@ class Study:
 
     @property
     def pred_folder(self) -> str:
-        """The prediction cache's folder of this model, test set and evaluation precision."""
-        return f"{self.trained.ckpt_id}-n{self.n_test}-{self.precision}"
+        """The prediction cache's folder of this model, test set, evaluation precision and unit."""
+        return self.pred_folder_for(None if self.default_unit else self.unit.tag)
+
+    def pred_folder_for(self, unit_tag) -> str:
+        """The cache folder of a row made with unit `unit_tag` (rows of one output folder may
+        come from several settings of a unit, e.g. two token importances)."""
+        default = not isinstance(unit_tag, str) or unit_tag == "mlp_channels"
+        return f"{self.trained.ckpt_id}-n{self.n_test}-{self.precision}{'' if default else '-' + unit_tag}"
 
     def _pred_path(self, hash_: str, recovery_steps: int, seed: int = 0) -> Path:
         return cache_dir() / "preds" / self.pred_folder / f"{pred_name(hash_, recovery_steps, seed)}.npy"
@@ -276,7 +299,11 @@ class Study:
 
         With `recovery_steps` the sliced model is first fine-tuned with `seed` (the row's seed).
         """
-        model = sliced(self.model, masks)
+        if not self.unit.static:
+            if recovery_steps:
+                raise ParameterError(f"recovery fine-tuning is not defined for unit {self.unit.name!r}")
+            return self.unit.evaluate(self, masks)
+        model = self.unit.apply(self.model, masks)
         if recovery_steps:
             fine_tune(model, self.profile, self.data, self.device, steps=recovery_steps, seed=seed)
         return predict_correct(model, self.test, self.profile.eval_batch_size,
@@ -318,10 +345,10 @@ class Study:
         return masks
 
     def all_kept(self) -> list[np.ndarray]:
-        return [np.ones(b.H, dtype=bool) for b in self.stats]
+        return [np.ones(n, dtype=bool) for n in self.unit.group_sizes(self)]
 
     def none_kept(self) -> list[np.ndarray]:
-        return [np.zeros(b.H, dtype=bool) for b in self.stats]
+        return [np.zeros(n, dtype=bool) for n in self.unit.group_sizes(self)]
 
     def dense_correct(self) -> np.ndarray:
         """Per-image correctness of the unpruned model on this study's test set (bool array).
@@ -339,9 +366,10 @@ class Study:
         return float(self.dense_correct().mean())
 
     @property
-    def mlp_removed_accuracy(self) -> float:
-        """Accuracy with every MLP hidden channel of every block removed (each MLP adds only its
-        output bias): how much the pruned unit matters in this model at all."""
+    def units_removed_accuracy(self) -> float:
+        """Accuracy with every unit removed (every MLP hidden channel: each MLP adds only its
+        output bias; every inner conv channel; every patch token after the block): how much the
+        pruned unit matters in this model at all."""
         return float(self.correct(self.none_kept()).mean())
 
 
@@ -362,8 +390,12 @@ def load_study_data(profile: Profile, spec: str | None) -> Cifar10:
 
 
 def prepare(profile: str | Profile = "auto", data: str | None = None, *, device: str | None = None,
-            weights: str | None = None, progress: bool | None = None, **overrides) -> Study:  # fmt: skip
+            weights: str | None = None, progress: bool | None = None, unit: str | Unit | None = None,
+            unit_params: dict | None = None, **overrides) -> Study:  # fmt: skip
     """Resolve the profile, load (or train, cached) the dense model, attach committed results.
+
+    `unit` (default: the profile's, `mlp_channels` for ViTs) is the kind of unit the study prunes,
+    with `unit_params` for its settings (`sics.units`).
 
     The data are loaded only when needed: to train, or to evaluate a result that neither the
     prediction cache nor the committed bundle holds. Progress bars are on unless
@@ -381,10 +413,10 @@ def prepare(profile: str | Profile = "auto", data: str | None = None, *, device:
             loaded.append(load_study_data(prof, spec))
         return loaded[0]
 
+    kind = get_unit(unit or prof.unit, **(unit_params or {}))
     trained = train_or_load(prof, get_data, dev, weights=weights, progress=progress)
-    study = Study(profile=prof, device=dev, trained=trained, stats=block_stats(trained.model),
-                  progress=progress, data_spec=spec)  # fmt: skip
-    found = bundle_mod.load(prof.name)
+    study = Study(profile=prof, device=dev, trained=trained, unit=kind, progress=progress, data_spec=spec)
+    found = bundle_mod.load(study.name)
     if found is not None and bundle_applies(found, study, loaded[0] if loaded else None):
         study.bundle = found
     study._data = loaded[0] if loaded else None  # checked against the bundle by `bundle_applies`
@@ -414,17 +446,20 @@ def pack_results(study: Study) -> Path | None:
     if committed and study.trained.weights_sha256 is None:
         return None
     existing = study.bundle
-    if existing is None and bundle_mod.path(study.profile.name).exists() and committed:
+    if existing is None and bundle_mod.path(study.name).exists() and committed:
         return None  # a committed bundle for another test set
     rows = read_rows(study.sweep_path)
     rows = rows[(rows["ckpt_id"] == study.trained.ckpt_id) & (rows["n_test"] == study.n_test)]
-    wanted = {(str(r.mask_hash), int(r.recovery_steps), int(r.seed) if int(r.recovery_steps) else 0)
-              for r in rows.itertuples()}  # fmt: skip
-    wanted |= {(mask_hash(m), 0, 0) for m in (study.all_kept(), study.none_kept())}
+    own = study.pred_folder
+    wanted = {(str(r.mask_hash), int(r.recovery_steps), int(r.seed) if int(r.recovery_steps) else 0,
+               study.pred_folder_for(getattr(r, "unit", None))) for r in rows.itertuples()}  # fmt: skip
+    wanted |= {(mask_hash(m), 0, 0, own) for m in (study.all_kept(), study.none_kept())}
     measured_on = set(existing.meta.get("measured_on") or []) if existing is not None else set()
     entries = {}
-    for hash_, steps, seed in sorted(wanted):
-        found = study._cached(study._pred_path(hash_, steps, seed))
+    for hash_, steps, seed, folder in sorted(wanted):
+        if pred_name(hash_, steps, seed) in entries:
+            continue
+        found = study._cached(cache_dir() / "preds" / folder / f"{pred_name(hash_, steps, seed)}.npy")
         if found is not None:
             measured_on.add(provenance.measured_here(study))  # (it may be in the bundle too)
         elif existing is not None:
@@ -438,9 +473,9 @@ def pack_results(study: Study) -> Path | None:
     if existing is not None and set(existing.bits) == set(entries) and all(
         existing.meta.get(k) == v for k, v in meta.items()
     ):
-        return bundle_mod.path(study.profile.name)  # unchanged: leave the file as it is
-    out = bundle_mod.write(study.profile.name, meta, entries)
-    study.bundle = bundle_mod.load(study.profile.name)
+        return bundle_mod.path(study.name)  # unchanged: leave the file as it is
+    out = bundle_mod.write(study.name, meta, entries)
+    study.bundle = bundle_mod.load(study.name)
     return out
 
 
@@ -451,10 +486,15 @@ def seeds_for(scorer: str, n_seeds: int) -> list[int]:
 
 def row_key(study: Study, scorer: str, S: float, seed: int, params: dict, allocation: str,
             recovery_steps: int) -> str:  # fmt: skip
-    return stable_hash(dict(ckpt=study.trained.ckpt_id, n_test=study.n_test, scorer=scorer,
-                            params=get_scorer(scorer).params(params), S=round(S, 6), seed=seed,
-                            allocation=allocation, recovery=recovery_steps,
-                            n_calib=study.profile.n_calib, version=scorer_version(scorer)))  # fmt: skip
+    """The row's configuration, hashed. The unit enters only when it is not the paper's MLP
+    channels, so every MLP-channel key made before units existed stays the same."""
+    config = dict(ckpt=study.trained.ckpt_id, n_test=study.n_test, scorer=scorer,
+                  params=get_scorer(scorer).params(params), S=round(S, 6), seed=seed,
+                  allocation=allocation, recovery=recovery_steps,
+                  n_calib=study.profile.n_calib, version=scorer_version(scorer))  # fmt: skip
+    if not study.default_unit:
+        config["unit"] = {"name": study.unit.name, **study.unit.key()}
+    return stable_hash(config)
 
 
 ROW_DTYPES = {"kappa": str, "mask_hash": str}
@@ -630,7 +670,7 @@ def run_sweep(
             params=json.dumps(get_scorer(sc).params(p), sort_keys=True), tag=tag,
             profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.data_source,
             device=str(study.device), git_rev=rev, seconds=round(time.time() - t0, 3), key=key,
-            n_calib=study.profile.n_calib, scorer_version=scorer_version(sc),
+            n_calib=study.profile.n_calib, scorer_version=scorer_version(sc), unit=study.unit.tag,
         ))  # fmt: skip
         bar.update()
     bar.close()

@@ -46,7 +46,7 @@ def fmt_signed(m: float, lo: float = np.nan, hi: float = np.nan, digits: int = 1
 def save_table(df: pd.DataFrame, name: str, study, *, shown: pd.DataFrame | None = None,
                title: str = "") -> dict[str, Path]:  # fmt: skip
     """`name`.csv (numeric, tidy) plus `name`.md and `name`.tex (formatted `shown`)."""
-    out = figures_dir(study.profile.name)
+    out = figures_dir(study.name)
     shown = df if shown is None else shown
     cap = caption(study)
     return {
@@ -109,8 +109,16 @@ def table2(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
              "overlap_magnitude"]]  # fmt: skip
     shown = df.assign(cell=[f"{r.acc:.1f} / {fmt_signed(r.escape, r.escape_low, r.escape_high)}{_star(r.sig)}"
                             for r in df.itertuples()])  # fmt: skip
-    shown = _wide(shown, "cell", index=["scorer", "kappa", "kappa_hat"])
-    return df, shown.rename(columns={"kappa_hat": "κ̂", "kappa": "κ"})
+    shown = _wide(shown, "cell", index=["scorer", "kappa"])
+    shown.insert(2, "κ̂", shown["scorer"].map(df.groupby("scorer")["kappa_hat"].agg(_span)))
+    return df, shown.rename(columns={"kappa": "κ"})
+
+
+def _span(values: pd.Series):
+    """One value, or 'low–high' where a class's measured κ̂ differs between sparsities (a row per
+    class either way: the fake control's κ̂ moves with S for tokens)."""
+    lo, hi = values.min(), values.max()
+    return lo if lo == hi else f"{lo}–{hi}"
 
 
 def table3(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -229,9 +237,9 @@ def dense_table(study) -> pd.DataFrame:
     """
     p = study.profile
     df = pd.DataFrame([dict(
-        profile=p.name, model=f"{p.model_name} {p.depth}x{p.embed_dim} H={p.mlp_hidden} patch {p.patch_size} @ {p.img_size}px",
+        profile=p.name, model=p.model_label,
         pretrained=p.pretrained, epochs=p.epochs, test_accuracy=round(study.dense_accuracy * 100, 2),
-        no_mlp_accuracy=round(study.mlp_removed_accuracy * 100, 2),
+        unit=study.unit.tag, no_units_accuracy=round(study.units_removed_accuracy * 100, 2),
         n_test=study.n_test, n_train=study.n_train, data=study.data_source, measured_on=measured_on(study),
         ckpt_id=study.trained.ckpt_id, train_seed=p.train_seed,
     )])  # fmt: skip

@@ -31,7 +31,7 @@ from torch import nn
 from . import weights as committed
 from .config import Profile
 from .data import Cifar10, DeviceBatches
-from .errors import CheckpointError
+from .errors import CheckpointError, ParameterError
 from .evaluate import accuracy, autocast
 from .io import atomic_write, stable_hash, write_json
 from .models import build_model
@@ -63,10 +63,32 @@ class Trained:
 RECIPE_VERSION = 2  # bump when the training code changes what a configuration trains
 
 
+# Fields added later: part of the key only where a profile changes them, so the ids (and the
+# committed weights' records) of every earlier configuration stay valid.
+OPTIONAL_TRAINING_FIELDS = {"optimizer": "adamw", "momentum": 0.9, "channels_last": False,
+                            "train_precision": "auto"}
+
+
 def training_fields(profile: Profile) -> dict:
     """The profile's fields that change the trained weights (JSON-able)."""
-    return {f: list(v) if isinstance(v, tuple) else v
-            for f, v in ((f, getattr(profile, f)) for f in TRAINING_FIELDS)}  # fmt: skip
+    out = {f: list(v) if isinstance(v, tuple) else v
+           for f, v in ((f, getattr(profile, f)) for f in TRAINING_FIELDS)}  # fmt: skip
+    out.update({f: getattr(profile, f) for f, default in OPTIONAL_TRAINING_FIELDS.items()
+                if getattr(profile, f) != default})  # fmt: skip
+    return out
+
+
+def make_optimizer(model: nn.Module, profile: Profile, device: torch.device,
+                   lr_scale: float = 1.0) -> torch.optim.Optimizer:  # fmt: skip
+    """The profile's optimiser: AdamW (ViTs), or SGD with Nesterov momentum (ResNets)."""
+    lr = profile.lr * lr_scale
+    if profile.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=profile.weight_decay,
+                                 fused=device.type == "cuda")  # fmt: skip
+    if profile.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=profile.momentum, nesterov=True,
+                               weight_decay=profile.weight_decay)  # fmt: skip
+    raise ParameterError(f"unknown optimizer {profile.optimizer!r}; valid: adamw, sgd")
 
 
 def export_weights(trained: Trained, profile: Profile, data_source: str) -> str:
@@ -126,9 +148,11 @@ def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
 
 
 def train_step(model: Callable, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               device: torch.device, label_smoothing: float, sched=None) -> torch.Tensor:
-    """One optimiser step (bf16 autocast on CUDA); returns the detached loss, no host sync."""
-    with autocast(device):
+               device: torch.device, label_smoothing: float, sched=None,
+               precision: str = "auto") -> torch.Tensor:  # fmt: skip
+    """One optimiser step (bf16 autocast on CUDA, or where `precision` says); returns the detached
+    loss, no host sync."""
+    with autocast(device, precision):
         loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -193,8 +217,7 @@ def train_or_load(
     def fresh():
         torch.manual_seed(profile.train_seed)
         model = build_model(profile, weights).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=profile.lr, weight_decay=profile.weight_decay,
-                                fused=device.type == "cuda")  # fmt: skip
+        opt = make_optimizer(model, profile, device)
         return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup))
 
     model, opt, sched = fresh()
@@ -229,7 +252,7 @@ def train_or_load(
         seed = profile.train_seed * 100_003 + epoch
         for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed,
                                   drop_last=drop_last):  # fmt: skip
-            loss_sum += train_step(step_fn, opt, x, y, device, profile.label_smoothing, sched)
+            loss_sum += train_step(step_fn, opt, x, y, device, profile.label_smoothing, sched, profile.train_precision)
         acc = accuracy(model, test, profile.eval_batch_size)
         history.append(dict(epoch=epoch + 1, train_loss=loss_sum.item() / steps_per_epoch,
                             test_accuracy=acc, lr=sched.get_last_lr()[0],
@@ -269,8 +292,7 @@ def fine_tune(model: nn.Module, profile: Profile, data: Cifar10, device: torch.d
     """
     train = DeviceBatches(data.train_x, data.train_y, device=device, mean=profile.mean,
                           std=profile.std, img_size=profile.img_size)  # fmt: skip
-    opt = torch.optim.AdamW(model.parameters(), lr=profile.lr * lr_scale, weight_decay=profile.weight_decay,
-                            fused=device.type == "cuda")  # fmt: skip
+    opt = make_optimizer(model, profile, device, lr_scale)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(steps, 1))
     cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
@@ -280,7 +302,7 @@ def fine_tune(model: nn.Module, profile: Profile, data: Cifar10, device: torch.d
         while done < steps:
             for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment,
                                       seed=seed * 7919 + epoch):  # fmt: skip
-                train_step(model, opt, x, y, device, profile.label_smoothing, sched)
+                train_step(model, opt, x, y, device, profile.label_smoothing, sched, profile.train_precision)
                 done += 1
                 if done >= steps:
                     break

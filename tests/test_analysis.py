@@ -97,6 +97,21 @@ def test_a_new_smooth_class_reaches_table2_the_phase_table_and_the_claims(new_sm
     assert f"{new_smooth_class}@0.8" in led.loc["C4", "family"].split(";")
 
 
+def test_table2_keeps_one_row_per_class_when_its_measured_kappa_moves_with_S():
+    kappa_hat = {("magnitude", 0.5): 0, ("magnitude", 0.8): 0, ("tent_raw", 0.5): 2, ("tent_raw", 0.8): 2,
+                 ("fake_nonmonotone", 0.5): 1, ("fake_nonmonotone", 0.8): 2}  # the control's κ̂ moves
+    summary = pd.DataFrame([
+        dict(scorer=n, kappa=k, kappa_hat=kappa_hat[n, S], sparsity=S, n_seeds=3, acc=50.0,
+             acc_low=49.0, acc_high=51.0, escape=0.0 if k == "0" else 1.0, escape_low=0.5,
+             escape_high=1.5, escape_p=0.001, overlap_magnitude=0.9, allocation="block",
+             recovery_steps=0, mask_hash=n)
+        for S in (0.5, 0.8) for n, k in {"magnitude": "0", "fake_nonmonotone": "control", "tent_raw": "2"}.items()])  # fmt: skip
+    _, shown = tables.table2(summary)
+    assert list(shown["scorer"]) == ["magnitude", "fake_nonmonotone", "tent_raw"]
+    assert list(shown["κ̂"]) == [0, "1–2", 2]
+    assert shown[["S=0.5", "S=0.8"]].notna().all().all()
+
+
 def test_recovered_results_are_keyed_by_their_seed_too():
     a = pd.DataFrame([row("logistic_smooth", 0.7, s, "same", "1", rec=10) for s in (0, 1)])
     keys = {analysis.result_key(r) for r in a.itertuples()}

@@ -33,7 +33,7 @@ def committed(tiny_tree, tmp_path_factory):
         assert study.trained.weights_sha256 and not study.trained.trained_now
         rows = run_sweep(study, SCORERS, S2, n_seeds=2)
         summary = Results(rows, load_correct(study, rows)).summary()
-        no_mlp = study.mlp_removed_accuracy
+        no_mlp = study.units_removed_accuracy
         assert study.dense_accuracy > no_mlp  # (measured, as every notebook does on opening)
         assert pack_results(study) == bundle.path("ci")
     return base, study, rows, summary, no_mlp
@@ -88,7 +88,7 @@ def test_every_output_regenerates_without_data_or_a_forward_pass(committed, figu
     assert again[["key", "accuracy"]].equals(rows[["key", "accuracy"]])
     regenerated = Results(again, load_correct(offline, again)).summary()
     pd.testing.assert_frame_equal(regenerated, summary)
-    assert offline.dense_accuracy == study.dense_accuracy and offline.mlp_removed_accuracy == no_mlp
+    assert offline.dense_accuracy == study.dense_accuracy and offline.units_removed_accuracy == no_mlp
     assert (offline.n_test, offline.data_source) == (study.n_test, study.data.source)
     assert not offline.data_loaded
     before = bundle.path("ci").read_bytes()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sics import data as data_mod
-from sics.data import CLASSES, DeviceBatches, load_cifar10, random_crop
+from sics.data import CLASSES, DeviceBatches, cutout, load_cifar10, random_crop
 from sics.errors import DataError
 
 
@@ -92,6 +92,19 @@ def test_random_crop_is_a_shifted_window_of_the_padded_image():
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(2):
         assert torch.equal(out[i], padded[i, :, dy[i] : dy[i] + 8, dx[i] : dx[i] + 8])
+
+
+def test_cutout_zeroes_one_square_inside_each_image_and_nothing_else():
+    x = torch.randn(50, 3, 32, 32) + 10.0  # no zeros of its own
+    out = cutout(x, 8, generator=torch.Generator().manual_seed(0))
+    zero = out == 0
+    assert (zero.all(1) == zero.any(1)).all()  # every channel of a pixel, or none
+    for img in zero[:, 0]:
+        rows, cols = img.any(1).nonzero().flatten(), img.any(0).nonzero().flatten()
+        assert len(rows) == len(cols) == 8 and rows[-1] - rows[0] == 7 and cols[-1] - cols[0] == 7
+        assert int(img.sum()) == 64  # a full square: never clipped at the border
+    torch.testing.assert_close(out[~zero], x[~zero])
+    assert len({tuple(map(int, z.nonzero()[0])) for z in zero[:, 0]}) > 10  # squares move
 
 
 def test_batches_are_normalised_and_cover_the_split(tiny_tree):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sics
 
-PACKAGE = Path(next(iter(sics.__path__)))  # a namespace package: no __init__.py
+PACKAGE = Path(next(iter(sics.__path__)))
 
 
 def _targets(node: ast.AST) -> set[str]:

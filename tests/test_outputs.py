@@ -72,6 +72,22 @@ def test_every_table_figure_and_record_is_made(tiny_tree, isolated_dirs):
     assert prov["stages"]["01_finetune"]["data"].startswith("CIFAR-10 image-folder tree")
     assert prov["stages"]["02_plateau"]["ckpt_id"].startswith("ci-")
 
+    # notebooks 07 (tokens of the ci ViT) and 08 (the tiny ResNet): same rules, their own folders
+    for name in ("ci-tokens", "ci_resnet"):
+        other = isolated_dirs / "figures" / name
+        for t in ("table2", "claims"):
+            assert "profile=ci" in (other / f"{t}.md").read_text(), (name, t)
+        ledger = pd.read_csv(other / "claims.csv")
+        assert ledger["claim"].tolist() == ["C1", "C2", "C3", "C4", "C5", "C6"], name
+        assert ledger.loc[0, "verdict"] == "supported", name  # κ=0 selections identical
+        with Image.open(other / "fig_units.png") as im:
+            assert im.width > 900 and len(np.unique(np.asarray(im.convert("L")))) > 20, name
+        rows = pd.read_csv(other / "sweep.csv", dtype={"kappa": str, "mask_hash": str})
+        assert set(rows["unit"]) >= {"tokens-b-1-cls_attention" if name == "ci-tokens" else "conv_channels"}
+        assert (other / "results.zip").exists()
+    assert (isolated_dirs / "figures" / "ci-tokens" / "table2_norm.csv").exists()
+    assert (isolated_dirs / "figures" / "ci_resnet" / "dense.csv").exists()
+
 
 def test_the_revision_is_dirty_for_code_changes_not_for_regenerated_outputs(tmp_path, monkeypatch):
     import subprocess
