@@ -6,10 +6,11 @@ prep conv of width w, then stages of widths 2w, 4w, 8w, each a conv + BN + ReLU 
 with one basic block after the first and the last stage. At w = 32 (half of Page's 64) it has
 1.65 M parameters, 6x ResNet-20's. On this 2-core CPU (bf16, channels-last) its epochs take
 about 1.6x as long as ResNet-20's, but it learns far more per epoch: 89.2% after 24 epochs
-against ResNet-20's 87.7% after 45. Each block names its
-parts so that a pruning unit can find them: `conv1` → `bn1` → `act1` is the inner path whose
-channels `units.ConvChannels` prunes, then `conv2` → `bn2`, the shortcut (identity, or a strided
-1x1 conv with BN where the shape changes) and `act2`.
+against ResNet-20's 87.7% after 45.
+
+Each block names its parts so that a pruning unit can find them: `conv1` → `bn1` → `act1` is the
+inner path whose channels `units.ConvChannels` prunes, then `conv2` → `bn2`, the shortcut
+(identity, or a strided 1x1 conv with BN where the shape changes) and `act2`.
 """
 
 from __future__ import annotations
