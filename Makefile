@@ -25,7 +25,7 @@ export SICS_WEIGHTS := $(abspath $(WEIGHTS))
 endif
 # What `make clean` removes: the smoke profiles' outputs and the caches (decoded data,
 # checkpoints, predictions); never .venv or the committed full-scale figures.
-CLEAN := figures/quick figures/ci figures/quick-tokens figures/ci-tokens figures/ci_resnet .cache
+CLEAN := figures/quick figures/ci figures/quick-tokens figures/ci-tokens figures/ci_resnet figures/resnet/fig_units_quick.png figures/resnet/fig_units_quick.pdf .cache
 
 .DEFAULT_GOAL := help
 .PHONY: help paper verify test unit nbval lint bench strip clean clean-ci

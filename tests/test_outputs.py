@@ -80,7 +80,8 @@ def test_every_table_figure_and_record_is_made(tiny_tree, isolated_dirs):
         ledger = pd.read_csv(other / "claims.csv")
         assert ledger["claim"].tolist() == ["C1", "C2", "C3", "C4", "C5", "C6"], name
         assert ledger.loc[0, "verdict"] == "supported", name  # κ=0 selections identical
-        with Image.open(other / "fig_units.png") as im:
+        fig = "fig_units_ci.png" if name == "ci_resnet" else "fig_units.png"  # 08: one per ViT profile
+        with Image.open(other / fig) as im:
             assert im.width > 900 and len(np.unique(np.asarray(im.convert("L")))) > 20, name
         rows = pd.read_csv(other / "sweep.csv", dtype={"kappa": str, "mask_hash": str})
         assert set(rows["unit"]) >= {"tokens-b-1-cls_attention" if name == "ci-tokens" else "conv_channels"}
