@@ -200,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         from .provenance import record
 
         total = round(sum(times.values()), 1)
-        record(profile, "make_paper", engine=args.engine, seconds_per_notebook=times,
-               total_seconds=total)  # fmt: skip
+        # a partial run gets its own record: it never replaces the full run's timing
+        stage = "make_paper" if len(chosen) == len(NOTEBOOKS) else f"make_paper --only {args.only}"
+        record(profile, stage, engine=args.engine, seconds_per_notebook=times, total_seconds=total)
         print(f"[sics] {len(times)} notebooks in {total:.0f} s; outputs in {figures_dir(profile)}")
         return 0
     except SicsError as e:

@@ -1,5 +1,6 @@
 """`make paper`'s runner: errors are one line with a non-zero exit; both engines agree."""
 
+import json
 import re
 import subprocess
 import sys
@@ -62,6 +63,9 @@ def test_papermill_and_inline_engines_give_the_same_tables(tiny_tree, tmp_path, 
         b = pd.read_csv(outputs["inline"] / name)
         pd.testing.assert_frame_equal(a, b)
     assert (outputs["inline"] / "training_curve.png").stat().st_size > 10_000
+    stages = json.loads((outputs["inline"] / "provenance.json").read_text())["stages"]
+    assert set(stages["make_paper --only 01,02"]["seconds_per_notebook"]) == {"01_finetune", "02_plateau"}
+    assert "make_paper" not in stages  # a partial run never stands in for the full run's timing
 
 
 def test_the_terminal_gets_the_sics_lines_and_the_summary_with_the_time_in_all(capsys):
