@@ -63,12 +63,18 @@ def _curves(df: pd.DataFrame, value: str, pad: float, figsize=(7.5, 4.5)) -> tup
     `magnitude` is drawn thick as the plateau; the other κ=0 scorers, identical to it by
     construction (checked in Table 1), are not drawn again.
     """
-    names = [n for n in dict.fromkeys(df["scorer"]) if n not in kappa0()[1:]]
-    pal = _class_palette(names)
     fig, ax = plt.subplots(figsize=figsize)
     xs = sorted(df["sparsity"].unique())
     ax.set_xlim(min(xs) - pad, max(xs) + pad)
     shade_zones(ax)
+    _draw_curves(ax, df, value)
+    return fig, ax
+
+
+def _draw_curves(ax: plt.Axes, df: pd.DataFrame, value: str) -> None:
+    """The lines and 95% bands of `_curves` on `ax` (κ=0 scorers but magnitude left out)."""
+    names = [n for n in dict.fromkeys(df["scorer"]) if n not in kappa0()[1:]]
+    pal = _class_palette(names)
     for name in names:
         g = df[df["scorer"] == name].sort_values("sparsity")
         style = (dict(lw=3.2, color="black", zorder=5, label="Π(S): magnitude (= all κ=0)")
@@ -78,7 +84,13 @@ def _curves(df: pd.DataFrame, value: str, pad: float, figsize=(7.5, 4.5)) -> tup
         lo = g[f"{value}_low"].fillna(g[value])
         hi = g[f"{value}_high"].fillna(g[value])
         ax.fill_between(g["sparsity"], lo, hi, color=style["color"], alpha=0.1, lw=0)
-    return fig, ax
+
+
+def _escape_guides(ax: plt.Axes) -> None:
+    """The zero line of an escape plot and the paper's regime boundaries (dashed)."""
+    ax.axhline(0, color="black", lw=1)
+    for b in PAPER_BOUNDARIES:
+        ax.axvline(b, color="0.4", ls="--", lw=1)
 
 
 def _finish(fig: plt.Figure, ax: plt.Axes, xlabel: str, ylabel: str, title: str) -> plt.Figure:
@@ -172,9 +184,7 @@ def figure_phase(summary: pd.DataFrame, study) -> plt.Figure:
     """Escape vs S on the fine grid for every non-monotone class, with both sets of boundaries."""
     df = summary[summary["kappa"].isin(ESCAPE_KAPPAS)]
     fig, ax = _curves(df, "escape", pad=0.01, figsize=(7.5, 4.4))
-    ax.axhline(0, color="black", lw=1)
-    for b in PAPER_BOUNDARIES:
-        ax.axvline(b, color="0.4", ls="--", lw=1)
+    _escape_guides(ax)
     b1, b2 = regime_boundaries(summary)
     marks = {}
     for b, label in ((b1, "first escape"), (b2, "κ=2 takes over")):
@@ -204,17 +214,8 @@ def figure_units(summaries: dict[str, pd.DataFrame | None], study) -> plt.Figure
                     va="center", transform=ax.transAxes, color="0.4")  # fmt: skip
             ax.set_title(title)
             continue
-        df = summary[summary["kappa"].isin(ESCAPE_KAPPAS)]
-        pal = _class_palette(list(dict.fromkeys(df["scorer"])))
-        for name, g in df.groupby("scorer", sort=False):
-            g = g.sort_values("sparsity")
-            ax.plot(g["sparsity"], g["escape"], marker="o", ms=3.5, lw=1.4, color=pal[name],
-                    label=f"{name} (κ={get_scorer(name).kappa})")  # fmt: skip
-            ax.fill_between(g["sparsity"], g["escape_low"].fillna(g["escape"]), g["escape_high"].fillna(g["escape"]),
-                            color=pal[name], alpha=0.1, lw=0)  # fmt: skip
-        ax.axhline(0, color="black", lw=1)
-        for b in PAPER_BOUNDARIES:
-            ax.axvline(b, color="0.4", ls="--", lw=1)
+        _draw_curves(ax, summary[summary["kappa"].isin(ESCAPE_KAPPAS)], "escape")
+        _escape_guides(ax)
         ax.set_title(title)
         ax.set_xlabel("sparsity S")
     axes[0, 0].set_ylabel("escape from Π(S) (accuracy points)")

@@ -72,6 +72,11 @@ class Unit:
         """A pruned copy of the model (units sliced out where possible), for evaluation."""
         raise NotImplementedError
 
+    def evaluate(self, study, masks: list[np.ndarray]) -> np.ndarray:
+        """Per-image correctness under `masks`, for a unit whose selection differs per image
+        (`static` False: `Study.correct` calls this instead of `apply`)."""
+        raise NotImplementedError
+
 
 def calibration_batch(study, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The seeded calibration subset of the training images (`n_calib` of them), on the device."""
