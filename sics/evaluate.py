@@ -50,6 +50,6 @@ def predict_correct(model: nn.Module, split: DeviceBatches, batch_size: int = 10
     return torch.cat(out)
 
 
-def accuracy(model: nn.Module, split: DeviceBatches, batch_size: int = 1024) -> float:
+def accuracy(model: nn.Module, split: DeviceBatches, batch_size: int = 1024, eval_precision: str = "auto") -> float:
     """Top-1 accuracy as a fraction in [0, 1]."""
-    return predict_correct(model, split, batch_size).float().mean().item()
+    return predict_correct(model, split, batch_size, eval_precision).float().mean().item()

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .errors import ParameterError
+
 
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int = 1):
@@ -44,7 +46,7 @@ class CifarResNet(nn.Module):
     def __init__(self, depth: int = 20, width: int = 16, num_classes: int = 10, channels_last: bool = False):
         super().__init__()
         if depth != 9 and (depth < 8 or (depth - 2) % 6):
-            raise ValueError(f"a CIFAR ResNet has depth 6n + 2 (He) or 9 (Page), got {depth}")
+            raise ParameterError(f"a CIFAR ResNet has depth 6n + 2 (He) or 9 (Page), got {depth}")
         self.channels_last = channels_last
         self.stem = nn.Sequential(*_conv_bn_relu(3, width))
         if depth == 9:

@@ -253,7 +253,11 @@ def train_or_load(
         for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed,
                                   drop_last=drop_last):  # fmt: skip
             loss_sum += train_step(step_fn, opt, x, y, device, profile.label_smoothing, sched, profile.train_precision)
-        acc = accuracy(model, test, profile.eval_batch_size)
+        # Monitoring epochs evaluate in the profile's evaluation precision (bf16 is 4x faster on a
+        # CPU with AMX: 3 s instead of 11 s per ResNet epoch); the last, whose accuracy is the
+        # model's, in full precision ("auto": fp32 on a CPU).
+        last = epoch + 1 == profile.epochs
+        acc = accuracy(model, test, profile.eval_batch_size, "auto" if last else profile.eval_precision)
         history.append(dict(epoch=epoch + 1, train_loss=loss_sum.item() / steps_per_epoch,
                             test_accuracy=acc, lr=sched.get_last_lr()[0],
                             seconds=time.time() - te))  # fmt: skip

@@ -56,6 +56,26 @@ def test_interrupted_training_resumes_where_it_stopped(tiny_tree, tmp_path, monk
     assert resumed.history["epoch"].tolist() == [1, 2, 3]
 
 
+def test_monitoring_epochs_use_the_profile_precision_and_the_last_full_precision(tiny_tree, monkeypatch):
+    import sics.train as train_module
+    from sics.data import DeviceBatches
+    from sics.evaluate import accuracy
+
+    seen = []
+
+    def spy(model, split, batch_size=1024, eval_precision="auto"):
+        seen.append(eval_precision)
+        return accuracy(model, split, batch_size, eval_precision)
+
+    monkeypatch.setattr(train_module, "accuracy", spy)
+    data = load_cifar10(tiny_tree)
+    p = _profile(epochs=3, eval_precision="bf16")
+    t = train_or_load(p, data, CPU, progress=False)
+    assert seen == ["bf16", "bf16", "auto"]  # the model's own accuracy is measured in fp32 on a CPU
+    test = DeviceBatches(data.test_x, data.test_y, device=CPU, mean=p.mean, std=p.std, img_size=p.img_size)
+    assert t.test_accuracy == accuracy(t.model, test, p.eval_batch_size, "fp32")
+
+
 def test_corrupt_checkpoint_is_one_clear_line(tiny_tree):
     data = load_cifar10(tiny_tree)
     p = _profile(epochs=1)

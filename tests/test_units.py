@@ -99,7 +99,7 @@ def test_the_resnet_layouts_have_their_blocks():
     assert [b.conv1.out_channels for b in residual_blocks(he)] == [8, 16, 32]
     assert [b.conv1.out_channels for b in residual_blocks(page)] == [8, 32]  # 2w and 8w, w = 4
     assert page(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    with pytest.raises(ValueError, match="6n \\+ 2"):
+    with pytest.raises(ParameterError, match="6n \\+ 2"):
         build_model(RESNETS["he"].replace(depth=12))
 
 
