@@ -10,6 +10,11 @@
 # saved every epoch under $SICS_CACHE (default: /work/sics-cache, outside the work tree, so a later
 # session on the same machine can resume it). Needs SICS_DATA (or DATA=path). When it ends, the
 # weights are exported to figures/PROFILE/weights.safetensors (+ weights.json), ready to commit.
+#
+# To replace committed weights: move figures/PROFILE/weights.* away first (with them present, a
+# run trains a separate `-retrained` model), and before re-running the study also move away
+# figures/PROFILE/results.zip and the old model's rows of sweep.csv: the study keeps rows of other
+# checkpoints and never overwrites a committed bundle it cannot tell is stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SICS_CACHE="${SICS_CACHE:-$(cd .. && pwd)/sics-cache}" SICS_PROGRESS=text PYTHONUNBUFFERED=1
