@@ -438,8 +438,9 @@ def pack_results(study: Study) -> Path | None:
     """Write the profile's results bundle from the sweep rows of this model (see `sics.bundle`).
 
     Every distinct selection of every row of this model and test set, plus the dense model and
-    the model without MLP channels when measured. A bundle of other committed weights is never
-    overwritten: with committed weights present, only the study of those weights packs.
+    the model without MLP channels when measured. A bundle of the committed weights is never
+    overwritten by another model: with committed weights present, only their study packs (and
+    replaces a bundle left by weights committed before them).
     Returns the path, or None when it left the bundle alone.
     """
     committed = weights_paths(study.profile.name)[0].exists()
@@ -447,7 +448,10 @@ def pack_results(study: Study) -> Path | None:
         return None
     existing = study.bundle
     if existing is None and bundle_mod.path(study.name).exists() and committed:
-        return None  # a committed bundle for another test set
+        old = bundle_mod.load(study.name)
+        if old is not None and old.meta.get("weights_sha256") == study.trained.weights_sha256:
+            return None  # a committed bundle of these weights, for another test set
+        # else it holds results of weights no longer committed: the new weights' bundle replaces it
     rows = read_rows(study.sweep_path)
     rows = rows[(rows["ckpt_id"] == study.trained.ckpt_id) & (rows["n_test"] == study.n_test)]
     own = study.pred_folder

@@ -142,3 +142,19 @@ def test_the_bundle_of_committed_weights_is_not_overwritten_by_a_retrained_model
     run_sweep(retrained, ["magnitude"], [0.5], n_seeds=1)
     assert pack_results(retrained) is None and bundle.path("ci").read_bytes() == before
     assert len(read_rows(retrained.sweep_path)) > 0
+
+
+def test_newly_committed_weights_replace_the_bundle_of_the_weights_before_them(committed, figures, tiny_tree):
+    from sics import weights
+
+    for f in weights.paths("ci"):
+        f.unlink()  # the maintainer moves the old weights away, retrains and commits the new ones
+    first = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=3)
+    export_weights(first.trained, first.profile, first.data.source)
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=3)
+    assert study.trained.weights_sha256 and study.bundle is None  # the old bundle is of other weights
+    rows = run_sweep(study, ["magnitude"], [0.5], n_seeds=1)
+    assert pack_results(study) == bundle.path("ci")
+    packed = bundle.load("ci")
+    assert packed.meta["weights_sha256"] == study.trained.weights_sha256 and packed.ckpt_id == study.trained.ckpt_id
+    assert set(packed.bits) == {sweep.pred_name(rows["mask_hash"].iloc[0], 0, 0)}  # the new model's one result

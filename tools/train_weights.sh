@@ -12,9 +12,9 @@
 # weights are exported to figures/PROFILE/weights.safetensors (+ weights.json), ready to commit.
 #
 # To replace committed weights: move figures/PROFILE/weights.* away first (with them present, a
-# run trains a separate `-retrained` model), and before re-running the study also move away
-# figures/PROFILE/results.zip and the old model's rows of sweep.csv: the study keeps rows of other
-# checkpoints and never overwrites a committed bundle it cannot tell is stale.
+# run trains a separate `-retrained` model). Re-running the study then replaces results.zip, but
+# sweep.csv keeps the old model's rows (tables read only the current checkpoint's): drop them by
+# hand before committing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SICS_CACHE="${SICS_CACHE:-$(cd .. && pwd)/sics-cache}" SICS_PROGRESS=text PYTHONUNBUFFERED=1
