@@ -448,8 +448,7 @@ def pack_results(study: Study) -> Path | None:
         return None
     existing = study.bundle
     if existing is None and bundle_mod.path(study.name).exists() and committed:
-        old = bundle_mod.load(study.name)
-        if old is not None and old.meta.get("weights_sha256") == study.trained.weights_sha256:
+        if bundle_mod.load(study.name).meta.get("weights_sha256") == study.trained.weights_sha256:
             return None  # a committed bundle of these weights, for another test set
         # else it holds results of weights no longer committed: the new weights' bundle replaces it
     rows = read_rows(study.sweep_path)

@@ -255,7 +255,7 @@ def train_or_load(
             loss_sum += train_step(step_fn, opt, x, y, device, profile.label_smoothing, sched, profile.train_precision)
         # Monitoring epochs evaluate in the profile's evaluation precision (bf16 is 4x faster on a
         # CPU with AMX: 3 s instead of 11 s per ResNet epoch); the last, whose accuracy is the
-        # model's, in full precision ("auto": fp32 on a CPU).
+        # model's, as it always was ("auto": fp32 on a CPU, bf16 on CUDA).
         last = epoch + 1 == profile.epochs
         acc = accuracy(model, test, profile.eval_batch_size, "auto" if last else profile.eval_precision)
         history.append(dict(epoch=epoch + 1, train_loss=loss_sum.item() / steps_per_epoch,
