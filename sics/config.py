@@ -30,6 +30,8 @@ class Profile:
     num_heads: int = 6
     mlp_hidden: int = 1536
     pretrained: bool = False
+    pool_first: bool = False  # ResNet-9 only: max-pool before BN + ReLU in each stage (cheaper)
+    logit_scale: float = 1.0  # ResNet only: multiply the logits (Page uses 0.125, airbench 1/9)
     # normalisation (the pretrained cfg's for `paper`; CIFAR-10's for from-scratch models)
     mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
     std: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)

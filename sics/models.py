@@ -24,7 +24,8 @@ def build_model(profile: Profile, weights: str | os.PathLike | None = None) -> n
     1000-way classifier and resizes the position embedding where the geometry differs.
     """
     if profile.model_name == "cifar_resnet":
-        return CifarResNet(profile.depth, profile.embed_dim, NUM_CLASSES, channels_last=profile.channels_last)
+        return CifarResNet(profile.depth, profile.embed_dim, NUM_CLASSES, channels_last=profile.channels_last,
+                           pool_first=profile.pool_first, logit_scale=profile.logit_scale)
     kwargs = dict(
         num_classes=NUM_CLASSES,
         img_size=profile.img_size,

@@ -43,16 +43,23 @@ def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth: int = 20, width: int = 16, num_classes: int = 10, channels_last: bool = False):
+    def __init__(self, depth: int = 20, width: int = 16, num_classes: int = 10, channels_last: bool = False,
+                 pool_first: bool = False, logit_scale: float = 1.0):  # fmt: skip
         super().__init__()
         if depth != 9 and (depth < 8 or (depth - 2) % 6):
             raise ParameterError(f"a CIFAR ResNet has depth 6n + 2 (He) or 9 (Page), got {depth}")
+        if pool_first and depth != 9:
+            raise ParameterError("pool_first applies to the ResNet-9 layout (depth 9) only")
+        if not logit_scale > 0:
+            raise ParameterError(f"logit_scale must be positive, got {logit_scale}")
         self.channels_last = channels_last
+        self.logit_scale = logit_scale
         self.stem = nn.Sequential(*_conv_bn_relu(3, width))
         if depth == 9:
             layers, cin = [], width
             for stage, cout in enumerate((2 * width, 4 * width, 8 * width)):
-                layers += [*_conv_bn_relu(cin, cout), nn.MaxPool2d(2)]
+                conv, bn, relu = _conv_bn_relu(cin, cout)
+                layers += [conv, nn.MaxPool2d(2), bn, relu] if pool_first else [conv, bn, relu, nn.MaxPool2d(2)]
                 if stage != 1:
                     layers.append(BasicBlock(cout, cout))
                 cin = cout
@@ -81,7 +88,8 @@ class CifarResNet(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.blocks(self.stem(x))
-        return self.head(torch.flatten(self.pool(x), 1))
+        logits = self.head(torch.flatten(self.pool(x), 1))
+        return logits * self.logit_scale if self.logit_scale != 1.0 else logits
 
     def basic_blocks(self) -> list[BasicBlock]:
         """The residual blocks, in forward order: their inner channels are the pruning units."""

@@ -66,7 +66,7 @@ RECIPE_VERSION = 2  # bump when the training code changes what a configuration t
 # Fields added later: part of the key only where a profile changes them, so the ids (and the
 # committed weights' records) of every earlier configuration stay valid.
 OPTIONAL_TRAINING_FIELDS = {"optimizer": "adamw", "momentum": 0.9, "channels_last": False,
-                            "train_precision": "auto"}
+                            "train_precision": "auto", "pool_first": False, "logit_scale": 1.0}
 
 
 def training_fields(profile: Profile) -> dict:

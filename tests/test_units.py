@@ -228,3 +228,33 @@ def test_unknown_units_and_settings_are_one_line(tiny_tree):
         get_unit("tokens", importance="grad")
     with pytest.raises(ParameterError, match="unit 'tokens'"):
         get_unit("tokens", blok=2)
+
+
+def test_page_options_pool_first_and_logit_scale_keep_the_function():
+    """Eval-mode BN with a positive scale and ReLU are monotone per channel, so they commute with
+    max-pooling: moving the pool first (cheaper) keeps the function; the logit scale only scales."""
+    base = RESNETS["page"].replace(pool_first=False, logit_scale=1.0)
+    models = []
+    for changes in ({}, {"pool_first": True}, {"logit_scale": 0.125}):
+        torch.manual_seed(0)
+        model = build_model(base.replace(**changes)).eval()
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.normal_(0, 0.3)
+                    m.running_var.uniform_(0.5, 2.0)
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.normal_(0, 0.3)
+        models.append(model)
+    plain, first, scaled = models
+    kinds = [type(m).__name__ for m in first.blocks[:4]]
+    assert kinds == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        a, b, c = plain(x), first(x), scaled(x)
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(c, 0.125 * a, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ParameterError, match="depth 9"):
+        build_model(RESNETS["he"].replace(pool_first=True))
+    with pytest.raises(ParameterError, match="logit_scale must be positive"):
+        build_model(base.replace(logit_scale=0.0))
