@@ -5,7 +5,7 @@
 #   bash tools/train_weights.sh [PROFILE]   # starts (or resumes) it; log in $SICS_CACHE/PROFILE-train.log
 #
 # reference takes the cores for about 2.6 hours (40 epochs at 200-280 s each), resnet for about
-# 52 minutes (32 epochs at 65-133 s, bf16): run nothing else meanwhile (two torch processes on two
+# 58 minutes (35 epochs at 80-111 s, bf16): run nothing else meanwhile (two torch processes on two
 # cores each collapse to a fraction of their speed; `nice` does not help). The resumable state is
 # saved every epoch under $SICS_CACHE (default: /work/sics-cache, outside the work tree, so a later
 # session on the same machine can resume it). Needs SICS_DATA (or DATA=path). When it ends, the
