@@ -89,8 +89,7 @@ class CifarResNet(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.blocks(self.stem(x))
-        logits = self.head(torch.flatten(self.pool(x), 1))
-        return logits * self.logit_scale if self.logit_scale != 1.0 else logits
+        return self.head(torch.flatten(self.pool(x), 1)) * self.logit_scale  # x * 1.0 is exact
 
     def basic_blocks(self) -> list[BasicBlock]:
         """The residual blocks, in forward order: their inner channels are the pruning units."""

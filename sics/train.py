@@ -64,7 +64,8 @@ RECIPE_VERSION = 2  # bump when the training code changes what a configuration t
 
 
 # Fields added later: part of the key only where a profile changes them, so the ids (and the
-# committed weights' records) of every earlier configuration stay valid.
+# committed weights' records) of every earlier configuration stay valid. The defaults are those of
+# when each field was added, not read from `Profile`: changing a Profile default then changes ids.
 OPTIONAL_TRAINING_FIELDS = {"optimizer": "adamw", "momentum": 0.9, "channels_last": False,
                             "train_precision": "auto", "pool_first": False, "logit_scale": 1.0}
 

@@ -29,17 +29,23 @@ RESNETS = {"he": resolve_profile("ci_resnet"),  # ResNet-8: a block per stage, s
            "page": resolve_profile("resnet").replace(embed_dim=4)}  # ResNet-9 layout, narrow
 
 
-@pytest.fixture(scope="module", params=list(RESNETS))
-def resnet(request):
-    torch.manual_seed(0)
-    model = build_model(RESNETS[request.param]).eval()
-    with torch.no_grad():  # BN statistics that matter, so slicing them has to be right
+def _resnet(profile, seed: int = 0) -> torch.nn.Module:
+    """An eval-mode ResNet whose BN statistics, scales (positive) and shifts matter."""
+    torch.manual_seed(seed)
+    model = build_model(profile).eval()
+    with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.normal_(0, 0.3)
                 m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0, 0.3)
     return model
+
+
+@pytest.fixture(scope="module", params=list(RESNETS))
+def resnet(request):
+    return _resnet(RESNETS[request.param])  # slicing BN has to be right
 
 
 @pytest.fixture(scope="module")
@@ -234,19 +240,7 @@ def test_page_options_pool_first_and_logit_scale_keep_the_function():
     """Eval-mode BN with a positive scale and ReLU are monotone per channel, so they commute with
     max-pooling: moving the pool first (cheaper) keeps the function; the logit scale only scales."""
     base = RESNETS["page"].replace(pool_first=False, logit_scale=1.0)
-    models = []
-    for changes in ({}, {"pool_first": True}, {"logit_scale": 0.125}):
-        torch.manual_seed(0)
-        model = build_model(base.replace(**changes)).eval()
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.normal_(0, 0.3)
-                    m.running_var.uniform_(0.5, 2.0)
-                    m.weight.uniform_(0.5, 1.5)
-                    m.bias.normal_(0, 0.3)
-        models.append(model)
-    plain, first, scaled = models
+    plain, first, scaled = (_resnet(base.replace(**c)) for c in ({}, {"pool_first": True}, {"logit_scale": 0.125}))
     kinds = [type(m).__name__ for m in first.blocks[:4]]
     assert kinds == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
     x = torch.randn(4, 3, 32, 32)
