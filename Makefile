@@ -6,7 +6,11 @@ WEIGHTS ?=
 ENGINE ?= papermill
 VERBOSE ?=
 RETRAIN ?=
+UNIT ?=
+PRECISION ?=
 N ?=
+UNIT ?=
+PRECISION ?=
 PYTHON ?= python3
 # torch/torchvision builds: pinned to the ones this project is tested with; elsewhere override,
 # e.g. make test TORCH_SPEC="torch torchvision" (or a CUDA build from pytorch.org's index).
@@ -25,15 +29,16 @@ export SICS_WEIGHTS := $(abspath $(WEIGHTS))
 endif
 # What `make clean` removes: the smoke profiles' outputs and the caches (decoded data,
 # checkpoints, predictions); never .venv or the committed full-scale figures.
-CLEAN := figures/quick figures/ci figures/quick-tokens figures/ci-tokens figures/ci_resnet figures/resnet/fig_units_quick.png figures/resnet/fig_units_quick.pdf .cache
+CLEAN := figures/quick figures/ci figures/quick-tokens figures/ci-tokens figures/ci_resnet figures/resnet/fig_units_quick.png figures/resnet/fig_units_quick.pdf .cache site
 
 .DEFAULT_GOAL := help
-.PHONY: help paper verify test unit nbval lint bench strip clean clean-ci
+.PHONY: help paper verify site test unit nbval lint bench strip clean clean-ci
 
 help:
 	@echo 'targets:'
 	@echo '  make paper    run notebooks 01-06: every table and figure -> figures/<profile>/'
 	@echo '  make verify   re-evaluate a random sample of the committed results (needs DATA) and compare'
+	@echo '  make site     a static HTML report of the committed runs -> site/index.html (offline)'
 	@echo '  make test     unit tests, then nbval over the notebooks (ci profile)'
 	@echo '  make unit     the unit tests only'
 	@echo '  make nbval    the notebooks under nbval only (ci profile; reads DATA)'
@@ -51,6 +56,8 @@ help:
 	@echo '  RETRAIN     1: train even where committed weights (figures/<profile>/weights.safetensors) exist'
 	@echo '  VERBOSE     1: show everything the notebooks print, not only progress and summaries'
 	@echo '  N           make verify: how many committed results to re-evaluate (default 10)'
+	@echo '  UNIT        make verify: the unit kind of the study (default: the profile default; e.g. tokens)'
+	@echo '  PRECISION   make verify: auto (the bundle precision where fast here, else fp32) | bf16 | fp32'
 	@echo '  TORCH_SPEC  the torch build pip installs into .venv (default: $(TORCH_SPEC))'
 	@echo '  PYTHON      the interpreter that creates .venv (default: $(PYTHON))'
 	@echo 'progress bars: off when CI is set or with SICS_PROGRESS=0'
@@ -66,7 +73,10 @@ paper: $(VENV)/.installed
 	$(PY) -m sics.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose)
 
 verify: $(VENV)/.installed
-	$(PY) -m sics.verify --profile $(PROFILE) $(if $(N),--n $(N))
+	$(PY) -m sics.verify --profile $(PROFILE) $(if $(N),--n $(N)) $(if $(UNIT),--unit $(UNIT)) $(if $(PRECISION),--precision $(PRECISION))
+
+site: $(VENV)/.installed
+	$(PY) -m sics.site --profile $(PROFILE)
 
 test: unit nbval
 

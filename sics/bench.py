@@ -23,7 +23,7 @@ import torch
 from .config import PROFILES, Profile, pick_device, resolve_profile
 from .data import DeviceBatches
 from .errors import SicsError
-from .evaluate import autocast
+from .evaluate import autocast, cpu_has_fast_bf16, precision
 from .io import write_json
 from .models import NUM_CLASSES, build_model, count_params, flops_per_image
 from .paths import REPO
@@ -142,16 +142,20 @@ def benchmark(
     train_s = _timed(one_step, device, warmup, steps)
 
     @torch.no_grad()
-    def eval_step() -> None:
+    def eval_step(prec: str) -> None:
         x, y = pool.prepare(pool.x[:ebs]), pool.y[:ebs]
-        with autocast(device):
+        with autocast(device, prec):
             (model(x).argmax(1) == y).sum()
 
     model.eval()
-    eval_s = _timed(eval_step, device, 1, steps)
+    # both precisions, in one process: which is faster depends on the hardware (bf16 is emulated,
+    # and slower than fp32, on CPUs without AMX or AVX-512 BF16)
+    eval_by = {prec: steps * ebs / _timed(lambda p=prec: eval_step(p), device, 1, steps) for prec in ("fp32", "bf16")}
+    eval_precision = precision(device, profile.eval_precision).rsplit("-", 1)[-1]
+    eval_ips = eval_by[eval_precision]
+    eval_s = steps * ebs / eval_ips
 
     train_ips = steps * bs / train_s
-    eval_ips = steps * ebs / eval_s
     achieved = train_ips * 3 * fwd_flops
     peak = peak_flops(device)
     n_train = profile.n_train or TRAIN_SET_SIZE
@@ -174,6 +178,10 @@ def benchmark(
         eval_seconds=eval_s,
         train_images_per_s=train_ips,
         eval_images_per_s=eval_ips,
+        eval_precision=eval_precision,
+        eval_images_per_s_fp32=eval_by["fp32"],
+        eval_images_per_s_bf16=eval_by["bf16"],
+        cpu_fast_bf16=cpu_has_fast_bf16(),
         forward_flops_per_image=fwd_flops,
         train_flops_per_image=3 * fwd_flops,
         train_tflops=achieved / 1e12,
@@ -197,7 +205,11 @@ def format_report(r: dict[str, Any]) -> str:
         ("setup", f"compile={r['compile']}, bf16 autocast={r['autocast_bf16']}, "
                   f"{r['steps']} timed steps after {r['warmup_steps']} warm-up"),
         ("train images/s", f"{num(r['train_images_per_s'])}  (batch {r['batch_size']})"),
-        ("eval images/s", f"{num(r['eval_images_per_s'])}  (batch {r['eval_batch_size']})"),
+        ("eval images/s", f"{num(r['eval_images_per_s'])}  (batch {r['eval_batch_size']}, the profile's "
+                          f"{r['eval_precision']})"),
+        ("eval images/s fp32", num(r["eval_images_per_s_fp32"])),
+        ("eval images/s bf16", f"{num(r['eval_images_per_s_bf16'])}  (fast bf16 units on this CPU: "
+                               f"{'yes' if r['cpu_fast_bf16'] else 'no'})"),
         ("fwd FLOPs/image", f"{r['forward_flops_per_image'] / 1e9:.4f} GFLOP"),
         ("train FLOPs/image", f"{r['train_flops_per_image'] / 1e9:.4f} GFLOP (3 x forward)"),
         ("train TFLOP/s", f"{r['train_tflops']:.4g}"),

@@ -26,7 +26,7 @@ from .io import atomic_write, file_digest, stable_hash
 from .paths import cache_dir
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-# The JPEG copy handed to this project (shared/data/README.md); results from it are labelled so.
+# The JPEG (quality 75) copy of CIFAR-10 used on this project's machines; results from it are labelled so.
 KNOWN_ARCHIVES = {"d34c68f61cca57aa": "CIFAR-10 (JPEG q75 copy)"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 HOW_TO_PROVIDE = (

@@ -26,12 +26,18 @@ ZONES = ((0.0, PAPER_BOUNDARIES[0], "κ=0 zone"), (*PAPER_BOUNDARIES, "κ=1 zone
 ZONE_COLORS = ("#e8f1fa", "#fdf1dc", "#fbe3e3")
 
 
+# No creation date and no software version in the files: the same figure gives the same bytes
+# on every run (provenance.json records the versions).
+METADATA = {"pdf": {"CreationDate": None, "Producer": None, "Creator": None}, "png": {"Software": None}}
+
+
 def save_figure(fig: plt.Figure, name: str, study) -> dict[str, Path]:
-    """`name`.pdf and `name`.png, with the provenance line at the foot."""
+    """`name`.pdf and `name`.png, with the provenance line at the foot (deterministic bytes)."""
     fig.text(0.01, 0.003, caption(study), fontsize=6, color="0.4", va="bottom")
     out = figures_dir(study.name)
     return {
-        ext: atomic_write(out / f"{name}.{ext}", lambda p, e=ext: fig.savefig(p, format=e, dpi=150, bbox_inches="tight"))
+        ext: atomic_write(out / f"{name}.{ext}", lambda p, e=ext: fig.savefig(
+            p, format=e, dpi=150, bbox_inches="tight", metadata=METADATA[e]))
         for ext in ("pdf", "png")
     }
 

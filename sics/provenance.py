@@ -1,4 +1,11 @@
-"""How every output was made: profile, data source, device, seeds, versions, git revision."""
+"""How every output was made: profile, data source, device, seeds, versions, git revision.
+
+Two records per profile folder. `provenance.json` (committed) describes the results: the stage
+facts of the run that last *changed* them. A run that only redraws unchanged results from the
+bundle leaves it byte-identical, so `git status` stays clean; what that run did (its wall time,
+machine, revision) goes to the git-ignored `notebooks/last_run.json` beside the executed
+notebooks.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,20 @@ import json
 import os
 import platform
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from .io import write_json
 from .paths import REPO, figures_dir
+
+# Stage facts that describe one run, not its results: a run that changes none of the others
+# leaves provenance.json as it is.
+VOLATILE = frozenset({"seconds", "total_seconds", "seconds_per_notebook", "data_loaded", "device", "engine"})
+# The ISA features that change which kernels (so which float reduction orders) run on a CPU.
+ISA_FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")  # fmt: skip
 
 
 def git_revision() -> str:
@@ -36,10 +51,50 @@ def git_revision() -> str:
         return "unknown"
 
 
+@lru_cache(maxsize=1)
+def _cpuinfo() -> tuple[str, frozenset[str]]:
+    """(CPU model name, its feature flags) from /proc/cpuinfo; the platform's words elsewhere."""
+    name, flags = "", frozenset()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key in ("model name", "hardware") and not name:
+                name = value.strip()
+            elif key in ("flags", "features") and not flags:
+                flags = frozenset(value.split())
+    except OSError:
+        pass
+    return name or platform.processor() or platform.machine(), flags
+
+
+def cpu_isa() -> list[str]:
+    """The float-relevant ISA features this CPU has (`ISA_FEATURES`), as /proc/cpuinfo names them."""
+    return [f for f in ISA_FEATURES if f in _cpuinfo()[1]]
+
+
+def fingerprint(device: torch.device, precision: str) -> dict:
+    """Where a result is measured, precisely enough to tell machines apart: two machines with
+    equal fingerprints run the same kernels in the same order, so their per-image results agree
+    exactly; with different ones a few near-tie images may flip."""
+    fp = dict(device=device.type, precision=precision, torch=torch.__version__,
+              torch_commit=(torch.version.git_version or "")[:12], threads=torch.get_num_threads())  # fmt: skip
+    if device.type == "cuda":
+        fp.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                  cudnn=torch.backends.cudnn.version())  # fmt: skip
+    else:
+        fp.update(cpu=_cpuinfo()[0], isa=cpu_isa(), kernels=torch.backends.cpu.get_cpu_capability(),
+                  onednn_max_isa=os.environ.get("ONEDNN_MAX_CPU_ISA", ""))  # fmt: skip
+    return fp
+
+
 def device_name(device: torch.device) -> str:
+    """E.g. 'CPU (AMD EPYC, avx2, 2 threads)' or the GPU's name."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    isa = cpu_isa()
+    top = next((f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "sve", "asimd") if f in isa), "")
+    return f"CPU ({_cpuinfo()[0]}{', ' + top if top else ''}, {torch.get_num_threads()} threads)"
 
 
 def environment() -> dict:
@@ -49,28 +104,58 @@ def environment() -> dict:
                 cuda=torch.version.cuda, platform=platform.platform())  # fmt: skip
 
 
+def _stable(info: dict) -> dict:
+    return {k: v for k, v in info.items() if k not in VOLATILE}
+
+
 def record(profile: str, stage: str, **info) -> Path:
-    """Merge one stage's facts into figures/<profile>/provenance.json (atomically)."""
-    path = figures_dir(profile) / "provenance.json"
+    """Record one stage's facts: in figures/<profile>/provenance.json when they differ from the
+    recorded ones in more than `VOLATILE` facts (the results changed), and always in the
+    git-ignored notebooks/last_run.json. Both written atomically."""
+    folder = figures_dir(profile)
+    run = dict(profile=profile, git_revision=git_revision(), environment=environment(),
+               updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+    last = folder / "notebooks" / "last_run.json"
+    runs = json.loads(last.read_text()) if last.exists() else {}
+    runs.update(run)
+    runs.setdefault("stages", {})[stage] = info
+    write_json(last, runs)
+    path = folder / "provenance.json"
     prov = json.loads(path.read_text()) if path.exists() else {}
-    prov.update(profile=profile, git_revision=git_revision(), environment=environment(),
-                updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+    old = prov.get("stages", {}).get(stage)
+    if old is not None and _stable(old) == _stable(json.loads(json.dumps(info, default=str))):
+        return path  # the same results, redrawn: keep the record of the run that made them
+    prov.update(run)
     prov.setdefault("stages", {})[stage] = info
     write_json(path, prov)
     return path
 
 
 def measured_here(study) -> str:
-    """Where and how this process evaluates, e.g. 'CPU (x86_64, 2 threads), cpu-bf16'."""
+    """Where and how this process evaluates, e.g. 'CPU (AMD EPYC, avx2, 2 threads), cpu-fp32'."""
     return f"{device_name(study.device)}, {study.precision}"
 
 
 def measured_on(study) -> str:
-    """Where the study's results were measured: the committed bundle's record when every
-    result came from it (the data never loaded), else here."""
-    if study.bundle is not None and not study.data_loaded:
-        return "; ".join(study.bundle.meta.get("measured_on") or []) or "unknown (bundle)"
-    return measured_here(study)
+    """Where the study's results were measured: the committed bundle's record, plus this
+    machine when this process evaluated something itself."""
+    labels = list(study.bundle.meta.get("measured_on") or ["unknown (bundle)"]) if study.bundle is not None else []
+    if study.measured_locally or not labels:
+        labels = list(dict.fromkeys([*labels, measured_here(study)]))
+    return "; ".join(labels)
+
+
+def results_revision(study) -> str:
+    """The git revision that measured the study's results: that of its newest sweep row of this
+    model (rows carry the revision they were made at), else this tree's. Captions carry it, so
+    redrawing unchanged results at a later revision changes no caption."""
+    from .sweep import read_rows  # sweep imports this module
+
+    rows = read_rows(study.sweep_path)
+    rows = rows[rows["ckpt_id"] == study.trained.ckpt_id] if len(rows) else rows
+    if rows.empty:
+        return git_revision()
+    return str(rows["git_rev"].iloc[-1])
 
 
 def caption(study) -> str:
@@ -79,7 +164,7 @@ def caption(study) -> str:
     unit = "" if study.unit.name == p.unit else f", unit={study.unit.tag}"
     return (f"profile={p.name} ({p.geometry}{unit}) | "
             f"data={study.data_source.split(' [')[0]}, n_test={study.n_test} | "
-            f"measured on {measured_on(study)} | ckpt={study.trained.ckpt_id} | rev={git_revision()}")  # fmt: skip
+            f"measured on {measured_on(study)} | ckpt={study.trained.ckpt_id} | rev={results_revision(study)}")  # fmt: skip
 
 
 def stage_info(study, seconds: float, **extra) -> dict:

@@ -277,7 +277,7 @@ def random(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return rng.random(block.H)
 
 
-# The protocol's nine feature classes, in table order (PROTOCOL.md section 5). Kept for the
+# The protocol's nine feature classes, in table order (docs/protocol.md). Kept for the
 # paper-shaped tests; code that groups scorers asks `feature_classes()` and friends instead, so
 # a scorer registered later is not left out. A test checks it equals `feature_classes()` as
 # registered at import.

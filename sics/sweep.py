@@ -148,6 +148,7 @@ class Study:
     _dense: np.ndarray | None = None
     _stats: list[BlockStats] | None = None
     unit_cache: dict = field(default_factory=dict)  # what a unit kind keeps per study (`sics.tokens`)
+    measured_locally: bool = False  # a result came from this machine (evaluated, or its cache)
 
     @property
     def name(self) -> str:
@@ -290,6 +291,7 @@ class Study:
     def lookup(self, hash_: str, recovery_steps: int = 0, seed: int = 0) -> np.ndarray | None:
         """Per-image correctness already measured: from the prediction cache, else the bundle."""
         found = self._cached(self._pred_path(hash_, recovery_steps, seed))
+        self.measured_locally |= found is not None
         if found is None and self.bundle is not None:
             found = self.bundle.get(pred_name(hash_, recovery_steps, seed))
         return found
@@ -299,6 +301,7 @@ class Study:
 
         With `recovery_steps` the sliced model is first fine-tuned with `seed` (the row's seed).
         """
+        self.measured_locally = True
         if not self.unit.static:
             if recovery_steps:
                 raise ParameterError(f"recovery fine-tuning is not defined for unit {self.unit.name!r}")
@@ -458,6 +461,8 @@ def pack_results(study: Study) -> Path | None:
                study.pred_folder_for(getattr(r, "unit", None))) for r in rows.itertuples()}  # fmt: skip
     wanted |= {(mask_hash(m), 0, 0, own) for m in (study.all_kept(), study.none_kept())}
     measured_on = set(existing.meta.get("measured_on") or []) if existing is not None else set()
+    fingerprints = list(existing.meta.get("fingerprints") or []) if existing is not None else []
+    here = provenance.fingerprint(study.device, study.precision)
     entries = {}
     for hash_, steps, seed, folder in sorted(wanted):
         if pred_name(hash_, steps, seed) in entries:
@@ -465,6 +470,7 @@ def pack_results(study: Study) -> Path | None:
         found = study._cached(cache_dir() / "preds" / folder / f"{pred_name(hash_, steps, seed)}.npy")
         if found is not None:
             measured_on.add(provenance.measured_here(study))  # (it may be in the bundle too)
+            fingerprints += [here] if here not in fingerprints else []
         elif existing is not None:
             found = existing.get(pred_name(hash_, steps, seed))
         if found is not None:
@@ -473,6 +479,8 @@ def pack_results(study: Study) -> Path | None:
                 weights_sha256=study.trained.weights_sha256, n_test=study.n_test,
                 profile_n_test=study.profile.n_test, n_train=study.n_train, data=study.data_source,
                 data_id=study.data_id, measured_on=sorted(measured_on), rows=len(rows))  # fmt: skip
+    if fingerprints:  # (bundles from before fingerprints have none: exactness is never assumed)
+        meta["fingerprints"] = fingerprints
     if existing is not None and set(existing.bits) == set(entries) and all(
         existing.meta.get(k) == v for k, v in meta.items()
     ):

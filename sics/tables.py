@@ -15,7 +15,7 @@ import pandas as pd
 
 from .analysis import escape_family
 from .claims import PAPER_BUMP, PAPER_CHAOS, paper_regime
-from .io import atomic_write, write_text
+from .io import write_csv, write_text
 from .paths import figures_dir
 from .provenance import caption, measured_on
 from .scorers import NON_MONOTONE_KAPPAS, feature_classes, kappa0
@@ -50,7 +50,7 @@ def save_table(df: pd.DataFrame, name: str, study, *, shown: pd.DataFrame | None
     shown = df if shown is None else shown
     cap = caption(study)
     return {
-        "csv": atomic_write(out / f"{name}.csv", lambda p: df.to_csv(p, index=False)),
+        "csv": write_csv(out / f"{name}.csv", df),
         "md": write_text(out / f"{name}.md", f"**{title}**\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n\n_{cap}_\n"),
         "tex": write_text(out / f"{name}.tex", _latex(shown, title, cap, name)),
     }  # fmt: skip

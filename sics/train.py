@@ -153,7 +153,7 @@ def train_step(model: Callable, opt: torch.optim.Optimizer, x: torch.Tensor, y: 
                precision: str = "auto") -> torch.Tensor:  # fmt: skip
     """One optimiser step (bf16 autocast on CUDA, or where `precision` says); returns the detached
     loss, no host sync."""
-    with autocast(device, precision):
+    with autocast(device, precision, cpu_auto=False):
         loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -256,9 +256,10 @@ def train_or_load(
             loss_sum += train_step(step_fn, opt, x, y, device, profile.label_smoothing, sched, profile.train_precision)
         # Monitoring epochs evaluate in the profile's evaluation precision (bf16 is 4x faster on a
         # CPU with AMX: 3 s instead of 11 s per ResNet epoch); the last, whose accuracy is the
-        # model's, as it always was ("auto": fp32 on a CPU, bf16 on CUDA).
+        # model's, in fp32 on a CPU (bf16 on CUDA) whatever the CPU.
         last = epoch + 1 == profile.epochs
-        acc = accuracy(model, test, profile.eval_batch_size, "auto" if last else profile.eval_precision)
+        final = "auto" if device.type == "cuda" else "fp32"
+        acc = accuracy(model, test, profile.eval_batch_size, final if last else profile.eval_precision)
         history.append(dict(epoch=epoch + 1, train_loss=loss_sum.item() / steps_per_epoch,
                             test_accuracy=acc, lr=sched.get_last_lr()[0],
                             seconds=time.time() - te))  # fmt: skip

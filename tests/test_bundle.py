@@ -6,14 +6,16 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from sics import bundle, sweep
+from sics import bundle, provenance, sweep
+from sics import verify as verify_mod
 from sics.bundle import BundleError
 from sics.errors import DataError
 from sics.stage import Results, load_correct
 from sics.sweep import pack_results, prepare, read_rows, run_sweep
 from sics.train import export_weights
-from sics.verify import verify
+from sics.verify import bundle_precision, check_sample, choose_precision, rule, verify
 
 SCORERS = ["magnitude", "logistic_smooth", "gradient", "random"]
 S2 = [0.5, 0.8]
@@ -131,6 +133,58 @@ def test_verify_agrees_exactly_here_and_catches_a_changed_result(committed, figu
     study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
     table, ok = verify(study, n=4, seed=1)
     assert not ok and (table["images_differing"] == 1).all()
+
+
+def test_the_bundle_records_this_machines_fingerprint_and_exactness_is_demanded_only_there(
+        committed, figures, tiny_tree, monkeypatch):  # fmt: skip
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+    here = provenance.fingerprint(study.device, study.precision)
+    assert study.bundle.meta["fingerprints"] == [here]  # measured here when the fixture packed it
+    assert rule(study)[1] == 0.0
+    # one image of every result flipped, as a near tie may flip on another CPU
+    b = bundle.load("ci")
+    first = np.arange(b.n_test) == 0
+    bundle.write("ci", b.meta, {k: b.get(k) ^ first for k in b.bits})
+    monkeypatch.setattr(verify_mod, "MACHINE_TOLERANCE", 2 / b.n_test)  # room for one flip
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+    table, ok = verify(study, n=2, seed=1)
+    assert not ok and (table["images_differing"] == 1).all()  # this machine made it: exact
+    other = {**here, "cpu": "Some Other CPU", "isa": ["avx2", "fma"]}
+    monkeypatch.setattr(provenance, "fingerprint", lambda device, precision: other)
+    how, limit = rule(study)
+    assert how.startswith("another machine") and limit == 2 / b.n_test
+    table, ok = verify(study, n=2, seed=1)
+    assert ok and (table["images_differing"] == 1).all()  # within the tolerance, not exact
+    bundle.write("ci", b.meta, {k: b.get(k) ^ (np.arange(b.n_test) < 3) for k in b.bits})
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+    assert not verify(study, n=2, seed=1)[1]  # three flips are past it
+
+
+def test_verify_picks_fp32_for_a_bf16_bundle_where_bf16_is_slow_and_widens_the_tolerance(
+        committed, figures, tiny_tree, monkeypatch):  # fmt: skip
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+    b = bundle.load("ci")
+    meta = {**b.meta, "fingerprints": [{**fp, "precision": "cpu-bf16"} for fp in b.meta["fingerprints"]]}
+    bundle.write("ci", meta, {k: b.get(k) for k in b.bits})
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+    assert bundle_precision(study) == "bf16"
+    monkeypatch.setattr(verify_mod, "cpu_has_fast_bf16", lambda: False)
+    assert choose_precision(study) == "fp32" and choose_precision(study, "bf16") == "bf16"
+    monkeypatch.setattr(verify_mod, "cpu_has_fast_bf16", lambda: True)
+    assert choose_precision(study) == "bf16"
+    fp32 = prepare(study.profile.replace(eval_precision="fp32"), str(tiny_tree), device="cpu", progress=False)
+    how, limit = rule(fp32)
+    assert how.startswith("another precision") and limit == verify_mod.PRECISION_TOLERANCE
+
+
+def test_a_damaged_sample_of_the_dense_model_is_caught_by_the_quick_check(committed, figures, tiny_tree):
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
+    differ, checked, tolerance = check_sample(study, 20)
+    assert checked == 20 and differ == 0 and tolerance == 0.0
+    with torch.no_grad():  # a broken load: the head's weights lost, every image one class
+        study.model.head.weight.zero_()
+    differ, checked, tolerance = check_sample(study, 20)
+    assert differ > tolerance * checked
 
 
 def test_the_bundle_of_committed_weights_is_not_overwritten_by_a_retrained_model(committed, figures, tiny_tree,

@@ -1,6 +1,6 @@
-"""The committed models: their weights load and score what the issues promised, their bundles
-agree, and, where the real CIFAR-10 is given (as in CI), the weights still score that on the full
-10k test set when evaluated afresh."""
+"""The committed models: their weights load and keep their accuracy floor, their bundles agree,
+and, where the real CIFAR-10 is given (as in CI), the weights evaluated afresh on a fixed sample
+of test images reproduce the bundle there (`make verify` re-evaluates all 10,000)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from sics.paths import REPO
 from sics.prune import mask_hash
 from sics.sweep import prepare
 from sics.train import training_fields
-from sics.verify import verify
+from sics.verify import check_sample
 
 REAL_DATA = os.environ.get("SICS_DATA")  # read before the autouse fixture removes it
 # profile -> the dense accuracy its committed model must keep on the 10k test set. These guard the
-# committed weights (a broken export or load scores far lower). The ResNet's is issue 11's target:
-# 90% on the 10k test set (its committed model scored 90.01% in fp32, 90.02% in the study's bf16).
+# committed weights (a broken export or load scores far lower). The ResNet's is its recipe's
+# target: 90% on the 10k test set (it scored 90.01% in fp32, 90.02% in the study's bf16).
 FLOORS = {"reference": 0.75, "resnet": 0.90}
+SAMPLE = 1000  # test images re-evaluated here: seconds in fp32, and a broken load flips hundreds
 
 
 @pytest.fixture
@@ -48,15 +49,13 @@ def test_committed_weights_load_and_score_the_floor(committed):
 
 @pytest.mark.skipif(not REAL_DATA, reason="needs the real CIFAR-10 (SICS_DATA)")
 @pytest.mark.parametrize("committed", sorted(FLOORS), indirect=True)
-def test_committed_weights_score_the_floor_on_the_real_test_set(committed, monkeypatch):
-    """Evaluates the dense model afresh on all 10k test images (and, with a bundle, compares)."""
+def test_committed_weights_reproduce_their_bundle_on_a_sample_of_the_real_test_set(committed, monkeypatch):
+    """The dense model afresh on a fixed sample of the real test images, in fp32 (fast on every
+    CPU), against the bundle within the cross-precision tolerance."""
     name = committed
     monkeypatch.setenv("SICS_CACHE", str(REPO / ".cache"))  # the decoded data, shared with nbval
-    study = prepare(name, REAL_DATA, progress=False)
-    if study.bundle is not None:
-        table, ok = verify(study, n=0, tolerance=0.002)
-        assert ok, table.to_string()
-        accuracy = table.loc[0, "now"] / 100
-    else:
-        accuracy = study.evaluate(study.all_kept()).mean()
-    assert study.n_test == 10_000 and accuracy >= FLOORS[name]
+    study = prepare(name, REAL_DATA, progress=False, eval_precision="fp32")
+    if study.bundle is None:
+        pytest.skip(f"{name}: weights committed before their study (no bundle to compare)")
+    differ, checked, tolerance = check_sample(study, SAMPLE)
+    assert checked == SAMPLE and differ <= tolerance * checked, f"{differ} of {checked} images differ"

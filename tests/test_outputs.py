@@ -1,5 +1,5 @@
 """`make paper PROFILE=ci` end to end (inline engine, tiny data): every promised output exists,
-and sweep.csv shows the plateau and the selections the issue asks for."""
+and sweep.csv shows the plateau and the selections the protocol asks for."""
 
 import json
 

@@ -261,20 +261,3 @@ def test_index_axis_carries_no_magnitude_information():
     by_rank = score_blocks(blocks, "sine_smooth", 0.7, params={"axis": "rank"})
     by_index = score_blocks(blocks, "sine_smooth", 0.7, params={"axis": "index"})
     assert kappa_hat(by_rank, blocks)[0] == 1 and kappa_hat(by_index, blocks)[0] == 2
-
-
-def test_adding_a_scorer_takes_a_few_lines():  # the README's recipe, end to end
-    @register("_test_cosine", kappa=1, stochastic=True)
-    def cosine(block, S, rng, *, lam: float = 0.3):
-        from sics.scorers import modulate
-
-        phi = np.cos(2 * np.pi * (rng.uniform() + 1.5 * np.arange(block.H) / block.H))
-        return modulate(block, S, phi, lam=lam)
-
-    try:
-        blocks = synthetic_blocks(512)
-        masks = select(score_blocks(blocks, "_test_cosine", 0.7, seed=3), 0.7)
-        assert sum(int(m.sum()) for m in masks) == 3 * 154
-        assert get_scorer("_test_cosine").params() == {"lam": 0.3}
-    finally:
-        SCORERS.pop("_test_cosine")

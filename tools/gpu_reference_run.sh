@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The scratch-profile reference run on a lent GPU machine (issue 4), as one script.
+# The scratch-profile reference run on a lent GPU machine, as one script.
 #
 # Here, before the call:   mkdir -p .device && cp ../shared/data/cifar10-jpeg.tar.gz .device/
 # The call (device tool):  command: SICS_GIT_REV=<rev> bash tools/gpu_reference_run.sh

@@ -1,0 +1,58 @@
+"""The front page and the docs: short, self-contained, and their recipe runs as written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import numpy as np
+import yaml
+from test_scorers import synthetic_blocks
+
+from sics.paths import REPO
+from sics.prune import select
+from sics.scorers import SCORERS, get_scorer, score_blocks
+
+README = (REPO / "README.md").read_text()
+
+
+def test_the_readme_is_a_front_page_and_every_link_in_the_docs_resolves():
+    assert len(README.splitlines()) <= 200
+    assert "make paper" in README and "make test" in README
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if not target.startswith(("http://", "https://")):
+                assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_the_readmes_scorer_recipe_runs_as_written():
+    block = re.search(r"## Add your own scorer\s+```python\n(.*?)```", README, re.S).group(1)
+    assert len(block.strip().splitlines()) <= 12  # "a scorer in ten lines", plus its imports
+    try:
+        exec(compile(block, "README.md", "exec"), {})
+        blocks = synthetic_blocks(512)
+        masks = select(score_blocks(blocks, "cosine_smooth", 0.7, seed=3), 0.7)
+        assert sum(int(m.sum()) for m in masks) == 3 * 154
+        assert get_scorer("cosine_smooth").kappa == "1"
+        assert get_scorer("cosine_smooth").params() == {"lam": 0.2, "freq": 1.5}
+        plain = select(score_blocks(blocks, "magnitude", 0.7), 0.7)
+        assert any(not np.array_equal(a, b) for a, b in zip(masks, plain))  # non-monotone indeed
+    finally:
+        SCORERS.pop("cosine_smooth", None)
+
+
+def test_licence_and_citation_name_the_paper_and_this_companion():
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT" and cff["type"] == "software"
+    paper = cff["references"][0]
+    assert "Selection Plateau" in paper["title"] and "2605.09345" in paper["url"]
+
+
+def test_no_issue_numbers_and_no_paths_outside_the_repository_in_docs_code_or_comments():
+    tracked = subprocess.run(["git", "ls-files", "README.md", "docs", "sics", "notebooks", "tools", "tests",
+                              "Makefile", ".ci"], cwd=REPO, capture_output=True, text=True).stdout.split()  # fmt: skip
+    pattern = re.compile(r"issue \d+|PROTOCOL\.md|shared/data/README", re.I)
+    found = [f"{name}: {m.group(0)}" for name in tracked if name != "tests/test_docs.py"
+             for m in [pattern.search((REPO / name).read_text(errors="ignore"))] if m]  # fmt: skip
+    assert not found, found

@@ -1,0 +1,70 @@
+"""Regenerating the committed results writes the committed bytes: `make paper` from a fresh clone
+leaves git clean, and where a result changes, the diff shows exactly that result."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from sics.paper import main
+from sics.paths import REPO
+
+# What a regeneration reads (everything else under these folders is an output it rewrites)
+INPUTS = ("weights.safetensors", "weights.json", "sweep.csv", "results.zip")
+
+
+def committed_files() -> dict[str, list[str]]:
+    """Study folder -> its committed files, as git lists them."""
+    out = subprocess.run(["git", "ls-files", "figures"], cwd=REPO, capture_output=True, text=True, check=True)
+    files: dict[str, list[str]] = {}
+    for path in out.stdout.split():
+        _, folder, *rest = path.split("/")
+        files.setdefault(folder, []).append("/".join(rest))
+    return files
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    """The committed inputs (and provenance) copied into an empty folder, then `make paper`
+    (inline engine, no data, an empty cache) run over them."""
+    files = committed_files()
+    if not files.get("reference") or "results.zip" not in files["reference"]:
+        pytest.skip("no committed reference study")
+    base = tmp_path_factory.mktemp("regenerate")
+    for folder, names in files.items():
+        for name in names:
+            if name in INPUTS or name == "provenance.json":
+                (base / "figures" / folder).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(REPO / "figures" / folder / name, base / "figures" / folder / name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SICS_FIGURES", str(base / "figures"))
+        mp.setenv("SICS_CACHE", str(base / "cache"))
+        mp.delenv("SICS_DATA", raising=False)
+        mp.setenv("SICS_PROGRESS", "0")
+        assert main(["--profile", "reference", "--engine", "inline"]) == 0
+    return base / "figures", files
+
+
+def test_regenerating_the_committed_outputs_writes_them_byte_for_byte(regenerated):
+    out, files = regenerated
+    differ, missing = [], []
+    for folder, names in files.items():
+        for name in names:
+            new = out / folder / name
+            if not new.exists():
+                missing.append(f"{folder}/{name}")
+            elif new.read_bytes() != (REPO / "figures" / folder / name).read_bytes():
+                differ.append(f"{folder}/{name}")
+    assert not missing, f"not regenerated: {missing}"
+    assert not differ, f"regenerated with other bytes: {differ}"
+
+
+def test_a_regeneration_writes_nothing_beside_the_committed_files_but_its_run_record(regenerated):
+    out, files = regenerated
+    extra = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
+                   and p.relative_to(out).parts[1] != "notebooks"
+                   and "/".join(p.relative_to(out).parts[1:]) not in files.get(p.relative_to(out).parts[0], []))  # fmt: skip
+    assert not extra, extra
+    assert (out / "reference" / "notebooks" / "last_run.json").exists()  # git-ignored: this run's record

@@ -1,0 +1,100 @@
+"""The pieces that make results reproducible on another machine: the fingerprint, the precision
+that fits the hardware, fixed-precision tables, deterministic figures, and a provenance record
+that a redraw leaves alone."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+import pandas as pd
+import torch
+
+from sics import evaluate, figures, provenance
+from sics.io import write_csv
+from sics.paths import figures_dir
+
+matplotlib.use("Agg")
+
+
+def test_the_fingerprint_tells_cpus_kernel_levels_and_precisions_apart(monkeypatch):
+    cpu = torch.device("cpu")
+    fp = provenance.fingerprint(cpu, "cpu-bf16")
+    assert fp["device"] == "cpu" and fp["precision"] == "cpu-bf16" and fp["torch"] == torch.__version__
+    assert fp["threads"] == torch.get_num_threads() and fp["cpu"] and isinstance(fp["isa"], list)
+    assert fp["kernels"] == torch.backends.cpu.get_cpu_capability()
+    assert set(fp["isa"]) <= set(provenance.ISA_FEATURES)
+    assert provenance.fingerprint(cpu, "cpu-fp32") != fp
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # what the project's AVX2 check sets
+    assert provenance.fingerprint(cpu, "cpu-bf16") != fp
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setattr(provenance, "_cpuinfo", lambda: ("Other CPU", frozenset({"avx2", "fma", "amx_bf16"})))
+    other = provenance.fingerprint(cpu, "cpu-bf16")
+    assert other != fp and other["isa"] == ["avx2", "fma", "amx_bf16"]
+    assert provenance.device_name(cpu) == f"CPU (Other CPU, amx_bf16, {torch.get_num_threads()} threads)"
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_runs_it_fast_and_never_for_training(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(evaluate, "cpu_has_fast_bf16", lambda: False)
+    assert evaluate.precision(cpu, "auto") == "cpu-fp32" and evaluate.precision(cpu, "bf16") == "cpu-bf16"
+    monkeypatch.setattr(evaluate, "cpu_has_fast_bf16", lambda: True)
+    assert evaluate.precision(cpu, "auto") == "cpu-bf16" and evaluate.precision(cpu, "fp32") == "cpu-fp32"
+    with evaluate.autocast(cpu, "auto", cpu_auto=False):
+        assert not torch.is_autocast_cpu_enabled()  # training: weights never depend on the CPU
+    with evaluate.autocast(cpu, "auto"):
+        assert torch.is_autocast_cpu_enabled()
+
+
+def test_onednn_capped_below_bf16_means_no_fast_bf16(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not evaluate.cpu_has_fast_bf16()
+
+
+def test_tables_are_written_at_a_fixed_precision_so_float_noise_never_reaches_a_file(tmp_path):
+    a = pd.DataFrame({"x": [0.1 + 0.2, -0.8391741844808824, 35.510000000000005, 1e-30], "n": [1, 2, 3, 4]})
+    b = a.assign(x=[0.3, -0.839174184480882, 35.51, 1e-30])  # the same numbers, summed in another order
+    write_csv(tmp_path / "a.csv", a)
+    write_csv(tmp_path / "b.csv", b)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert (tmp_path / "a.csv").read_text() == "x,n\n0.3,1\n-0.839174,2\n35.51,3\n1e-30,4\n"
+
+
+class _Study:  # what save_figure reads of a study
+    name = "ci"
+
+    def __init__(self, monkeypatch):
+        monkeypatch.setattr(figures, "caption", lambda study: "profile=ci | rev=abc")
+
+
+def test_a_figure_saved_twice_gives_the_same_bytes_with_no_date_or_version(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    study = _Study(monkeypatch)
+    saved = []
+    for _ in range(2):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1, 2], [2, 0, 1])
+        paths = figures.save_figure(fig, "t", study)
+        plt.close(fig)
+        saved.append({k: p.read_bytes() for k, p in paths.items()})
+    assert saved[0] == saved[1]
+    pdf, png = saved[0]["pdf"], saved[0]["png"]
+    assert b"CreationDate" not in pdf and b"Matplotlib" not in pdf and b"Software" not in png
+
+
+def test_provenance_is_rewritten_only_when_the_results_change_and_each_run_is_logged(monkeypatch):
+    monkeypatch.setattr(provenance, "git_revision", lambda: "rev1")
+    info = dict(ckpt_id="ci-1", dense_accuracy=0.5, measured_on="CPU (X), cpu-fp32", seconds=12.0,
+                data_loaded=True, device="CPU (X)")  # fmt: skip
+    path = provenance.record("ci", "02_plateau", **info)
+    first = path.read_bytes()
+    monkeypatch.setattr(provenance, "git_revision", lambda: "rev2")
+    provenance.record("ci", "02_plateau", **{**info, "seconds": 0.4, "data_loaded": False, "device": "CPU (Y)"})
+    assert path.read_bytes() == first  # a redraw: the record of the run that made the results stays
+    last = json.loads((figures_dir("ci") / "notebooks" / "last_run.json").read_text())
+    assert last["git_revision"] == "rev2" and last["stages"]["02_plateau"]["seconds"] == 0.4
+    provenance.record("ci", "02_plateau", **{**info, "dense_accuracy": 0.6})
+    prov = json.loads(path.read_text())
+    assert prov["git_revision"] == "rev2" and prov["stages"]["02_plateau"]["dense_accuracy"] == 0.6
+
