@@ -13,7 +13,9 @@ Which agreement is demanded depends on how far this evaluation is from the bundl
 - *another machine*, same precision: float reductions run in another order, so a few near-tie
   images flip; up to `MACHINE_TOLERANCE` of a result's images may differ.
 - *another precision* (fp32 here against a bf16 bundle): up to `PRECISION_TOLERANCE`.
-Both tolerances are set from flips measured on an AVX2-only CPU against bundles made on another
+- *per-image selections* (tokens) on another machine: a near tie in a token's importance can change
+  which tokens an image keeps, so up to `SELECTION_TOLERANCE`.
+The tolerances are set from flips measured on an AVX2-only CPU against bundles made on another
 CPU, with a margin (docs/statistics.md). A broken export or load flips thousands of images.
 
 `--precision auto` evaluates in the bundle's precision where this hardware runs it fast (bf16 on
@@ -40,10 +42,13 @@ from .progress import bar as progress_bar
 from .prune import mask_hash
 from .sweep import Study, pred_name, prepare, read_rows
 
-# Fractions of a result's images that may differ from the bundle (see the module docstring):
-# measured at most 4 of 10,000 across machines in bf16 and 20 of 10,000 between fp32 and bf16.
-MACHINE_TOLERANCE = 0.001
-PRECISION_TOLERANCE = 0.005
+# Fractions of a result's images that may differ from the bundle where it was not made here, each
+# about 2.5x the most measured on an AVX2-only CPU against bundles made on another CPU, out of
+# 10,000 images (docs/statistics.md): 16 in the same precision (a recovery row; one-shot rows 0-9),
+# 29 in fp32 against bf16, and 114 for per-image token selections, which near ties also change.
+MACHINE_TOLERANCE = 0.004
+PRECISION_TOLERANCE = 0.008
+SELECTION_TOLERANCE = 0.03
 
 
 def sample_rows(study: Study, n: int, seed: int = 0) -> pd.DataFrame:
@@ -98,6 +103,9 @@ def rule(study: Study) -> tuple[str, float]:
     here = provenance.fingerprint(study.device, study.precision)
     if here in (study.bundle.meta.get("fingerprints") or []):
         return "exact (this machine and build made the bundle)", 0.0
+    if not study.unit.static:
+        return (f"another machine, per-image selections ({provenance.device_name(study.device)}): up to "
+                f"{SELECTION_TOLERANCE:.1%} of a result's images", SELECTION_TOLERANCE)  # fmt: skip
     if study.precision.rsplit("-", 1)[-1] != bundle_precision(study):
         return f"another precision ({study.precision}): up to {PRECISION_TOLERANCE:.1%} of a result's images", PRECISION_TOLERANCE
     return f"another machine ({provenance.device_name(study.device)}): up to {MACHINE_TOLERANCE:.1%} of a result's images", MACHINE_TOLERANCE
