@@ -164,7 +164,8 @@ def test_verify_picks_fp32_for_a_bf16_bundle_where_bf16_is_slow_and_widens_the_t
         committed, figures, tiny_tree, monkeypatch):  # fmt: skip
     study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
     b = bundle.load("ci")
-    meta = {**b.meta, "fingerprints": [{**fp, "precision": "cpu-bf16"} for fp in b.meta["fingerprints"]]}
+    meta = {**b.meta, "fingerprints": [{**fp, "precision": "cpu-bf16"} for fp in b.meta["fingerprints"]],
+            "measured_on": [m.replace("cpu-fp32", "cpu-bf16") for m in b.meta["measured_on"]]}
     bundle.write("ci", meta, {k: b.get(k) for k in b.bits})
     study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
     assert bundle_precision(study) == "bf16"
