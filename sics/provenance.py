@@ -146,16 +146,9 @@ def measured_on(study) -> str:
 
 
 def results_revision(study) -> str:
-    """The git revision that measured the study's results: that of its newest sweep row of this
-    model (rows carry the revision they were made at), else this tree's. Captions carry it, so
-    redrawing unchanged results at a later revision changes no caption."""
-    from .sweep import read_rows  # sweep imports this module
-
-    rows = read_rows(study.sweep_path)
-    rows = rows[rows["ckpt_id"] == study.trained.ckpt_id] if len(rows) else rows
-    if rows.empty:
-        return git_revision()
-    return str(rows["git_rev"].iloc[-1])
+    """The git revision that measured the study's results (`Study.results_revision`), else this
+    tree's. Captions carry it, so redrawing unchanged results later changes no caption."""
+    return study.results_revision() or git_revision()
 
 
 def caption(study) -> str:

@@ -231,6 +231,13 @@ class Study:
     def data_id(self) -> str:
         return str(self._from_bundle_or_data("data_id", lambda d: d.source_id))
 
+    def results_revision(self) -> str | None:
+        """The revision of this model's newest sweep row (rows record the revision that made
+        them), or None before any row."""
+        rows = read_rows(self.sweep_path)
+        rows = rows[rows["ckpt_id"] == self.trained.ckpt_id] if len(rows) else rows
+        return None if rows.empty else str(rows["git_rev"].iloc[-1])
+
     @property
     def precision(self) -> str:
         """Where and in which precision this study evaluates, e.g. 'cpu-bf16' (`evaluate.precision`)."""

@@ -258,8 +258,8 @@ def train_or_load(
         # CPU with AMX: 3 s instead of 11 s per ResNet epoch); the last, whose accuracy is the
         # model's, in fp32 on a CPU (bf16 on CUDA) whatever the CPU.
         last = epoch + 1 == profile.epochs
-        final = "auto" if device.type == "cuda" else "fp32"
-        acc = accuracy(model, test, profile.eval_batch_size, final if last else profile.eval_precision)
+        model_precision = "auto" if device.type == "cuda" else "fp32"
+        acc = accuracy(model, test, profile.eval_batch_size, model_precision if last else profile.eval_precision)
         history.append(dict(epoch=epoch + 1, train_loss=loss_sum.item() / steps_per_epoch,
                             test_accuracy=acc, lr=sched.get_last_lr()[0],
                             seconds=time.time() - te))  # fmt: skip

@@ -21,7 +21,8 @@ def committed_files() -> dict[str, list[str]]:
     files: dict[str, list[str]] = {}
     for path in out.stdout.split():
         _, folder, *rest = path.split("/")
-        files.setdefault(folder, []).append("/".join(rest))
+        if rest:  # (a file directly under figures/, such as .gitkeep, belongs to no study)
+            files.setdefault(folder, []).append("/".join(rest))
     return files
 
 

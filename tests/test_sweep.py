@@ -154,7 +154,10 @@ def test_a_stale_row_is_one_clear_error(study):
     assert isinstance(e.value, SicsError) and "\n" not in str(e.value)
 
 
-def test_the_prediction_cache_names_device_and_precision(study):
+def test_the_prediction_cache_names_device_and_precision(study, monkeypatch):
+    import sics.evaluate
+
+    monkeypatch.setattr(sics.evaluate, "cpu_has_fast_bf16", lambda: False)  # a CPU without AMX
     assert precision(torch.device("cpu")) == "cpu-fp32"
     assert precision(torch.device("cuda")) == "cuda-bf16"  # naming only: no GPU needed
     assert "-cpu-fp32" in study._pred_path("abc", 0).parent.name
