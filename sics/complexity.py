@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from .blocks import BlockStats, along_rank, is_monotone_in_rank
+from .blocks import BlockStats, along_rank, equal_groups, is_monotone_in_rank, stacked
 
 __all__ = [
     "CUTOFF_CYCLES", "HF_THRESHOLD", "along_rank", "high_frequency_share", "is_monotone_in_rank",
@@ -48,9 +48,29 @@ def kappa_hat_block(scores: np.ndarray, block: BlockStats, cutoff_cycles: float 
     return (2 if share > hf_threshold else 1), share
 
 
+def _kappa_hat_stack(scores: np.ndarray, batch: BlockStats, cutoff_cycles: float = CUTOFF_CYCLES,
+                     hf_threshold: float = HF_THRESHOLD) -> list[tuple[int, float]]:  # fmt: skip
+    """`kappa_hat_block` of every group of a stack, as array operations over the groups."""
+    curves = along_rank(scores, batch)
+    monotone = np.all(np.diff(curves, axis=1) >= 0, axis=1)
+    n = curves.shape[1]
+    t = np.arange(n)
+    slope, icpt = np.polyfit(t, curves.T, 1)
+    resid = curves - (slope[:, None] * t + icpt[:, None])
+    power = np.abs(np.fft.rfft(resid, axis=1)) ** 2
+    total = power[:, 1:].sum(axis=1)
+    high = power[:, int(min(cutoff_cycles, n / 8)) + 1 :].sum(axis=1)
+    share = np.where(total > 0, high / np.where(total > 0, total, 1.0), 0.0)
+    return [(0, 0.0) if mono else ((2 if sh > hf_threshold else 1), float(sh))
+            for mono, sh in zip(monotone, share)]  # fmt: skip
+
+
 def kappa_hat(scores: list[np.ndarray], stats: list[BlockStats], **kw) -> tuple[int, float]:
     """κ̂ over a model: the most common block value (ties: the larger), and the mean share."""
-    per_block = [kappa_hat_block(s, b, **kw) for s, b in zip(scores, stats, strict=True)]
+    if equal_groups(stats):
+        per_block = _kappa_hat_stack(stacked(scores), BlockStats.stack(stats), **kw)
+    else:
+        per_block = [kappa_hat_block(s, b, **kw) for s, b in zip(scores, stats, strict=True)]
     counts = Counter(k for k, _ in per_block)
     top = max(counts.values())
     k = max(k for k, c in counts.items() if c == top)

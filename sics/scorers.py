@@ -13,6 +13,13 @@ and figures ask the registry for their groups (`feature_classes()`, `by_kappa(k)
 `non_monotone()`, `baselines()`), which read each scorer's κ, so nothing else needs a new name.
 κ "0", "1", "2" and "control" make a feature class; "baseline" a baseline or ablation.
 
+A scorer written with array operations along the last axis (as the built-in ones are) may be
+registered `batched=True`: it is then called once on a stack of equal-size groups
+(`BlockStats.stack`, arrays of shape (groups, H)) and must return the scores each group would get
+alone, drawing its random numbers group after group (e.g. `rng.uniform(size=block.batch)`).
+Token pruning has 10,000 groups per selection, so this is what makes it fast. Without the flag
+a scorer is called once per group.
+
 When you later change what a registered scorer computes (not just how fast), bump its version,
 `@register("my_scorer", kappa="1", version=2)`: the version is part of a sweep row's key, so
 the rows it made before are recomputed instead of being read back from the cache.
@@ -32,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import features as ft
-from .blocks import BlockStats, is_monotone_in_rank
+from .blocks import BlockStats, Stacked, equal_groups, is_monotone_in_rank
 from .blocks import block_stats as block_stats
 from .blocks import taylor_importance as taylor_importance
 from .blocks import with_taylor as with_taylor
@@ -52,6 +59,7 @@ class Scorer:
     needs_calibration: bool
     defaults: dict = field(default_factory=dict)
     version: int = 1  # bump when what the scorer computes changes: sweep rows are keyed by it
+    batched: bool = False  # scores a stack of equal-size groups in one call (see the docstring)
 
     @property
     def role(self) -> str:
@@ -74,7 +82,7 @@ SCORERS: dict[str, Scorer] = {}
 
 
 def register(name: str, kappa: str | int, *, stochastic: bool = False,
-             needs_calibration: bool = False, version: int = 1):  # fmt: skip
+             needs_calibration: bool = False, version: int = 1, batched: bool = False):  # fmt: skip
     """Decorator: register `fn` under `name`; its keyword-only defaults become its parameters."""
     kappa = _check_kappa(kappa)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -85,7 +93,7 @@ def register(name: str, kappa: str | int, *, stochastic: bool = False,
         defaults = {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
         SCORERS[name] = Scorer(name=name, kappa=kappa, fn=fn, stochastic=stochastic,
                                needs_calibration=needs_calibration, defaults=defaults,
-                               version=version)  # fmt: skip
+                               version=version, batched=batched)  # fmt: skip
         return fn
 
     return deco
@@ -159,7 +167,7 @@ def modulate(block: BlockStats, S: float, phi: np.ndarray, *, lam: float, sigma_
     information about magnitude. aligned=False replaces the envelope by E ≡ 1.
     """
     if axis == "rank":
-        phi_c = phi[block.rank]
+        phi_c = np.take_along_axis(np.broadcast_to(phi, block.rank.shape), block.rank, axis=-1)
     elif axis == "index":
         phi_c = phi
     else:
@@ -168,24 +176,25 @@ def modulate(block: BlockStats, S: float, phi: np.ndarray, *, lam: float, sigma_
     return block.u + lam * env * phi_c
 
 
-def _x0(rng: np.random.Generator) -> float:
-    return float(rng.uniform(0.05, 0.95))
+def _x0(rng: np.random.Generator, block: BlockStats) -> np.ndarray:
+    """One chaotic start per group, drawn group after group."""
+    return rng.uniform(0.05, 0.95, size=block.batch)
 
 
 # --- κ = 0: rank-monotone ------------------------------------------------------------------
 
 
-@register("magnitude", kappa=0)
+@register("magnitude", kappa=0, batched=True)
 def magnitude(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return block.m
 
 
-@register("magnitude_sq", kappa=0)
+@register("magnitude_sq", kappa=0, batched=True)
 def magnitude_sq(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return block.m**2
 
 
-@register("log_magnitude", kappa=0)
+@register("log_magnitude", kappa=0, batched=True)
 def log_magnitude(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.log(block.m)
@@ -194,58 +203,58 @@ def log_magnitude(block: BlockStats, S: float, rng: np.random.Generator) -> np.n
 # --- κ = 1: smoothed non-monotone ----------------------------------------------------------
 
 
-@register("logistic_smooth", kappa=1, stochastic=True)
+@register("logistic_smooth", kappa=1, stochastic=True, batched=True)
 def logistic_smooth(block: BlockStats, S: float, rng: np.random.Generator, *, lam: float = 0.2,
                     sigma_e: float = 0.1, aligned: bool = True, axis: str = "rank",
                     r: float = 3.99, width: float = 1 / 50, burn_in: int = 1000) -> np.ndarray:  # fmt: skip
     """Logistic map, Gaussian-filtered along rank (σ_f = width·H), rescaled to [-1, 1]."""
-    seq = ft.logistic_sequence(block.H, _x0(rng), r=r, burn_in=burn_in)
+    seq = ft.logistic_sequence(block.H, _x0(rng, block), r=r, burn_in=burn_in)
     phi = ft.rescale(ft.smooth(seq, width * block.H))
     return modulate(block, S, phi, lam=lam, sigma_e=sigma_e, aligned=aligned, axis=axis)
 
 
-@register("tent_smooth", kappa=1, stochastic=True)
+@register("tent_smooth", kappa=1, stochastic=True, batched=True)
 def tent_smooth(block: BlockStats, S: float, rng: np.random.Generator, *, lam: float = 0.2,
                 sigma_e: float = 0.1, aligned: bool = True, axis: str = "rank",
                 mu: float = 1.99, width: float = 1 / 50, burn_in: int = 1000) -> np.ndarray:  # fmt: skip
-    seq = ft.tent_sequence(block.H, _x0(rng), mu=mu, burn_in=burn_in)
+    seq = ft.tent_sequence(block.H, _x0(rng, block), mu=mu, burn_in=burn_in)
     phi = ft.rescale(ft.smooth(seq, width * block.H))
     return modulate(block, S, phi, lam=lam, sigma_e=sigma_e, aligned=aligned, axis=axis)
 
 
-@register("sine_smooth", kappa=1, stochastic=True)
+@register("sine_smooth", kappa=1, stochastic=True, batched=True)
 def sine_smooth(block: BlockStats, S: float, rng: np.random.Generator, *, lam: float = 0.2,
                 sigma_e: float = 0.1, aligned: bool = True, axis: str = "rank",
                 freq: float = 2.0) -> np.ndarray:  # fmt: skip
     """One low-frequency sinusoid over rank with a seeded phase."""
     grid = np.arange(block.H) / max(1, block.H - 1)
-    phi = ft.sinusoid(grid, freq, float(rng.uniform(0, 2 * np.pi)))
+    phi = ft.sinusoid(grid, freq, rng.uniform(0, 2 * np.pi, size=(*block.batch, 1)))
     return modulate(block, S, phi, lam=lam, sigma_e=sigma_e, aligned=aligned, axis=axis)
 
 
 # --- κ = 2: raw non-monotone ---------------------------------------------------------------
 
 
-@register("logistic_raw", kappa=2, stochastic=True)
+@register("logistic_raw", kappa=2, stochastic=True, batched=True)
 def logistic_raw(block: BlockStats, S: float, rng: np.random.Generator, *, lam: float = 0.2,
                  sigma_e: float = 0.1, aligned: bool = True, axis: str = "rank",
                  r: float = 3.99, burn_in: int = 1000) -> np.ndarray:  # fmt: skip
-    phi = ft.rescale(ft.logistic_sequence(block.H, _x0(rng), r=r, burn_in=burn_in))
+    phi = ft.rescale(ft.logistic_sequence(block.H, _x0(rng, block), r=r, burn_in=burn_in))
     return modulate(block, S, phi, lam=lam, sigma_e=sigma_e, aligned=aligned, axis=axis)
 
 
-@register("tent_raw", kappa=2, stochastic=True)
+@register("tent_raw", kappa=2, stochastic=True, batched=True)
 def tent_raw(block: BlockStats, S: float, rng: np.random.Generator, *, lam: float = 0.2,
              sigma_e: float = 0.1, aligned: bool = True, axis: str = "rank",
              mu: float = 1.99, burn_in: int = 1000) -> np.ndarray:  # fmt: skip
-    phi = ft.rescale(ft.tent_sequence(block.H, _x0(rng), mu=mu, burn_in=burn_in))
+    phi = ft.rescale(ft.tent_sequence(block.H, _x0(rng, block), mu=mu, burn_in=burn_in))
     return modulate(block, S, phi, lam=lam, sigma_e=sigma_e, aligned=aligned, axis=axis)
 
 
 # --- control -------------------------------------------------------------------------------
 
 
-@register("fake_nonmonotone", kappa="control")
+@register("fake_nonmonotone", kappa="control", batched=True)
 def fake_nonmonotone(block: BlockStats, S: float, rng: np.random.Generator, *, lam: float = 0.2,
                      sigma_e: float = 0.1, aligned: bool = True, F: float = 20.0) -> np.ndarray:  # fmt: skip
     """φ_c = sin(2π F m̃_c): non-monotone, but a deterministic function of the magnitude."""
@@ -257,7 +266,7 @@ def fake_nonmonotone(block: BlockStats, S: float, rng: np.random.Generator, *, l
 # --- baselines and ablations ---------------------------------------------------------------
 
 
-@register("gradient", kappa="baseline", stochastic=True, needs_calibration=True)
+@register("gradient", kappa="baseline", stochastic=True, needs_calibration=True, batched=True)
 def gradient(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     """First-order Taylor importance on a seeded calibration subset (see `taylor_importance`)."""
     if block.taylor is None:
@@ -265,16 +274,16 @@ def gradient(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarra
     return block.taylor
 
 
-@register("bump", kappa="baseline")
+@register("bump", kappa="baseline", batched=True)
 def bump(block: BlockStats, S: float, rng: np.random.Generator, *, lam: float = 0.2,
          sigma_b: float = 0.05) -> np.ndarray:  # fmt: skip
     """Handcrafted Gaussian bump centred just below the cut (S - σ_b), no envelope."""
     return block.u + lam * ft.envelope(block.u, S - sigma_b, sigma_b)
 
 
-@register("random", kappa="baseline", stochastic=True)
+@register("random", kappa="baseline", stochastic=True, batched=True)
 def random(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
-    return rng.random(block.H)
+    return rng.random(block.m.shape)
 
 
 # The protocol's nine feature classes, in table order (docs/protocol.md). Kept for the
@@ -299,19 +308,34 @@ def scorer_rng(name: str, seed: int) -> np.random.Generator:
 
 def score_blocks(stats: list[BlockStats], name: str, S: float, seed: int = 0,
                  params: dict | None = None) -> list[np.ndarray]:  # fmt: skip
-    """Scores of every block for one scorer; warns when a non-monotone class came out monotone."""
+    """Scores of every block for one scorer; warns when a non-monotone class came out monotone.
+
+    A `batched` scorer scores equal-size groups in one call on their stack (the same scores,
+    group by group, as one call per group); any other is called once per group.
+    """
     scorer = get_scorer(name)
     kwargs = scorer.params(params)
     rng = scorer_rng(name, seed)
-    scores = []
-    for block in stats:
-        s = np.asarray(scorer.fn(block, S, rng, **kwargs), dtype=np.float64)
-        if s.shape != (block.H,) or np.isnan(s).any():
-            raise ParameterError(f"scorer {name!r} gave {s.shape} scores with NaN={np.isnan(s).any()} "
-                                 f"for a block of H={block.H}")  # fmt: skip
-        scores.append(s)
-    non_monotone_class = scorer.kappa in NON_MONOTONE_KAPPAS
-    if non_monotone_class and all(is_monotone_in_rank(s, b) for s, b in zip(scores, stats)):
+    if scorer.batched and equal_groups(stats):
+        batch = BlockStats.stack(stats)
+        raw = np.asarray(scorer.fn(batch, S, rng, **kwargs), dtype=np.float64)
+        _check_scores(name, raw, batch)
+        scores = Stacked(list(raw), raw)
+        monotone = is_monotone_in_rank(raw, batch)
+    else:
+        scores = []
+        for block in stats:
+            s = np.asarray(scorer.fn(block, S, rng, **kwargs), dtype=np.float64)
+            _check_scores(name, s, block)
+            scores.append(s)
+        monotone = all(is_monotone_in_rank(s, b) for s, b in zip(scores, stats))
+    if scorer.kappa in NON_MONOTONE_KAPPAS and monotone:
         warnings.warn(f"scorer {name!r} with {kwargs} is monotone in rank at S={S}: its selection "
                       "is exactly magnitude's (λ/σ_E below √e?)", stacklevel=2)  # fmt: skip
     return scores
+
+
+def _check_scores(name: str, s: np.ndarray, block: BlockStats) -> None:
+    if s.shape != block.m.shape or np.isnan(s).any():
+        raise ParameterError(f"scorer {name!r} gave {s.shape} scores with NaN={np.isnan(s).any()} "
+                             f"for a block of H={block.H}")  # fmt: skip

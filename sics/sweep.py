@@ -96,7 +96,7 @@ def pooled(stats: list[BlockStats]) -> BlockStats:
 def scoring_groups(stats: list[BlockStats], allocation: str) -> list[BlockStats]:
     """The groups a scorer scores: every block apart ("block"), or one pooled group ("global")."""
     if allocation == "block":
-        return list(stats)
+        return stats  # (as given: a Stacked list of token groups stays one stack)
     if allocation == "global":
         return [pooled(stats)]
     raise ParameterError(f"unknown allocation {allocation!r}; valid: {', '.join(ALLOCATIONS)}")

@@ -151,8 +151,7 @@ class Tokens(Unit):
         return state
 
     def stats(self, study) -> list[BlockStats]:
-        imp = self._state(study)["importance"]
-        return [BlockStats.from_magnitudes(i, row) for i, row in enumerate(imp)]
+        return BlockStats.groups(self._state(study)["importance"])
 
     def group_sizes(self, study) -> list[int]:
         p = study.profile

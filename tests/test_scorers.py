@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from sics.blocks import magnitude_rank
 from sics.complexity import kappa_hat
 from sics.errors import ParameterError
-from sics.prune import keep_count, select, top_k
+from sics.prune import keep_count, mask_hash, select, top_k
 from sics.scorers import (
     NINE,
     SCORERS,
@@ -261,3 +261,74 @@ def test_index_axis_carries_no_magnitude_information():
     by_rank = score_blocks(blocks, "sine_smooth", 0.7, params={"axis": "rank"})
     by_index = score_blocks(blocks, "sine_smooth", 0.7, params={"axis": "index"})
     assert kappa_hat(by_rank, blocks)[0] == 1 and kappa_hat(by_index, blocks)[0] == 2
+
+
+def _per_group(scorer_name: str):
+    """The registered scorer, called once per group (its batched path switched off)."""
+    scorer = get_scorer(scorer_name)
+    return type(scorer)(**{**scorer.__dict__, "batched": False})
+
+
+@pytest.mark.parametrize("name", sorted(SCORERS))
+def test_batched_scoring_of_equal_groups_gives_what_one_call_per_group_gives(name, monkeypatch):
+    """Token pruning scores 10,000 groups per row in one call: bit for bit the per-group scores."""
+    from sics.blocks import BlockStats, with_taylor
+
+    rng = np.random.default_rng(7)
+    m = rng.lognormal(0.0, 0.5, (40, 64))
+    m[3, :10] = m[3, 0]  # tied magnitudes: the rank's tie rule must hold in the stack too
+    groups = with_taylor(BlockStats.groups(m), list(rng.random((40, 64))))
+    plain = with_taylor([BlockStats.from_magnitudes(i, row) for i, row in enumerate(m)], list(groups.whole.taylor))
+    assert all(np.array_equal(a.rank, b.rank) for a, b in zip(groups, plain))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batched = score_blocks(groups, name, 0.7, seed=5)
+        monkeypatch.setitem(SCORERS, name, _per_group(name))
+        one_by_one = score_blocks(plain, name, 0.7, seed=5)
+    assert all(np.array_equal(a, b) for a, b in zip(batched, one_by_one, strict=True))
+    assert mask_hash(select(batched, 0.7)) == mask_hash(select(one_by_one, 0.7))
+    assert select(batched, 0.7)[3].sum() == keep_count(0.7, 64)
+
+
+@given(st.integers(1, 40), st.integers(0, 12), st.integers(0, 5))
+@settings(max_examples=60, deadline=None)
+def test_top_k_of_a_stack_keeps_what_top_k_keeps_row_by_row_ties_included(n, k, seed):
+    from sics.prune import top_k_rows
+
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 4, (7, n)).astype(float)  # many ties
+    k = min(k, n)
+    expected = np.stack([top_k(row, k) for row in scores])
+    assert np.array_equal(top_k_rows(scores, k), expected)
+
+
+def test_a_stack_hashes_overlaps_and_kappa_hats_as_its_groups_do():
+    """Hash, overlap, Jaccard and κ̂ of equal-size groups, computed on their stack, equal the
+    group-by-group definitions."""
+    import hashlib
+
+    from sics.blocks import BlockStats
+    from sics.complexity import kappa_hat_block
+    from sics.prune import jaccard, overlap
+
+    rng = np.random.default_rng(3)
+    m = rng.lognormal(0.0, 0.5, (30, 64))
+    groups = BlockStats.groups(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = score_blocks(groups, "logistic_raw", 0.6, seed=2)
+    masks, ref = select(scores, 0.6), select([g.m for g in groups], 0.6)
+    a, b = [np.array(x) for x in masks], [np.array(x) for x in ref]
+    h = hashlib.sha1()
+    for mk in a:
+        h.update(np.packbits(mk).tobytes())
+        h.update(len(mk).to_bytes(4, "little"))
+    assert mask_hash(masks) == h.hexdigest()[:12]
+    inter = sum(int((x & y).sum()) for x, y in zip(a, b))
+    assert overlap(masks, ref) == inter / sum(int(x.sum()) for x in a)
+    assert jaccard(masks, ref) == inter / sum(int((x | y).sum()) for x, y in zip(a, b))
+    per_group = [kappa_hat_block(x, g) for x, g in zip(scores, groups)]
+    k, share = kappa_hat(scores, groups)
+    counts = {j: sum(1 for i, _ in per_group if i == j) for j in {i for i, _ in per_group}}
+    assert k == max(j for j, c in counts.items() if c == max(counts.values()))
+    assert abs(share - np.mean([sh for _, sh in per_group])) < 1e-12
