@@ -92,7 +92,8 @@ def notebook_html(path: Path) -> str:
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True,
+                            exclude_anchor_links=True)
     body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
     return body
 
