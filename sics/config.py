@@ -268,14 +268,39 @@ def architecture_profile(vit_profile: str, arch: str) -> str:
     return ARCHITECTURES[arch].get(vit_profile, arch)
 
 
+def pretrained_weights_here(model_name: str = "vit_small_patch16_224") -> str | None:
+    """Where the `paper` profile's pretrained weights are on this machine without a download:
+    the file `SICS_WEIGHTS` names, or timm's copy in the Hugging Face cache; None when neither."""
+    named = os.environ.get("SICS_WEIGHTS")
+    if named:
+        return named if os.path.isfile(os.path.expanduser(named)) else None
+    try:
+        import timm
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = timm.models.get_pretrained_cfg(model_name).hf_hub_id
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(repo, filename)
+            if isinstance(found, str):
+                return found
+    except Exception:  # no hub client or no registry entry: nothing cached to use
+        return None
+    return None
+
+
 def auto_profile() -> tuple[str, str]:
     """(profile, why) that `auto` stands for on this machine.
 
-    `paper` where CUDA is available; without CUDA, `reference` once its trained weights and its
-    results bundle are committed (its outputs then regenerate in minutes), else `quick`.
+    With CUDA: `paper` where its pretrained weights are here (`pretrained_weights_here`), else
+    `scratch` (a lent GPU machine has no network to fetch them). Without CUDA, `reference` once
+    its trained weights and its results bundle are committed (its outputs then regenerate in
+    minutes), else `quick`.
     """
     if torch.cuda.is_available():
-        return "paper", "CUDA is available"
+        if pretrained_weights_here():
+            return "paper", "CUDA is available and so are the pretrained ViT-Small weights"
+        return "scratch", ("CUDA is available but no pretrained ViT-Small weights are on this machine "
+                           "(SICS_WEIGHTS or the Hugging Face cache); PROFILE=paper WEIGHTS=file for the paper's setting")  # fmt: skip
     ref = figures_root() / "reference"
     if (ref / "weights.safetensors").exists() and (ref / "results.zip").exists():
         return "reference", "no CUDA; the reference model's weights and results are committed"

@@ -61,8 +61,29 @@ def test_auto_picks_reference_without_cuda_once_its_weights_are_committed(monkey
     (figures_dir("reference") / "results.zip").write_bytes(b"")
     assert resolve_profile("auto").name == "reference"
     assert "weights and results are committed" in capsys.readouterr().err
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+
+
+def test_auto_on_cuda_picks_paper_only_with_pretrained_weights_here_and_says_why(monkeypatch, capsys, tmp_path):
+    import sics.config
+
+    monkeypatch.delenv("SICS_PROFILE")
+    import huggingface_hub
+
+    cached = {}  # what the Hugging Face cache holds: nothing at first
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: cached.get((repo, name)))
+    monkeypatch.setattr(sics.config.torch.cuda, "is_available", lambda: True)  # a GPU machine, faked
+    assert resolve_profile("auto").name == "scratch"
+    err = capsys.readouterr().err
+    assert "no pretrained ViT-Small weights" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("SICS_WEIGHTS", str(tmp_path / "missing.safetensors"))
+    assert resolve_profile("auto").name == "scratch"  # a named file that is not there
+    (tmp_path / "vit.safetensors").write_bytes(b"x")
+    monkeypatch.setenv("SICS_WEIGHTS", str(tmp_path / "vit.safetensors"))
     assert resolve_profile("auto").name == "paper"
+    monkeypatch.delenv("SICS_WEIGHTS")
+    assert resolve_profile("auto").name == "scratch"
+    cached[("timm/vit_small_patch16_224.augreg_in21k_ft_in1k", "model.safetensors")] = str(tmp_path / "vit.safetensors")
+    assert resolve_profile("auto").name == "paper"  # timm's copy in the hub cache
 
 
 def test_unknown_profile_names_the_valid_ones():
