@@ -44,7 +44,9 @@ def build_model(profile: Profile, weights: str | os.PathLike | None = None) -> n
         path = Path(weights).expanduser()
         if not path.is_file():
             raise CheckpointError(f"pretrained weights file {str(path)!r} does not exist")
-        overlay = dict(file=str(path), hf_hub_id=None, url=None)
+        # timm turns `custom_load` off for a file overlay; the original JAX `.npz` weights need it
+        # on (timm's own loader for them), every other format goes to load_state_dict
+        overlay = dict(file=str(path), hf_hub_id=None, url=None, custom_load=path.suffix == ".npz")
     try:
         return timm.create_model(
             profile.model_name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs
