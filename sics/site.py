@@ -48,7 +48,7 @@ def committed_studies(root: Path | None = None) -> list[Path]:
 
 def study_label(folder: Path) -> str:
     """E.g. 'reference · mlp_channels': the profile folder and the unit its rows pruned."""
-    rows = pd.read_csv(folder / "sweep.csv", usecols=lambda c: c in ("unit", "tag"), nrows=5000)
+    rows = pd.read_csv(folder / "sweep.csv", usecols=lambda c: c == "unit")  # (no column: MLP channels)
     unit = str(rows["unit"].dropna().iloc[0]) if "unit" in rows and rows["unit"].notna().any() else "mlp_channels"
     return f"{folder.name} · {unit.split('-')[0]}"
 

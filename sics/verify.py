@@ -160,6 +160,8 @@ def check_sample(study: Study, n_images: int = 1000) -> tuple[int, int, float]:
     """The dense model on a fixed sample of test images against the bundle: (images that
     differ, images checked, the tolerance that applies). Seconds, not minutes: it catches a
     broken export or load, which flips a large share of any sample; `verify` is the full check."""
+    if not study.unit.static:
+        raise ParameterError(f"check_sample is defined for static units, not {study.unit.name!r}")
     committed = study.bundle.get(pred_name(mask_hash(study.all_kept()), 0))
     if committed is None:
         raise SicsError(f"the bundle of {study.name} has no dense result")
@@ -167,8 +169,6 @@ def check_sample(study: Study, n_images: int = 1000) -> tuple[int, int, float]:
     p = study.profile
     test = DeviceBatches(study.data.test_x[idx], study.data.test_y[idx], device=study.device, mean=p.mean,
                          std=p.std, img_size=p.img_size)  # fmt: skip
-    if not study.unit.static:
-        raise ParameterError(f"check_sample is defined for static units, not {study.unit.name!r}")
     now = predict_correct(study.model, test, p.eval_batch_size, p.eval_precision).cpu().numpy()
     return int((now != committed[idx]).sum()), len(idx), rule(study)[1]
 
