@@ -28,7 +28,7 @@ from .io import write_json
 from .models import NUM_CLASSES, build_model, count_params, flops_per_image
 from .paths import REPO
 from .provenance import device_name
-from .train import train_step
+from .train import compile_wanted, train_step
 
 # Dense bf16 tensor-core peaks (FLOP/s). First match on the device name wins, so the specific
 # H100 variants come before the generic entry (SXM). GH200 matches "H200": same peak as H100 SXM.
@@ -113,7 +113,7 @@ def benchmark(
         raise ValueError("steps must be >= 1")
     bs = batch_size or profile.batch_size
     ebs = eval_batch_size or profile.eval_batch_size
-    use_compile = compile if compile is not None else device.type == "cuda"
+    use_compile = compile if compile is not None else compile_wanted(device)
     warmup = warmup if warmup is not None else (3 if device.type == "cuda" else 1)
 
     torch.manual_seed(0)

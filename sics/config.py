@@ -53,7 +53,8 @@ class Profile:
     channels_last: bool = False  # conv nets: channels-last memory format (faster on CPU)
     train_precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 elsewhere) | "fp32" | "bf16"
     train_seed: int = 0
-    ckpt_every: int = 1  # epochs between resumable checkpoints
+    ckpt_every: int = 1  # epochs between resumable checkpoints (and the last epoch)
+    ckpt_minutes: float | None = None  # or sooner, once this many minutes passed since the last
     # study
     unit: str = "mlp_channels"  # the pruning unit of this model's study (`sics.units`)
     sparsities: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8)
@@ -126,6 +127,10 @@ PROFILES: dict[str, Profile] = {
             weight_decay=0.05,
             warmup_epochs=5.0,
             drop_path=0.1,
+            # about 256 MB of model and AdamW state a checkpoint: every 10 epochs or 2 minutes of
+            # a GPU run, not every one of its 60 epochs (the checkpoint field changes no weights)
+            ckpt_every=10,
+            ckpt_minutes=2.0,
             n_seeds=3,
             eval_batch_size=2048,
             recovery_steps=98,  # one epoch at batch 512

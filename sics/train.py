@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -148,6 +149,14 @@ def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
     return f
 
 
+def compile_wanted(device: torch.device) -> bool:
+    """Whether training compiles the model: `SICS_COMPILE=1`/`0` says, else on CUDA only."""
+    flag = os.environ.get("SICS_COMPILE", "").strip()
+    if flag not in ("", "0", "1"):
+        raise ParameterError(f"SICS_COMPILE must be 0 or 1, got {flag!r}")
+    return device.type == "cuda" if not flag else flag == "1"
+
+
 def train_step(model: Callable, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                device: torch.device, label_smoothing: float, sched=None,
                precision: str = "auto") -> torch.Tensor:  # fmt: skip
@@ -242,8 +251,10 @@ def train_or_load(
             model, opt, sched = fresh()
             history, start_epoch = [], 0
 
-    use_compile = compile if compile is not None else device.type == "cuda"
+    use_compile = compile_wanted(device) if compile is None else compile
     step_fn = torch.compile(model) if use_compile else model
+    compiled_ok = False
+    saved_at = time.time()
     bar = progress_bar(range(start_epoch, profile.epochs), desc=f"train {profile.name}", unit="epoch",
                        disable=not progress)  # fmt: skip
     for epoch in bar:
@@ -253,7 +264,19 @@ def train_or_load(
         seed = profile.train_seed * 100_003 + epoch
         for x, y in train.batches(profile.batch_size, shuffle=True, augment=profile.augment, seed=seed,
                                   drop_last=drop_last):  # fmt: skip
-            loss_sum += train_step(step_fn, opt, x, y, device, profile.label_smoothing, sched, profile.train_precision)
+            args = (opt, x, y, device, profile.label_smoothing, sched, profile.train_precision)
+            if step_fn is model or compiled_ok:
+                loss_sum += train_step(step_fn, *args)
+                continue
+            try:  # the first compiled step compiles: a compiler failure must not end the run
+                loss_sum += train_step(step_fn, *args)
+            except Exception as e:  # (compilation fails before any weight is updated)
+                why = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}" if str(e) else type(e).__name__
+                print(f"[sics] train {profile.name}: torch.compile failed ({why}); training in eager mode",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                step_fn = model
+                loss_sum += train_step(step_fn, *args)
+            compiled_ok = True
         # Monitoring epochs evaluate in the profile's evaluation precision (bf16 is 4x faster on a
         # CPU with AMX: 3 s instead of 11 s per ResNet epoch); the last, whose accuracy is the
         # model's, in fp32 on a CPU (bf16 on CUDA) whatever the CPU.
@@ -266,7 +289,9 @@ def train_or_load(
         bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", acc=f"{acc:.3f}")
         note(bar, f"[sics] train {profile.name}: epoch {epoch + 1}/{profile.epochs}, loss "
                   f"{history[-1]['train_loss']:.3f}, test accuracy {acc:.2%} ({history[-1]['seconds']:.0f} s)")  # fmt: skip
-        if (epoch + 1) % profile.ckpt_every == 0 or epoch + 1 == profile.epochs:
+        due = profile.ckpt_minutes is not None and time.time() - saved_at >= 60 * profile.ckpt_minutes
+        if (epoch + 1) % profile.ckpt_every == 0 or due or epoch + 1 == profile.epochs:
+            saved_at = time.time()
             state = dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
                          rng=torch.get_rng_state(), history=history, epoch=epoch + 1,
                          cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)  # fmt: skip

@@ -151,3 +151,62 @@ def test_recovery_depends_only_on_model_masks_steps_and_seed(tiny_tree):
     fine_tune(model, p, data, CPU, steps=1)
     assert torch.equal(torch.get_rng_state(), before)  # the caller's RNG is left as it was
     assert not _same_weights(first, recover(stochastic, seed=1))
+
+
+def test_a_failing_compile_falls_back_to_eager_and_says_so(tiny_tree, monkeypatch, capsys):
+    """An Inductor failure on the device must not end a GPU run: the first compiled step fails,
+    training goes on in eager mode, and the model is the one eager training makes."""
+    data = load_cifar10(tiny_tree)
+    p = _profile(epochs=2)
+    eager = train_or_load(p, data, CPU, progress=False, compile=False)
+
+    def broken(model, **kw):
+        def step(*a, **k):
+            raise RuntimeError("inductor: no C++ compiler\nmore detail")
+
+        return step
+
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setenv("SICS_CACHE", str(eager.ckpt_dir.parent.parent / "other"))
+    fallen = train_or_load(p, data, CPU, progress=False, compile=True)
+    assert "torch.compile failed (RuntimeError: inductor: no C++ compiler); training in eager mode" in capsys.readouterr().err
+    assert fallen.trained_now and _same_weights(fallen.model, eager.model)
+
+
+def test_sics_compile_switches_compiling_on_and_off(monkeypatch):
+    from sics.errors import ParameterError
+    from sics.train import compile_wanted
+
+    assert not compile_wanted(CPU) and compile_wanted(torch.device("cuda"))
+    monkeypatch.setenv("SICS_COMPILE", "1")
+    assert compile_wanted(CPU)
+    monkeypatch.setenv("SICS_COMPILE", "0")
+    assert not compile_wanted(torch.device("cuda"))
+    monkeypatch.setenv("SICS_COMPILE", "yes")
+    with pytest.raises(ParameterError, match="SICS_COMPILE must be 0 or 1"):
+        compile_wanted(CPU)
+
+
+def test_checkpoints_are_written_every_n_epochs_or_minutes(tiny_tree, monkeypatch, tmp_path):
+    import sics.train as train_module
+
+    saved = []
+    real = train_module.atomic_write
+
+    def spy(path, write):
+        if path.name == "state.pt":
+            saved.append(path)
+        return real(path, write)
+
+    monkeypatch.setattr(train_module, "atomic_write", spy)
+    data = load_cifar10(tiny_tree)
+    train_or_load(_profile(epochs=5, ckpt_every=2), data, CPU, progress=False)
+    assert len(saved) == 3  # epochs 2, 4 and the last
+    saved.clear()
+    monkeypatch.setenv("SICS_CACHE", str(tmp_path / "a"))  # (the checkpoint fields change no id)
+    train_or_load(_profile(epochs=5, ckpt_every=100, ckpt_minutes=0.0), data, CPU, progress=False)
+    assert len(saved) == 5  # every epoch: the minutes are always up
+    saved.clear()
+    monkeypatch.setenv("SICS_CACHE", str(tmp_path / "b"))
+    train_or_load(_profile(epochs=5, ckpt_every=100, ckpt_minutes=60.0), data, CPU, progress=False)
+    assert len(saved) == 1  # only the last
