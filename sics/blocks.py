@@ -39,6 +39,12 @@ class Stacked(list):
         super().__init__(items)
         self.whole = whole
 
+    def _frozen(self, *args, **kwargs):
+        raise TypeError("a Stacked list is read-only (its whole would go stale); copy it with list()")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _frozen
+    append = extend = insert = pop = remove = clear = sort = reverse = _frozen
+
 
 def equal_groups(rows) -> bool:
     """Whether `rows` are two or more groups of one size (so they can be worked on as a stack)."""

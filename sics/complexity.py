@@ -53,20 +53,30 @@ def _kappa_hat_stack(scores: np.ndarray, batch: BlockStats, cutoff_cycles: float
     """`kappa_hat_block` of every group of a stack, as array operations over the groups."""
     curves = along_rank(scores, batch)
     monotone = np.all(np.diff(curves, axis=1) >= 0, axis=1)
-    n = curves.shape[1]
-    t = np.arange(n)
-    slope, icpt = np.polyfit(t, curves.T, 1)
-    resid = curves - (slope[:, None] * t + icpt[:, None])
-    power = np.abs(np.fft.rfft(resid, axis=1)) ** 2
-    total = power[:, 1:].sum(axis=1)
-    high = power[:, int(min(cutoff_cycles, n / 8)) + 1 :].sum(axis=1)
-    share = np.where(total > 0, high / np.where(total > 0, total, 1.0), 0.0)
-    return [(0, 0.0) if mono else ((2 if sh > hf_threshold else 1), float(sh))
-            for mono, sh in zip(monotone, share)]  # fmt: skip
+    out: list[tuple[int, float]] = [(0, 0.0)] * len(curves)
+    # one fit for the finite non-monotone rows (a row with ±inf would turn every column of a
+    # joint least-squares fit to NaN); the rest one by one, as `kappa_hat_block` does
+    todo = ~monotone & np.isfinite(curves).all(axis=1) & (curves.shape[1] > 1)
+    if todo.any():
+        rows = curves[todo]
+        n = rows.shape[1]
+        t = np.arange(n)
+        slope, icpt = np.polyfit(t, rows.T, 1)
+        power = np.abs(np.fft.rfft(rows - (slope[:, None] * t + icpt[:, None]), axis=1)) ** 2
+        total = power[:, 1:].sum(axis=1)
+        high = power[:, int(min(cutoff_cycles, n / 8)) + 1 :].sum(axis=1)
+        share = np.where(total > 0, high / np.where(total > 0, total, 1.0), 0.0)
+        for i, sh in zip(np.flatnonzero(todo), share):
+            out[i] = ((2 if sh > hf_threshold else 1), float(sh))
+    for i in np.flatnonzero(~monotone & ~todo):
+        out[i] = kappa_hat_block(scores[i], BlockStats(-1, batch.m[i], batch.rank[i]), cutoff_cycles, hf_threshold)
+    return out
 
 
 def kappa_hat(scores: list[np.ndarray], stats: list[BlockStats], **kw) -> tuple[int, float]:
     """κ̂ over a model: the most common block value (ties: the larger), and the mean share."""
+    if len(scores) != len(stats):
+        raise ValueError(f"{len(scores)} score groups for {len(stats)} groups")
     if equal_groups(stats):
         per_block = _kappa_hat_stack(stacked(scores), BlockStats.stack(stats), **kw)
     else:

@@ -278,7 +278,9 @@ def pretrained_weights_here(model_name: str = "vit_small_patch16_224") -> str | 
     the file `SICS_WEIGHTS` names, or timm's copy in the Hugging Face cache; None when neither."""
     named = os.environ.get("SICS_WEIGHTS")
     if named:
-        return named if os.path.isfile(os.path.expanduser(named)) else None
+        if not os.path.isfile(os.path.expanduser(named)):
+            raise ParameterError(f"SICS_WEIGHTS names {named!r}, which is not a file")
+        return named
     try:
         import timm
         from huggingface_hub import try_to_load_from_cache

@@ -24,7 +24,8 @@ from .paths import REPO, figures_dir
 
 # Stage facts that describe one run, not its results: a run that changes none of the others
 # leaves provenance.json as it is.
-VOLATILE = frozenset({"seconds", "total_seconds", "seconds_per_notebook", "data_loaded", "device", "engine"})
+VOLATILE = frozenset({"seconds", "total_seconds", "seconds_per_notebook", "data_loaded", "device", "engine",
+                      "trained_now"})  # fmt: skip
 # The ISA features that change which kernels (so which float reduction orders) run on a CPU.
 ISA_FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
                 "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")  # fmt: skip
@@ -104,8 +105,9 @@ def environment() -> dict:
                 cuda=torch.version.cuda, platform=platform.platform())  # fmt: skip
 
 
-def _stable(info: dict) -> dict:
-    return {k: v for k, v in info.items() if k not in VOLATILE}
+def _stable(info: dict) -> str:
+    """The facts that describe results, as canonical JSON (so a NaN compares equal to itself)."""
+    return json.dumps({k: v for k, v in info.items() if k not in VOLATILE}, sort_keys=True, default=str)
 
 
 def record(profile: str, stage: str, **info) -> Path:

@@ -53,6 +53,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     """`top_k` of every row of a (groups, H) array at once (the same masks, ties alike)."""
     scores = np.asarray(scores, dtype=np.float64)
+    if np.isnan(scores).any():  # (a NaN cut matches nothing: keep top_k's own order for NaN)
+        return np.stack([top_k(row, k) for row in scores])
     n = scores.shape[1]
     if k <= 0 or k >= n:
         return np.full(scores.shape, k >= n and k > 0, dtype=bool)

@@ -149,6 +149,24 @@ def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
     return f
 
 
+def _snapshot(model: nn.Module, opt, sched, device: torch.device) -> dict:
+    """Copies of what one training step changes: weights and buffers, optimiser, scheduler, RNG."""
+    import copy
+
+    return dict(model=copy.deepcopy(model.state_dict()), opt=copy.deepcopy(opt.state_dict()),
+                sched=copy.deepcopy(sched.state_dict()), rng=torch.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)  # fmt: skip
+
+
+def _restore(saved: dict, model: nn.Module, opt, sched, device: torch.device) -> None:
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["opt"])
+    sched.load_state_dict(saved["sched"])
+    torch.set_rng_state(saved["rng"])
+    if saved["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)
+
+
 def compile_wanted(device: torch.device) -> bool:
     """Whether training compiles the model: `SICS_COMPILE=1`/`0` says, else on CUDA only."""
     flag = os.environ.get("SICS_COMPILE", "").strip()
@@ -268,12 +286,19 @@ def train_or_load(
             if step_fn is model or compiled_ok:
                 loss_sum += train_step(step_fn, *args)
                 continue
-            try:  # the first compiled step compiles: a compiler failure must not end the run
+            # the first compiled step compiles: a compiler failure must not end the run. What the
+            # step may have changed before failing (weights, optimiser, BN statistics, RNG) is
+            # restored, so the eager run trains what it would have trained from the start.
+            saved = _snapshot(model, opt, sched, device)
+            try:
                 loss_sum += train_step(step_fn, *args)
-            except Exception as e:  # (compilation fails before any weight is updated)
+            except torch.cuda.OutOfMemoryError:
+                raise  # not the compiler's fault: eager would run out of memory too
+            except Exception as e:
                 why = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}" if str(e) else type(e).__name__
                 print(f"[sics] train {profile.name}: torch.compile failed ({why}); training in eager mode",
                       file=sys.stderr, flush=True)  # fmt: skip
+                _restore(saved, model, opt, sched, device)
                 step_fn = model
                 loss_sum += train_step(step_fn, *args)
             compiled_ok = True

@@ -76,7 +76,8 @@ def test_auto_on_cuda_picks_paper_only_with_pretrained_weights_here_and_says_why
     err = capsys.readouterr().err
     assert "no pretrained ViT-Small weights" in err and len(err.strip().splitlines()) == 1
     monkeypatch.setenv("SICS_WEIGHTS", str(tmp_path / "missing.safetensors"))
-    assert resolve_profile("auto").name == "scratch"  # a named file that is not there
+    with pytest.raises(ParameterError, match="SICS_WEIGHTS names .* which is not a file"):
+        resolve_profile("auto")  # a typo must not start a long from-scratch training
     (tmp_path / "vit.safetensors").write_bytes(b"x")
     monkeypatch.setenv("SICS_WEIGHTS", str(tmp_path / "vit.safetensors"))
     assert resolve_profile("auto").name == "paper"

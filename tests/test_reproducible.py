@@ -47,8 +47,13 @@ def test_auto_precision_is_bf16_only_where_the_hardware_runs_it_fast_and_never_f
 
 
 def test_onednn_capped_below_bf16_means_no_fast_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # a CPU with AMX, faked
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert evaluate.cpu_has_fast_bf16()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert not evaluate.cpu_has_fast_bf16()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert evaluate.cpu_has_fast_bf16()
 
 
 def test_tables_are_written_at_a_fixed_precision_so_float_noise_never_reaches_a_file(tmp_path):

@@ -332,3 +332,28 @@ def test_a_stack_hashes_overlaps_and_kappa_hats_as_its_groups_do():
     counts = {j: sum(1 for i, _ in per_group if i == j) for j in {i for i, _ in per_group}}
     assert k == max(j for j, c in counts.items() if c == max(counts.values()))
     assert abs(share - np.mean([sh for _, sh in per_group])) < 1e-12
+
+
+def test_stacked_edge_cases_match_the_per_group_definitions():
+    """Groups of one unit, a group with -inf scores, NaN scores: the stack's κ̂ and top-k are
+    the per-group ones, and a Stacked list cannot be changed behind its stack."""
+    from sics.blocks import BlockStats, Stacked
+    from sics.complexity import _kappa_hat_stack, kappa_hat_block
+    from sics.prune import top_k_rows
+
+    ones = BlockStats.groups(np.arange(1.0, 6.0)[:, None])  # five groups of one unit
+    assert kappa_hat([g.m for g in ones], ones) == (0, 0.0)
+    rng = np.random.default_rng(0)
+    groups = BlockStats.groups(rng.lognormal(0.0, 0.5, (6, 64)))
+    scores = rng.random((6, 64))
+    scores[2, 5] = -np.inf  # one group with an infinite score must not spoil the others' fits
+    per_group = [kappa_hat_block(s, g) for s, g in zip(scores, groups)]
+    stacked = _kappa_hat_stack(scores, BlockStats.stack(groups))
+    assert [k for k, _ in stacked] == [k for k, _ in per_group]
+    assert np.allclose([sh for _, sh in stacked], [sh for _, sh in per_group], equal_nan=True, atol=1e-12)
+    assert all(sh > 0 for i, (_, sh) in enumerate(stacked) if i != 2)  # the finite groups keep theirs
+    nan_rows = np.array([[np.nan, 1, 2, np.inf, -np.inf, 2], [3, 1, 2, 2, 0, 5]], dtype=float)
+    assert np.array_equal(top_k_rows(nan_rows, 1), np.stack([top_k(r, 1) for r in nan_rows]))
+    with pytest.raises(TypeError, match="read-only"):
+        groups[0] = groups[1]
+    assert isinstance(groups, Stacked) and not isinstance(list(groups), Stacked)
