@@ -125,7 +125,7 @@ def record(profile: str, stage: str, **info) -> Path:
     path = folder / "provenance.json"
     prov = json.loads(path.read_text()) if path.exists() else {}
     old = prov.get("stages", {}).get(stage)
-    if old is not None and _stable(old) == _stable(json.loads(json.dumps(info, default=str))):
+    if old is not None and _stable(old) == _stable(info):  # (JSON: tuples read back as lists)
         return path  # the same results, redrawn: keep the record of the run that made them
     prov.update(run)
     prov.setdefault("stages", {})[stage] = info
