@@ -61,6 +61,9 @@ class Profile:
     n_seeds: int = 5
     eval_batch_size: int = 1024
     eval_precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 elsewhere) | "fp32" | "bf16"
+    # the final norm and classifier, and token importance, in fp32 under a bf16 evaluation (no
+    # argmax ties from rounding); off where a committed bundle was measured without it
+    fp32_decisions: bool = False
     # beyond the paper: phase-diagram grid (start, stop, step) and ablation budget
     fine_grid: tuple[float, float, float] = (0.40, 0.90, 0.025)
     ablation_seeds: int = 3
@@ -117,6 +120,7 @@ PROFILES: dict[str, Profile] = {
             augment="crop_flip",
             eval_batch_size=512,
             recovery_steps=390,  # one epoch at batch 128
+            fp32_decisions=True,
         ),
         Profile(
             name="scratch",
@@ -134,6 +138,7 @@ PROFILES: dict[str, Profile] = {
             n_seeds=3,
             eval_batch_size=2048,
             recovery_steps=98,  # one epoch at batch 512
+            fp32_decisions=True,
         ),
         Profile(
             name="reference",
@@ -181,6 +186,7 @@ PROFILES: dict[str, Profile] = {
             fine_grid=(0.40, 0.90, 0.05),
             ablation_seeds=1,
             recovery_steps=60,  # a sixth of an epoch: a CPU-sized taste of recovery
+            fp32_decisions=True,
         ),
         Profile(
             name="ci",
@@ -203,6 +209,7 @@ PROFILES: dict[str, Profile] = {
             fine_grid=(0.40, 0.90, 0.1),
             ablation_seeds=1,
             recovery_steps=2,
+            fp32_decisions=True,
         ),
         Profile(
             name="resnet",
@@ -258,6 +265,7 @@ PROFILES: dict[str, Profile] = {
             fine_grid=(0.40, 0.90, 0.1),
             ablation_seeds=1,
             recovery_steps=2,
+            fp32_decisions=True,
         ),
     ]
 }

@@ -61,6 +61,37 @@ def build_model(profile: Profile, weights: str | os.PathLike | None = None) -> n
         ) from None
 
 
+class FP32Linear(nn.Linear):
+    """A Linear that computes in fp32 under autocast: the classifier whose argmax is the result."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+class FP32LayerNorm(nn.LayerNorm):
+    """A LayerNorm that computes in fp32 under autocast (the norm before the classifier)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+def fp32_decisions(model: nn.Module) -> nn.Module:
+    """Run the final norm and the classifier of `model` in fp32, whatever the autocast around them.
+
+    In bf16 two top logits closer than one bf16 step (2^-8 relative) tie, or swap, so per-image
+    correctness would depend on rounding; in fp32 they do not. The modules keep their parameters
+    and state-dict names (only their class changes), so weights load and copy as before.
+    """
+    head, norm = getattr(model, "head", None), getattr(model, "norm", None)
+    if type(head) is nn.Linear:
+        head.__class__ = FP32Linear
+    if type(norm) is nn.LayerNorm:
+        norm.__class__ = FP32LayerNorm
+    return model
+
+
 def mlp_blocks(model: nn.Module) -> list[nn.Module]:
     """The MLP of every transformer block: its hidden channels are the pruning units."""
     if isinstance(model, CifarResNet):

@@ -89,10 +89,12 @@ class Stage:
 
     def close(self, **extra) -> None:
         """Record the stage (its time now, and the evaluation time of its rows whenever they
-        were made) and pack the results bundle, so the outputs regenerate without recomputing."""
+        were made), save the calibration statistics its scorers computed and pack the results
+        bundle, so the outputs regenerate, and the selections rebuild, without recomputing."""
         seconds = time.time() - self.t0
         if self._rows:
             extra = {"rows": len(self._rows), "evaluation_seconds": round(float(sum(self._rows.values())), 1), **extra}
+        self.study.save_calibration()
         pack_results(self.study)
         provenance.record(self.study.name, self.name, **provenance.stage_info(self.study, seconds, **extra))
         print(f"[sics] {self.name}: done in {seconds:.0f} s (profile {self.profile}, "

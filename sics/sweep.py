@@ -46,6 +46,8 @@ from . import bundle as bundle_mod
 from . import provenance
 from .blocks import BlockStats, with_taylor
 from .bundle import Bundle
+from .calibration import CalibrationStore
+from .calibration import file_name as calibration_file
 from .complexity import kappa_hat
 from .config import Profile, pick_device, resolve_profile
 from .data import Cifar10, DeviceBatches, load_cifar10
@@ -61,7 +63,7 @@ from .scorers import check_scorers, get_scorer, score_blocks
 from .train import Trained, fine_tune, train_or_load
 from .unitkinds import get_unit
 from .units import MlpChannels, Unit
-from .weights import paths as weights_paths
+from .weights import present as weights_present
 
 COLUMNS = [
     "scorer", "kappa", "kappa_hat", "hf_share", "sparsity", "seed", "accuracy", "n_test",
@@ -148,6 +150,7 @@ class Study:
     _dense: np.ndarray | None = None
     _stats: list[BlockStats] | None = None
     unit_cache: dict = field(default_factory=dict)  # what a unit kind keeps per study (`sics.tokens`)
+    _calibration: CalibrationStore | None = None
     measured_locally: bool = False  # a result came from this machine (evaluated, or its cache)
 
     @property
@@ -243,6 +246,25 @@ class Study:
         """Where and in which precision this study evaluates, e.g. 'cpu-bf16' (`evaluate.precision`)."""
         return precision(self.device, self.profile.eval_precision)
 
+    @property
+    def calibration(self) -> CalibrationStore:
+        """This unit's saved calibration statistics (`sics.calibration`), opened on first use."""
+        if self._calibration is None:
+            identity = dict(ckpt_id=self.trained.ckpt_id, weights_sha256=self.trained.weights_sha256,
+                            n_calib=self.profile.n_calib, n_test=self.n_test, data_id=self.data_id)  # fmt: skip
+            self._calibration = CalibrationStore(figures_dir(self.name) / calibration_file(self.unit.tag), identity)
+        return self._calibration
+
+    def calibrated(self, name: str, compute) -> list[np.ndarray]:
+        """Calibration statistics `name` of this unit: saved ones, else `compute()` now (and
+        saved when the stage closes): a unit's Taylor importances, a token importance."""
+        return self.calibration.get(name, compute)
+
+    def save_calibration(self) -> None:
+        """Write the calibration statistics computed since they were last saved (if any)."""
+        if self._calibration is not None:
+            self._calibration.save(extra=dict(precision=self.precision))
+
     def taylor(self, seed: int) -> list[np.ndarray]:
         """The gradient baseline's importance (channels: Taylor on a calibration subset drawn with
         `seed`), cached per seed."""
@@ -275,7 +297,8 @@ class Study:
         """The cache folder of a row made with unit `unit_tag` (rows of one output folder may
         come from several settings of a unit, e.g. two token importances)."""
         default = not isinstance(unit_tag, str) or unit_tag == "mlp_channels"
-        return f"{self.trained.ckpt_id}-n{self.n_test}-{self.precision}{'' if default else '-' + unit_tag}"
+        decisions = "-fp32d" if self.profile.fp32_decisions else ""
+        return f"{self.trained.ckpt_id}-n{self.n_test}-{self.precision}{decisions}{'' if default else '-' + unit_tag}"
 
     def _pred_path(self, hash_: str, recovery_steps: int, seed: int = 0) -> Path:
         return cache_dir() / "preds" / self.pred_folder / f"{pred_name(hash_, recovery_steps, seed)}.npy"
@@ -453,7 +476,7 @@ def pack_results(study: Study) -> Path | None:
     replaces a bundle left by weights committed before them).
     Returns the path, or None when it left the bundle alone.
     """
-    committed = weights_paths(study.profile.name)[0].exists()
+    committed = weights_present(study.profile.name)
     if committed and study.trained.weights_sha256 is None:
         return None
     existing = study.bundle

@@ -14,8 +14,9 @@ is used). The selection differs per image, so it is made from the test images th
 evaluation gathers each image's kept tokens (`gathered`), which gives the logits of masking the
 dropped tokens out of every later attention (`masked`), faster.
 
-The tokens entering block b are computed once per study (`prefix`, in the evaluation precision),
-so an evaluation runs only blocks b.. on the kept tokens.
+The tokens entering block b are computed once per study (`prefix`, in the evaluation precision,
+or in fp32 with the profile's `fp32_decisions`), so an evaluation runs only blocks b.. on the
+kept tokens.
 """
 
 from __future__ import annotations
@@ -135,46 +136,56 @@ class Tokens(Unit):
         return f"tokens-b{self.block}-{self.importance}"
 
     def _state(self, study) -> dict:
-        """Per study: the tokens entering the block for every test image, and their importances."""
+        """Per study: the tokens entering the block for every test image (and their importance,
+        computed in the same pass)."""
         state = study.unit_cache.setdefault(self.tag, {})
         if "x" not in state:
             model = study.model
             _check(model)
             b = resolve_block(model, self.block)
             xs, imp = [], []
-            with torch.no_grad(), autocast(study.device, study.profile.eval_precision):
+            # the selection follows the importance's ranks: with fp32 decisions they are computed
+            # without autocast, so near-equal importances are not ranked by bf16 rounding
+            precision = "fp32" if study.profile.fp32_decisions else study.profile.eval_precision
+            with torch.no_grad(), autocast(study.device, precision):
                 for images, _ in study.test.batches(study.profile.eval_batch_size):
                     x = prefix(model, images, b)
                     xs.append(x)
-                    imp.append(importance(model.blocks[b], x, self.importance).double().cpu())
+                    imp.append(importance(model.blocks[b], x, self.importance).cpu())
             state.update(x=torch.cat(xs), importance=torch.cat(imp).numpy(), block=b)
         return state
 
     def stats(self, study) -> list[BlockStats]:
-        return BlockStats.groups(self._state(study)["importance"])
+        """Each image's token importances (float32 as computed; saved with the study's
+        calibration statistics, so they need no forward pass once saved)."""
+        imp = study.calibrated("importance", lambda: [self._state(study)["importance"]])[0]
+        return BlockStats.groups(imp.astype(np.float64))
 
     def group_sizes(self, study) -> list[int]:
         p = study.profile
         return [(p.img_size // p.patch_size) ** 2] * study.n_test
 
     def taylor(self, study, seed: int) -> list[np.ndarray]:
-        """Label-free gradient × activation per token (the same for every seed: no sampling)."""
+        """Label-free gradient × activation per token, I_t = s_t² with s_t = Σ_d a_td ∂z/∂a_td
+        (the same for every seed: no sampling). s is saved in float32 as computed; the square
+        in float64."""
+        return list(study.calibrated("taylor-sum", lambda: [self._taylor_sum(study)])[0].astype(np.float64) ** 2)
+
+    def _taylor_sum(self, study) -> np.ndarray:
         state = self._state(study)
-        if "taylor" not in state:
-            model, b = study.model, state["block"]
-            out = []
-            was_training = model.training
-            model.eval()
-            bs = study.profile.eval_batch_size
-            for s in range(0, len(state["x"]), bs):
-                x = state["x"][s : s + bs].detach().float().requires_grad_(True)
-                logits = suffix(model, x, b)
-                logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
-                out.append(((x * x.grad).sum(-1)[:, 1:].double() ** 2).detach().cpu())
-            model.zero_grad(set_to_none=True)
-            model.train(was_training)
-            state["taylor"] = torch.cat(out).numpy()
-        return list(state["taylor"])
+        model, b = study.model, state["block"]
+        out = []
+        was_training = model.training
+        model.eval()
+        bs = study.profile.eval_batch_size
+        for s in range(0, len(state["x"]), bs):
+            x = state["x"][s : s + bs].detach().float().requires_grad_(True)
+            logits = suffix(model, x, b)
+            logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+            out.append((x * x.grad).sum(-1)[:, 1:].detach().cpu())
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+        return torch.cat(out).numpy()
 
     def evaluate(self, study, masks: list[np.ndarray]) -> np.ndarray:
         """Per-image correctness with each image's kept tokens gathered at the block."""

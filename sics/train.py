@@ -35,7 +35,7 @@ from .data import Cifar10, DeviceBatches
 from .errors import CheckpointError, ParameterError
 from .evaluate import accuracy, autocast
 from .io import atomic_write, stable_hash, write_json
-from .models import build_model
+from .models import build_model, fp32_decisions
 from .paths import cache_dir
 from .progress import bar as progress_bar
 from .progress import note
@@ -93,16 +93,28 @@ def make_optimizer(model: nn.Module, profile: Profile, device: torch.device,
     raise ParameterError(f"unknown optimizer {profile.optimizer!r}; valid: adamw, sgd")
 
 
-def export_weights(trained: Trained, profile: Profile, data_source: str) -> str:
-    """Commit-ready copy of a trained model: `figures/<profile>/weights.safetensors` + record.
+def export_weights(trained: Trained, profile: Profile, data_source: str, *, dtype: str = "fp32",
+                   shard_mb: float | None = None, test: DeviceBatches | None = None) -> str:  # fmt: skip
+    """Commit-ready copy of a trained model: `figures/<profile>/weights.safetensors` + record, or
+    with `dtype="bf16"` (and `shard_mb`) bf16 shards (`sics.weights.save`).
 
+    Rounded weights are a model of their own: their record carries their own checkpoint id
+    (`<id>-bf16`) and their test accuracy, evaluated in fp32 on `test`, beside the trained one's.
     Returns the sha256 (recorded in provenance by the stage that uses the weights).
     """
+    state = trained.model.state_dict()
     meta = dict(profile=profile.name, ckpt_id=trained.ckpt_id, training_fields=training_fields(profile),
                 test_accuracy=trained.test_accuracy, train_seconds=round(trained.train_seconds, 1),
                 history=trained.history.to_dict("records"), data=data_source,
                 recipe=RECIPE_VERSION)  # fmt: skip
-    return committed.save(profile.name, trained.model.state_dict(), meta)
+    if dtype != "fp32":
+        if test is None:
+            raise ParameterError(f"exporting {dtype} weights needs the test split: their accuracy is measured")
+        rounded = {k: v.to(committed.DTYPES[dtype]).float() if v.is_floating_point() else v for k, v in state.items()}
+        model = _inference_model(profile, rounded, trained.ckpt_dir, test.device)
+        meta.update(ckpt_id=f"{trained.ckpt_id}-{dtype}", trained_test_accuracy=trained.test_accuracy,
+                    test_accuracy=accuracy(model, test, profile.eval_batch_size, "fp32"))  # fmt: skip
+    return committed.save(profile.name, state, meta, dtype=dtype, shard_mb=shard_mb)
 
 
 def checkpoint_id(profile: Profile, data_id: str, weights: str | None = None) -> str:
@@ -131,9 +143,12 @@ def _load_weights(model: nn.Module, state: dict, path: Path) -> None:
 
 
 def _inference_model(profile: Profile, state: dict, path: Path, device: torch.device) -> nn.Module:
-    """The model every caller gets: drop-path off, the given weights, on `device`, in eval mode."""
+    """The model every caller gets: drop-path off, the given weights, on `device`, in eval mode,
+    with its decisions in fp32 where the profile says (`models.fp32_decisions`)."""
     model = build_model(profile.replace(pretrained=False, drop_path=0.0))
     _load_weights(model, state, path)
+    if profile.fp32_decisions:
+        fp32_decisions(model)
     return model.to(device).eval()
 
 
@@ -211,7 +226,7 @@ def train_or_load(
         found = committed.load(profile.name, training_fields(profile))
         if found is not None:
             state, meta = found
-            wpath = committed.paths(profile.name)[0]
+            wpath = committed.paths(profile.name)[1]
             history = pd.DataFrame(meta.get("history", []))
             return Trained(_inference_model(profile, state, wpath, device), meta["ckpt_id"],
                            wpath.parent, history, float(meta["test_accuracy"]), False,
@@ -219,7 +234,7 @@ def train_or_load(
     if callable(data):
         data = data()
     ckpt_id = checkpoint_id(profile, data.source_id, weights)
-    if not profile.pretrained and committed.paths(profile.name)[0].exists():
+    if not profile.pretrained and committed.present(profile.name):
         ckpt_id += "-retrained"  # never shares caches or results with the committed weights
     ckpt_dir = cache_dir() / "checkpoints" / ckpt_id
     final, state_path = ckpt_dir / "model.pt", ckpt_dir / "state.pt"

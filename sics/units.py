@@ -96,8 +96,11 @@ class MlpChannels(Unit):
         return block_stats(study.model)
 
     def taylor(self, study, seed: int) -> list[np.ndarray]:
-        x, y = calibration_batch(study, seed)
-        return taylor_importance(study.model, x, y)
+        def compute():
+            x, y = calibration_batch(study, seed)
+            return taylor_importance(study.model, x, y)
+
+        return study.calibrated(f"taylor-s{seed}", compute)
 
     def masked(self, model, masks):
         return masked_mlp(model, masks)
@@ -166,8 +169,11 @@ class ConvChannels(Unit):
         return [BlockStats.from_magnitudes(i, m) for i, m in enumerate(conv_magnitudes(study.model))]
 
     def taylor(self, study, seed: int) -> list[np.ndarray]:
-        x, y = calibration_batch(study, seed)
-        return activation_taylor(study.model, [b.act1 for b in residual_blocks(study.model)], x, y, channel_dim=1)
+        def compute():
+            x, y = calibration_batch(study, seed)
+            return activation_taylor(study.model, [b.act1 for b in residual_blocks(study.model)], x, y, channel_dim=1)
+
+        return study.calibrated(f"taylor-s{seed}", compute)
 
     def masked(self, model, masks):
         return masked_conv(model, masks)

@@ -6,6 +6,12 @@ made with, its checkpoint id, history and test accuracy). `train.train_or_load` 
 they are present and fit the profile, and retrains only when told to (`SICS_RETRAIN=1`, or
 `make paper RETRAIN=1`). A file whose hash or recipe does not match is a one-line error, never a
 silent retrain: the user decides whether hours of training are worth it.
+
+A larger model (ViT-Small: 22 M parameters) travels as bf16 shards,
+`weights-00001-of-0000N.safetensors`, each under a size limit (a lent GPU machine returns files
+of at most 16 MB), with every shard's sha256 in `weights.json`. Its `test_accuracy` is that of
+the rounded weights, evaluated in fp32, and its checkpoint id says `-bf16`: the model the
+studies measure is the one that is shipped.
 """
 
 from __future__ import annotations
@@ -23,11 +29,33 @@ from .io import atomic_write, write_json
 from .paths import figures_dir
 
 WEIGHTS_FILE, META_FILE = "weights.safetensors", "weights.json"
+SHARD_PATTERN = "weights{suffix}.safetensors"  # huggingface_hub's: weights-00001-of-00003.safetensors
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def paths(profile_name: str) -> tuple[Path, Path]:
     out = figures_dir(profile_name)
     return out / WEIGHTS_FILE, out / META_FILE
+
+
+def present(profile_name: str) -> bool:
+    """Whether the profile has committed weights (one file, or shards with their record)."""
+    wpath, mpath = paths(profile_name)
+    return wpath.exists() or mpath.exists()
+
+
+def files(profile_name: str) -> list[Path]:
+    """The committed weight files of the profile with their record, as the record lists them."""
+    wpath, mpath = paths(profile_name)
+    if not mpath.exists():
+        return [wpath] if wpath.exists() else []
+    meta = json.loads(mpath.read_text())
+    return [mpath, *(mpath.parent / name for name in _listed(meta))]
+
+
+def _listed(meta: dict) -> dict[str, str]:
+    """file name -> sha256 of every weight file a record lists."""
+    return dict(meta["files"]) if "files" in meta else {meta.get("file", WEIGHTS_FILE): meta.get("sha256")}
 
 
 def sha256(path: Path) -> str:
@@ -42,37 +70,70 @@ def retrain_requested() -> bool:
     return os.environ.get("SICS_RETRAIN", "0") not in ("", "0")
 
 
-def save(profile_name: str, state: dict[str, torch.Tensor], meta: dict) -> str:
-    """Write the weights and their record atomically; return the weights' sha256."""
+def save(profile_name: str, state: dict[str, torch.Tensor], meta: dict, *, dtype: str = "fp32",
+         shard_mb: float | None = None) -> str:  # fmt: skip
+    """Write the weights and their record atomically; return the weights' sha256.
+
+    By default one fp32 file. With `dtype="bf16"` floating tensors are rounded to bf16, and with
+    `shard_mb` the file is split into shards of at most that many MB (huggingface_hub's split);
+    the sha256 returned is then that of the shard list (names and hashes).
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown weights dtype {dtype!r}; valid: {', '.join(DTYPES)}")
     wpath, mpath = paths(profile_name)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    atomic_write(wpath, lambda p: save_file(tensors, str(p)))
-    digest = sha256(wpath)
-    write_json(mpath, {**meta, "sha256": digest, "file": WEIGHTS_FILE})
+    tensors = {k: (v.to(DTYPES[dtype]) if v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in state.items()}  # fmt: skip
+    if shard_mb is None and dtype == "fp32":  # the committed CPU models' format
+        atomic_write(wpath, lambda p: save_file(tensors, str(p)))
+        digest = sha256(wpath)
+        write_json(mpath, {**meta, "sha256": digest, "file": WEIGHTS_FILE})
+        return digest
+    from huggingface_hub import split_torch_state_dict_into_shards
+
+    split = split_torch_state_dict_into_shards(tensors, filename_pattern=SHARD_PATTERN,
+                                               max_shard_size=int((shard_mb or 1e6) * 1e6))  # fmt: skip
+    listed = {}
+    for name, keys in sorted(split.filename_to_tensors.items()):
+        part = {k: tensors[k] for k in keys}
+        atomic_write(wpath.parent / name, lambda p, part=part: save_file(part, str(p)))
+        listed[name] = sha256(wpath.parent / name)
+    for old in wpath.parent.glob("weights*.safetensors"):  # shards of an earlier export
+        if old.name not in listed:
+            old.unlink()
+    digest = hashlib.sha256(json.dumps(listed, sort_keys=True).encode()).hexdigest()
+    write_json(mpath, {**meta, "sha256": digest, "files": listed, "dtype": dtype})
     return digest
 
 
 def load(profile_name: str, fields: dict) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """(state dict, record) of the committed weights, or None when there are none.
+    """(state dict in fp32, record) of the committed weights, or None when there are none.
 
     `fields` are the profile's training fields now: the record must match them.
     """
     wpath, mpath = paths(profile_name)
-    if not wpath.exists():
+    if not present(profile_name):
         return None
     if not mpath.exists():
         raise CheckpointError(f"{wpath} has no {META_FILE} beside it; restore it or retrain (RETRAIN=1)")
     meta = json.loads(mpath.read_text())
-    digest = sha256(wpath)
-    if digest != meta.get("sha256"):
-        raise CheckpointError(f"{wpath} does not match the sha256 in {META_FILE} "
-                              f"({digest[:12]} vs {str(meta.get('sha256'))[:12]}); restore it or retrain (RETRAIN=1)")  # fmt: skip
+    for name, want in _listed(meta).items():
+        path = mpath.parent / name
+        if not path.exists():
+            raise CheckpointError(f"{path} is missing ({META_FILE} lists it); restore it or retrain (RETRAIN=1)")
+        digest = sha256(path)
+        if digest != want:
+            raise CheckpointError(f"{path} does not match the sha256 in {META_FILE} "
+                                  f"({digest[:12]} vs {str(want)[:12]}); restore it or retrain (RETRAIN=1)")  # fmt: skip
     made = meta.get("training_fields", {})
     diff = sorted(k for k in fields if json.dumps(made.get(k)) != json.dumps(fields[k]))
     if diff:
-        raise CheckpointError(f"{wpath} was trained with other settings ({', '.join(diff)}); "
+        raise CheckpointError(f"{mpath.parent} holds weights trained with other settings ({', '.join(diff)}); "
                               "restore the profile or retrain (RETRAIN=1)")  # fmt: skip
-    try:
-        return load_file(str(wpath)), meta
-    except Exception as e:
-        raise CheckpointError(f"{wpath} is corrupt ({type(e).__name__}); restore it or retrain (RETRAIN=1)") from None
+    state: dict[str, torch.Tensor] = {}
+    for name in _listed(meta):
+        try:
+            state.update(load_file(str(mpath.parent / name)))
+        except Exception as e:
+            raise CheckpointError(f"{mpath.parent / name} is corrupt ({type(e).__name__}); "
+                                  "restore it or retrain (RETRAIN=1)") from None  # fmt: skip
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, meta

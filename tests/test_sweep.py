@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import torch
 from sics import sweep as sweep_mod
 from sics.errors import ParameterError, SicsError
 from sics.evaluate import autocast, precision, predict_correct
+from sics.models import fp32_decisions
 from sics.paths import cache_dir
 from sics.prune import select
 from sics.scorers import NINE, SCORERS, BlockStats, get_scorer, score_blocks
@@ -168,12 +170,14 @@ def test_bf16_evaluation_runs_in_bf16_with_a_cache_of_its_own(study, tiny_tree):
     assert precision(torch.device("cuda"), "fp32") == "cuda-fp32"
     with pytest.raises(ParameterError, match="unknown evaluation precision 'fp8'"):
         precision(torch.device("cpu"), "fp8")
-    bf = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2, eval_precision="bf16")
+    bf = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2, eval_precision="bf16",
+                 fp32_decisions=False)  # fmt: skip
     assert bf.trained.ckpt_id == study.trained.ckpt_id and bf.precision == "cpu-bf16"
     assert bf._pred_path("abc", 0).parent.name.endswith("-cpu-bf16")
     x, _ = next(bf.test.batches(8))
     with torch.no_grad(), autocast(bf.device, "bf16"):
         assert bf.model(x).dtype == torch.bfloat16
+        assert fp32_decisions(copy.deepcopy(bf.model))(x).dtype == torch.float32  # its head in fp32
     a, b = bf.dense_correct(), study.dense_correct()
     assert (a == b).mean() > 0.9  # near-ties may flip, nothing more
 

@@ -51,3 +51,34 @@ def test_a_changed_file_or_recipe_is_a_one_line_error(trained):
     wpath.write_bytes(wpath.read_bytes()[:-10])
     with pytest.raises(CheckpointError, match="does not match the sha256"):
         train_or_load(p, data, torch.device("cpu"), progress=False)
+
+
+def test_bf16_shards_stay_under_their_size_load_as_the_rounded_model_and_are_checked(trained, monkeypatch, tmp_path):
+    from sics.data import DeviceBatches
+    from sics.evaluate import accuracy
+    from sics.weights import files
+
+    p, data, t = trained
+    test = DeviceBatches(data.test_x, data.test_y, device=torch.device("cpu"), mean=p.mean, std=p.std,
+                         img_size=p.img_size)  # fmt: skip
+    digest = export_weights(t, p, data.source, dtype="bf16", shard_mb=0.03, test=test)
+    meta = json.loads(paths(p.name)[1].read_text())
+    shards = files(p.name)[1:]
+    assert len(shards) >= 2 and sorted(s.name for s in shards) == sorted(meta["files"])
+    assert all(s.stat().st_size <= 0.03e6 + 1024 for s in shards)  # the limit, plus the header
+    assert not paths(p.name)[0].exists() and meta["sha256"] == digest and meta["dtype"] == "bf16"
+    monkeypatch.setenv("SICS_CACHE", str(tmp_path / "empty-cache"))
+    loaded = train_or_load(p, data, torch.device("cpu"), progress=False)
+    assert not loaded.trained_now and loaded.weights_sha256 == digest and loaded.ckpt_id == t.ckpt_id + "-bf16"
+    want = {k: v.to(torch.bfloat16).float() for k, v in t.model.state_dict().items()}
+    got = loaded.model.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert not all(torch.equal(got[k], t.model.state_dict()[k]) for k in want)  # rounded indeed
+    assert loaded.test_accuracy == accuracy(loaded.model, test, p.eval_batch_size, "fp32")
+    assert meta["trained_test_accuracy"] == t.test_accuracy
+    shards[-1].write_bytes(shards[-1].read_bytes()[:-4])
+    with pytest.raises(CheckpointError, match="does not match the sha256"):
+        train_or_load(p, data, torch.device("cpu"), progress=False)
+    shards[-1].unlink()
+    with pytest.raises(CheckpointError, match="is missing"):
+        train_or_load(p, data, torch.device("cpu"), progress=False)

@@ -1,0 +1,87 @@
+"""Saved calibration statistics: what a study's scorers read besides the weights, kept beside its
+outputs so that its selections can be rebuilt without a forward pass.
+
+The gradient baseline's Taylor importances (per seed, from calibration images) and the token
+importances (from the test images) come from forward and backward passes. They are written to
+`figures/<study>/calibration-<unit tag>.npz` when a stage closes, so a machine other than the one
+that measured a study (a CPU checking a GPU run) rebuilds exactly that study's selections from
+them, instead of re-deriving them in another precision, where near-ties may rank otherwise. The
+file records the model, calibration size and data it belongs to; a file of anything else is
+ignored. It is written deterministically (sorted entries, fixed timestamps), and only when it
+gained statistics, so a regeneration leaves it byte-identical.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_write
+
+META = "meta.json"
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def file_name(unit_tag: str) -> str:
+    return f"calibration-{unit_tag}.npz"
+
+
+class CalibrationStore:
+    """The calibration statistics of one study and unit: saved ones, and those computed since."""
+
+    def __init__(self, path: Path, identity: dict):
+        self.path, self.identity = path, identity
+        self.saved = self._read()
+        self.new: dict[str, list[np.ndarray]] = {}
+
+    def _read(self) -> dict[str, list[np.ndarray]]:
+        if not self.path.exists():
+            return {}
+        try:
+            with zipfile.ZipFile(self.path) as z:
+                meta = json.loads(z.read(META))
+                if meta.get("identity") != self.identity:
+                    return {}  # another model, calibration size or data: not this study's
+                return {key: [np.load(io.BytesIO(z.read(f"{key}/{i}.npy")), allow_pickle=False) for i in range(n)]
+                        for key, n in meta["entries"].items()}  # fmt: skip
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+            return {}  # a damaged file is a cache: recomputed, then rewritten
+
+    def get(self, key: str, compute: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
+        """The statistics `key`: saved ones when there are, else `compute()` (kept for `save`)."""
+        if key in self.saved:
+            return self.saved[key]
+        if key not in self.new:
+            self.new[key] = [np.asarray(a) for a in compute()]
+        return self.new[key]
+
+    def save(self, extra: dict | None = None) -> Path | None:
+        """Write the saved and new statistics together, if any are new; returns the path."""
+        if not self.new:
+            return None
+        entries = {**self.saved, **self.new}
+        meta = dict(identity=self.identity, entries={k: len(v) for k, v in sorted(entries.items())}, **(extra or {}))
+
+        def put(z: zipfile.ZipFile, name: str, data: bytes) -> None:
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, data)
+
+        def write(tmp: Path) -> None:
+            with zipfile.ZipFile(tmp, "w") as z:
+                put(z, META, json.dumps(meta, indent=1, sort_keys=True).encode())
+                for key in sorted(entries):
+                    for i, arr in enumerate(entries[key]):
+                        buf = io.BytesIO()
+                        np.save(buf, arr, allow_pickle=False)
+                        put(z, f"{key}/{i}.npy", buf.getvalue())
+
+        atomic_write(self.path, write)
+        self.saved, self.new = entries, {}
+        return self.path
