@@ -27,6 +27,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -38,6 +39,7 @@ from . import progress
 from .config import resolve_profile
 from .errors import SicsError
 from .paths import figures_dir, notebooks_dir
+from .stage import pack_open
 
 NOTEBOOKS = ("01_finetune", "02_plateau", "03_kappa_spectrum", "04_fake_nonmonotone",
              "05_bump_vs_chaos", "06_claims", "07_tokens", "08_architectures")  # fmt: skip
@@ -165,6 +167,35 @@ def run_inline(src: Path, parameters: dict, quiet_warnings: bool = True) -> None
             plt.close("all")
 
 
+_running: dict = {}  # the notebook running now and where to pack, for `_on_term`
+
+
+def _on_term(signum, frame) -> None:
+    """SIGTERM with --pack-to: save and pack what has finished, then exit (status 143).
+
+    The work is done here rather than by raising: a signal handler may run inside a finalizer,
+    where Python ignores an exception. Every write is atomic, so a pack that this one cuts short
+    leaves the previous file in place.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    name = _running.get("notebook", "run")
+    print(f"[sics] {name}: stopped by signal {signum}; packing what has finished", file=sys.stderr, flush=True)
+    _pack(_running.get("profile", ""), _running["out"], name, "interrupted", time.time() - _running.get("t0", time.time()))
+    sys.stdout.flush()
+    os._exit(143)
+
+
+def _pack(profile: str, out: Path, notebook: str, status: str, seconds: float) -> None:
+    """Save the open stages' finished results, copy the study files to `out`, log the notebook."""
+    from . import ship
+
+    pack_open()
+    manifest = ship.pack(profile, out)
+    with open(out / "stages.tsv", "a") as f:
+        f.write(f"{notebook}\t{status}\t{seconds:.0f}\n")
+    print(f"[sics] packed {len(manifest['files'])} files to {out} after {notebook}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default=os.environ.get("SICS_PROFILE", "auto"))
@@ -172,15 +203,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,03")
     ap.add_argument("--engine", choices=("papermill", "inline"), default="papermill")
     ap.add_argument("--verbose", action="store_true", help="show everything the notebooks print")
+    ap.add_argument("--pack-to", default="", help="after each notebook (and on SIGTERM) copy the profile's "
+                    "study files to this folder (`sics.ship`); go on past a failed notebook")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.pack_to:
+        _running["out"] = Path(args.pack_to)
+        signal.signal(signal.SIGTERM, _on_term)
     try:
         profile = resolve_profile(args.profile).name  # resolve `auto` once, for every notebook
+        _running.update(profile=profile, t0=time.time())
         chosen = [n for n in NOTEBOOKS if not args.only or n[:2] in args.only.split(",")]
         out_dir = figures_dir(profile) / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
         params = dict(profile=profile, data=args.data)
         quiet_warnings = not os.environ.get("PYTHONWARNINGS")
-        times = {}
+        times, failed = {}, []
         for name in chosen:
             src = notebooks_dir() / f"{name}.ipynb"
             if not src.exists():
@@ -188,15 +225,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[sics] {name} (profile={profile}, engine={args.engine}) ...", flush=True)
             t0 = time.time()
             out = Forward(sys.stdout, args.verbose)
-            with notebook_environment():
-                if args.engine == "papermill":
-                    run_papermill(src, out_dir / f"{name}.ipynb", params, stdout=out)
-                else:
-                    with redirect_stdout(out):
-                        run_inline(src, params, quiet_warnings)
+            _running.update(profile=profile, notebook=name, t0=t0)
+            try:
+                with notebook_environment():
+                    if args.engine == "papermill":
+                        run_papermill(src, out_dir / f"{name}.ipynb", params, stdout=out)
+                    else:
+                        with redirect_stdout(out):
+                            run_inline(src, params, quiet_warnings)
+            except NotebookFailed as e:
+                if not args.pack_to:
+                    raise
+                print(f"error: {e}", file=sys.stderr, flush=True)
+                failed.append(name)
             times[name] = round(time.time() - t0, 1)
+            if args.pack_to:
+                _pack(profile, Path(args.pack_to), name, "failed" if name in failed else "0", times[name])
+            if name in failed:
+                continue
             summary = out.summary or f"[sics] {name}: done"  # a notebook without a stage
             print(f"{summary}; {times[name]:.0f} s in all", flush=True)
+        if failed:
+            print(f"error: {len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
+            return 1
         from .provenance import record
 
         total = round(sum(times.values()), 1)

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Smoke-scale profiles: their outputs (figures/<name>/, figures/<name>-<unit>/) are git-ignored,
+# never committed results
+SMOKE_PROFILES = ("quick", "ci", "ci_resnet")
 
 
 def cache_dir() -> Path:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .errors import SicsError
 from .io import write_text
-from .paths import REPO, figures_root
+from .paths import REPO, SMOKE_PROFILES, figures_root
 
 CLAIMS = ("C1", "C2", "C3", "C4", "C5", "C6")
 STYLE = """
@@ -41,9 +41,11 @@ nav a { margin-right: 1em; } figure { margin: 1.5em 0; } figcaption { color: #55
 
 
 def committed_studies(root: Path | None = None) -> list[Path]:
-    """The output folders that hold a committed study: a claims ledger and a results bundle."""
+    """The output folders that hold a committed study: a claims ledger and a results bundle, of a
+    profile other than the smoke-scale ones (whose outputs are never committed)."""
     root = root or figures_root()
-    return sorted(p for p in root.iterdir() if (p / "claims.csv").exists() and (p / "results.zip").exists())
+    return sorted(p for p in root.iterdir() if (p / "claims.csv").exists() and (p / "results.zip").exists()
+                  and p.name.split("-")[0] not in SMOKE_PROFILES)  # fmt: skip
 
 
 def study_label(folder: Path) -> str:

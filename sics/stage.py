@@ -69,6 +69,17 @@ def load_correct(study: Study, rows: pd.DataFrame) -> dict[tuple[str, int, int],
     return out
 
 
+_OPEN: list[Stage] = []  # stages opened and not yet closed, newest last
+
+
+def pack_open() -> None:
+    """Save what every open stage has finished: its calibration statistics and results bundle
+    (the rows are in sweep.csv already), so a run stopped mid-notebook loses no finished result."""
+    for st in list(_OPEN):
+        st.study.save_calibration()
+        pack_results(st.study)
+
+
 @dataclass
 class Stage:
     name: str
@@ -96,6 +107,7 @@ class Stage:
             extra = {"rows": len(self._rows), "evaluation_seconds": round(float(sum(self._rows.values())), 1), **extra}
         self.study.save_calibration()
         pack_results(self.study)
+        _OPEN[:] = [st for st in _OPEN if st is not self]
         provenance.record(self.study.name, self.name, **provenance.stage_info(self.study, seconds, **extra))
         print(f"[sics] {self.name}: done in {seconds:.0f} s (profile {self.profile}, "
               f"ckpt {self.study.trained.ckpt_id}, rev {provenance.git_revision()})")  # fmt: skip
@@ -110,4 +122,6 @@ def open_stage(name: str, profile: str = "auto", data: str = "", **prepare_kwarg
               "committed weights" if study.trained.weights_sha256 else "loaded from the cache")  # fmt: skip
     results = f"; {len(study.bundle)} results in the committed bundle" if study.bundle is not None else ""
     print(f"dense accuracy {study.dense_accuracy:.2%} on {study.n_test} test images ({origin}{results})")
-    return Stage(name, study, t0)
+    stage = Stage(name, study, t0)
+    _OPEN.append(stage)
+    return stage

@@ -64,3 +64,38 @@ def tiny_archive(tiny_tree, tmp_path_factory) -> Path:
         for split in ("train", "test"):
             tar.add(tiny_tree / split, arcname=split)
     return path
+
+
+GPU_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "gpu_reference_run.sh"
+
+
+@pytest.fixture(scope="session")
+def gpu_dry_run(tiny_archive, tmp_path_factory) -> dict:
+    """`tools/gpu_reference_run.sh` on this CPU with the ci profile, tiny data and a stub
+    nvidia-smi: once stopped with TERM after its first notebook was packed, then run again to
+    completion (resuming from the same cache and outputs, as a second call would)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base = tmp_path_factory.mktemp("gpu-run")
+    (base / "bin").mkdir()
+    stub = base / "bin" / "nvidia-smi"
+    stub.write_text('#!/bin/sh\necho "name, memory.total [MiB], driver_version"\necho "Stub GPU (CPU dry run), 0 MiB, 0"\n')
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{base / 'bin'}:{os.environ['PATH']}", "PROFILE": "ci", "SHARD_MB": "0.03",
+           "PYTHON": sys.executable, "SICS_DATA": str(tiny_archive), "SICS_CACHE": str(base / "cache"),
+           "SICS_FIGURES": str(base / "figures"), "SICS_PROGRESS": "0", "DEADLINE_S": "400", "BENCH_S": "40"}  # fmt: skip
+    killed = subprocess.Popen(["bash", str(GPU_SCRIPT)], env={**env, "OUT": str(base / "killed")},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    stages, t0 = base / "killed" / "stages.tsv", time.time()
+    while "01_finetune\t0" not in (stages.read_text() if stages.exists() else ""):
+        assert killed.poll() is None and time.time() - t0 < 300, "the dry run ended before notebook 01 was packed"
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGTERM)
+    killed_rc = killed.wait(timeout=120)
+    complete = subprocess.run(["bash", str(GPU_SCRIPT)], env={**env, "OUT": str(base / "complete")},
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
+    return dict(base=base, killed=base / "killed", killed_rc=killed_rc, complete=base / "complete",
+                complete_rc=complete.returncode, log=complete.stdout + complete.stderr)  # fmt: skip

@@ -1,5 +1,6 @@
 """`make paper PROFILE=ci` end to end (inline engine, tiny data): every promised output exists,
-and sweep.csv shows the plateau and the selections the protocol asks for."""
+and sweep.csv shows the plateau and the selections the protocol asks for. The run is the GPU
+script's dry run (`gpu_dry_run`), whose second call runs every notebook."""
 
 import json
 
@@ -7,7 +8,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from sics.paper import main
 from sics.scorers import NINE
 
 TABLES = [f"table{i}" for i in range(1, 6)] + ["dense", "claims", "phase"] + [
@@ -15,9 +15,10 @@ TABLES = [f"table{i}" for i in range(1, 6)] + ["dense", "claims", "phase"] + [
 FIGURES = ["fig1", "fig2", "fig3", "fig_phase", "training_curve"]
 
 
-def test_every_table_figure_and_record_is_made(tiny_tree, isolated_dirs):
-    assert main(["--profile", "ci", "--data", str(tiny_tree), "--engine", "inline"]) == 0
-    out = isolated_dirs / "figures" / "ci"
+def test_every_table_figure_and_record_is_made(gpu_dry_run):
+    assert gpu_dry_run["complete_rc"] == 0, gpu_dry_run["log"][-3000:]
+    figures = gpu_dry_run["base"] / "figures"
+    out = figures / "ci"
     for t in TABLES:
         for ext in ("csv", "md", "tex"):
             assert (out / f"{t}.{ext}").stat().st_size > 0, f"{t}.{ext}"
@@ -69,12 +70,12 @@ def test_every_table_figure_and_record_is_made(tiny_tree, isolated_dirs):
     for stage in ("01_finetune", "02_plateau", "03_kappa_spectrum", "04_fake_nonmonotone",
                   "05_bump_vs_chaos", "06_claims", "make_paper"):
         assert stage in prov["stages"], stage
-    assert prov["stages"]["01_finetune"]["data"].startswith("CIFAR-10 image-folder tree")
+    assert prov["stages"]["01_finetune"]["data"].startswith("CIFAR-10 image-folder archive tiny.tar.gz")
     assert prov["stages"]["02_plateau"]["ckpt_id"].startswith("ci-")
 
     # notebooks 07 (tokens of the ci ViT) and 08 (the tiny ResNet): same rules, their own folders
     for name in ("ci-tokens", "ci_resnet"):
-        other = isolated_dirs / "figures" / name
+        other = figures / name
         for t in ("table2", "claims"):
             assert "profile=ci" in (other / f"{t}.md").read_text(), (name, t)
         ledger = pd.read_csv(other / "claims.csv")
@@ -86,8 +87,8 @@ def test_every_table_figure_and_record_is_made(tiny_tree, isolated_dirs):
         rows = pd.read_csv(other / "sweep.csv", dtype={"kappa": str, "mask_hash": str})
         assert set(rows["unit"]) >= {"tokens-b-1-cls_attention" if name == "ci-tokens" else "conv_channels"}
         assert (other / "results.zip").exists()
-    assert (isolated_dirs / "figures" / "ci-tokens" / "table2_norm.csv").exists()
-    assert (isolated_dirs / "figures" / "ci_resnet" / "dense.csv").exists()
+    assert (figures / "ci-tokens" / "table2_norm.csv").exists()
+    assert (figures / "ci_resnet" / "dense.csv").exists()
 
 
 def test_the_revision_is_dirty_for_code_changes_not_for_regenerated_outputs(tmp_path, monkeypatch):

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from sics.config import PROFILES
-from sics.paper import Forward, NotebookFailed, main, notebook_environment, run_papermill
+from sics.paper import (
+    Forward,
+    NotebookFailed,
+    main,
+    notebook_environment,
+    run_inline,
+    run_papermill,
+)
 from sics.paths import notebooks_dir
 
 
@@ -29,13 +36,15 @@ def test_missing_data_stops_the_first_notebook(tmp_path):
 
 
 def test_bad_notebook_parameters_name_the_bad_value(tiny_tree, tmp_path):
+    """Through papermill once (its error reaches the terminal as one line), then inline (the
+    same cells: a kernel start saved per case)."""
     src = notebooks_dir() / "05_bump_vs_chaos.ipynb"
     with pytest.raises(NotebookFailed, match=r"ParameterError: unknown scorer 'bumpy'; valid: magnitude"):
         run_papermill(src, tmp_path / "out.ipynb", dict(profile="ci", data=str(tiny_tree), scorers=["bumpy"]))
     with pytest.raises(NotebookFailed, match=r"sparsity 1.5 is outside \[0, 1\)"):
-        run_papermill(src, tmp_path / "out.ipynb", dict(profile="ci", data=str(tiny_tree), sparsities=[0.5, 1.5]))
+        run_inline(src, dict(profile="ci", data=str(tiny_tree), sparsities=[0.5, 1.5]))
     with pytest.raises(NotebookFailed, match="the scorer list is empty; valid scorers"):
-        run_papermill(src, tmp_path / "out.ipynb", dict(profile="ci", data=str(tiny_tree), scorers=[]))
+        run_inline(src, dict(profile="ci", data=str(tiny_tree), scorers=[]))
 
 
 def test_papermill_and_inline_engines_give_the_same_tables(tiny_tree, tmp_path, monkeypatch, capfd):
