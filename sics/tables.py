@@ -43,6 +43,19 @@ def fmt_signed(m: float, lo: float = np.nan, hi: float = np.nan, digits: int = 1
 # --- saving ------------------------------------------------------------------------------------
 
 
+def markdown(df: pd.DataFrame) -> str:
+    """`df` as a Markdown table laid out by character count, so the bytes do not depend on
+    whether the optional `wcwidth` is installed (tabulate measures combining marks, such as
+    κ̂'s, with it when it is: a machine without jupyter wrote other column widths)."""
+    import tabulate
+
+    saved, tabulate.WIDE_CHARS_MODE = tabulate.WIDE_CHARS_MODE, False
+    try:
+        return df.to_markdown(index=False, disable_numparse=True)
+    finally:
+        tabulate.WIDE_CHARS_MODE = saved
+
+
 def save_table(df: pd.DataFrame, name: str, study, *, shown: pd.DataFrame | None = None,
                title: str = "") -> dict[str, Path]:  # fmt: skip
     """`name`.csv (numeric, tidy) plus `name`.md and `name`.tex (formatted `shown`)."""
@@ -51,7 +64,7 @@ def save_table(df: pd.DataFrame, name: str, study, *, shown: pd.DataFrame | None
     cap = caption(study)
     return {
         "csv": write_csv(out / f"{name}.csv", df),
-        "md": write_text(out / f"{name}.md", f"**{title}**\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n\n_{cap}_\n"),
+        "md": write_text(out / f"{name}.md", f"**{title}**\n\n{markdown(shown)}\n\n_{cap}_\n"),
         "tex": write_text(out / f"{name}.tex", _latex(shown, title, cap, name)),
     }  # fmt: skip
 

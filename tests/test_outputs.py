@@ -113,3 +113,18 @@ def test_the_revision_is_dirty_for_code_changes_not_for_regenerated_outputs(tmp_
     assert provenance.git_revision() == clean
     (tmp_path / "code.py").write_text("b")
     assert provenance.git_revision() == clean + "+dirty"
+
+
+def test_markdown_tables_do_not_depend_on_wcwidth(monkeypatch):
+    """tabulate measures κ̂ (κ and a combining mark) as one column with wcwidth, two without:
+    the written table must be the same either way."""
+    import tabulate
+
+    from sics.tables import markdown
+
+    df = pd.DataFrame({"κ̂": ["0", "1"], "scorer": ["magnitude", "bump"]})
+    mode = tabulate.WIDE_CHARS_MODE
+    with_wcwidth = markdown(df)
+    assert tabulate.WIDE_CHARS_MODE == mode  # left as it was
+    monkeypatch.setattr(tabulate, "wcwidth", None)
+    assert markdown(df) == with_wcwidth
