@@ -3,11 +3,12 @@ outputs so that its selections can be rebuilt without a forward pass.
 
 The gradient baseline's Taylor importances (per seed, from calibration images) and the token
 importances (from the test images) come from forward and backward passes. They are written to
-`figures/<study>/calibration-<unit tag>.npz` when a stage closes, so a machine other than the one
+`figures/<study>/calibration-<unit tag>-<identity>.npz` when a stage closes, so a machine other than the one
 that measured a study (a CPU checking a GPU run) rebuilds exactly that study's selections from
 them, instead of re-deriving them in another precision, where near-ties may rank otherwise. The
-file records the model, calibration size and data it belongs to; a file of anything else is
-ignored. It is written deterministically (sorted entries, fixed timestamps), and only when it
+file's name carries a hash of the model, calibration size and data it belongs to (recorded inside
+too), so studies of other settings keep files of their own; each entry records the precision it
+was computed in. It is written deterministically (sorted entries, fixed timestamps), and only when it
 gained statistics, so a regeneration leaves it byte-identical.
 """
 
@@ -21,21 +22,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write
+from .io import atomic_write, stable_hash
 
 META = "meta.json"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def file_name(unit_tag: str) -> str:
-    return f"calibration-{unit_tag}.npz"
+def file_name(unit_tag: str, identity: dict) -> str:
+    return f"calibration-{unit_tag}-{stable_hash(identity, 8)}.npz"
 
 
 class CalibrationStore:
     """The calibration statistics of one study and unit: saved ones, and those computed since."""
 
-    def __init__(self, path: Path, identity: dict):
-        self.path, self.identity = path, identity
+    def __init__(self, path: Path, identity: dict, precision: str = ""):
+        self.path, self.identity, self.precision = path, identity, precision
+        self.made_in: dict[str, str] = {}  # entry -> the precision it was computed in
         self.saved = self._read()
         self.new: dict[str, list[np.ndarray]] = {}
 
@@ -47,6 +49,7 @@ class CalibrationStore:
                 meta = json.loads(z.read(META))
                 if meta.get("identity") != self.identity:
                     return {}  # another model, calibration size or data: not this study's
+                self.made_in = dict(meta.get("precision", {}))
                 return {key: [np.load(io.BytesIO(z.read(f"{key}/{i}.npy")), allow_pickle=False) for i in range(n)]
                         for key, n in meta["entries"].items()}  # fmt: skip
         except (zipfile.BadZipFile, KeyError, ValueError, OSError):
@@ -58,14 +61,16 @@ class CalibrationStore:
             return self.saved[key]
         if key not in self.new:
             self.new[key] = [np.asarray(a) for a in compute()]
+            self.made_in[key] = self.precision
         return self.new[key]
 
-    def save(self, extra: dict | None = None) -> Path | None:
+    def save(self) -> Path | None:
         """Write the saved and new statistics together, if any are new; returns the path."""
         if not self.new:
             return None
         entries = {**self.saved, **self.new}
-        meta = dict(identity=self.identity, entries={k: len(v) for k, v in sorted(entries.items())}, **(extra or {}))
+        meta = dict(identity=self.identity, entries={k: len(v) for k, v in sorted(entries.items())},
+                    precision={k: self.made_in.get(k, "") for k in sorted(entries)})  # fmt: skip
 
         def put(z: zipfile.ZipFile, name: str, data: bytes) -> None:
             info = zipfile.ZipInfo(name, date_time=_EPOCH)

@@ -175,24 +175,25 @@ def _on_term(signum, frame) -> None:
 
     The work is done here rather than by raising: a signal handler may run inside a finalizer,
     where Python ignores an exception. Every write is atomic, so a pack that this one cuts short
-    leaves the previous file in place.
+    leaves the previous file in place. Whatever happens here, the process ends.
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    name = _running.get("notebook", "run")
-    print(f"[sics] {name}: stopped by signal {signum}; packing what has finished", file=sys.stderr, flush=True)
-    _pack(_running.get("profile", ""), _running["out"], name, "interrupted", time.time() - _running.get("t0", time.time()))
-    sys.stdout.flush()
-    os._exit(143)
+    try:
+        if _running.get("profile"):
+            name = _running.get("notebook") or "between_notebooks"
+            _pack(_running["profile"], _running["out"], name, "interrupted", time.time() - _running.get("t0", time.time()))
+        os.write(2, f"[sics] stopped by signal {signum}; what had finished is packed\n".encode())
+    finally:
+        os._exit(143)
 
 
 def _pack(profile: str, out: Path, notebook: str, status: str, seconds: float) -> None:
-    """Save the open stages' finished results, copy the study files to `out`, log the notebook."""
+    """Save the open stages' finished results, log the notebook, pack the study into `out`."""
     from . import ship
 
     pack_open()
+    ship.log_stage(profile, notebook, status, seconds)
     manifest = ship.pack(profile, out)
-    with open(out / "stages.tsv", "a") as f:
-        f.write(f"{notebook}\t{status}\t{seconds:.0f}\n")
     print(f"[sics] packed {len(manifest['files'])} files to {out} after {notebook}", flush=True)
 
 
@@ -241,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             times[name] = round(time.time() - t0, 1)
             if args.pack_to:
                 _pack(profile, Path(args.pack_to), name, "failed" if name in failed else "0", times[name])
+                _running["notebook"] = None  # (a TERM now stops the run between notebooks)
             if name in failed:
                 continue
             summary = out.summary or f"[sics] {name}: done"  # a notebook without a stage

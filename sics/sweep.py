@@ -252,7 +252,8 @@ class Study:
         if self._calibration is None:
             identity = dict(ckpt_id=self.trained.ckpt_id, weights_sha256=self.trained.weights_sha256,
                             n_calib=self.profile.n_calib, n_test=self.n_test, data_id=self.data_id)  # fmt: skip
-            self._calibration = CalibrationStore(figures_dir(self.name) / calibration_file(self.unit.tag), identity)
+            path = figures_dir(self.name) / calibration_file(self.unit.tag, identity)
+            self._calibration = CalibrationStore(path, identity, self.precision)
         return self._calibration
 
     def calibrated(self, name: str, compute) -> list[np.ndarray]:
@@ -263,7 +264,7 @@ class Study:
     def save_calibration(self) -> None:
         """Write the calibration statistics computed since they were last saved (if any)."""
         if self._calibration is not None:
-            self._calibration.save(extra=dict(precision=self.precision))
+            self._calibration.save()
 
     def taylor(self, seed: int) -> list[np.ndarray]:
         """The gradient baseline's importance (channels: Taylor on a calibration subset drawn with
@@ -464,6 +465,8 @@ def bundle_applies(found: Bundle, study: Study, data: Cifar10 | None) -> bool:
                                                                        study.trained.weights_sha256)  # fmt: skip
     if not same_model or meta.get("profile_n_test") != study.profile.n_test:
         return False
+    if bool(meta.get("fp32_decisions", False)) != study.profile.fp32_decisions:
+        return False  # measured with the other decision precision
     return data is None or (meta.get("data_id") == data.source_id and found.n_test == len(data.test_y))
 
 
@@ -511,6 +514,8 @@ def pack_results(study: Study) -> Path | None:
                 data_id=study.data_id, measured_on=sorted(measured_on), rows=len(rows))  # fmt: skip
     if fingerprints:  # (bundles from before fingerprints have none: exactness is never assumed)
         meta["fingerprints"] = fingerprints
+    if study.profile.fp32_decisions:  # (only where set: the committed bundles stay as they are)
+        meta["fp32_decisions"] = True
     if existing is not None and set(existing.bits) == set(entries) and all(
         existing.meta.get(k) == v for k, v in meta.items()
     ):
@@ -535,6 +540,8 @@ def row_key(study: Study, scorer: str, S: float, seed: int, params: dict, alloca
                   n_calib=study.profile.n_calib, version=scorer_version(scorer))  # fmt: skip
     if not study.default_unit:
         config["unit"] = {"name": study.unit.name, **study.unit.key()}
+    if study.profile.fp32_decisions:  # (only where set: the committed profiles' keys stay)
+        config["fp32_decisions"] = True
     return stable_hash(config)
 
 

@@ -97,11 +97,11 @@ def save(profile_name: str, state: dict[str, torch.Tensor], meta: dict, *, dtype
         part = {k: tensors[k] for k in keys}
         atomic_write(wpath.parent / name, lambda p, part=part: save_file(part, str(p)))
         listed[name] = sha256(wpath.parent / name)
-    for old in wpath.parent.glob("weights*.safetensors"):  # shards of an earlier export
-        if old.name not in listed:
-            old.unlink()
     digest = hashlib.sha256(json.dumps(listed, sort_keys=True).encode()).hexdigest()
     write_json(mpath, {**meta, "sha256": digest, "files": listed, "dtype": dtype})
+    for old in wpath.parent.glob("weights*.safetensors"):  # an earlier export's, once the record is new
+        if old.name not in listed:
+            old.unlink()
     return digest
 
 

@@ -72,8 +72,9 @@ GPU_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "gpu_reference_run.
 @pytest.fixture(scope="session")
 def gpu_dry_run(tiny_archive, tmp_path_factory) -> dict:
     """`tools/gpu_reference_run.sh` on this CPU with the ci profile, tiny data and a stub
-    nvidia-smi: once stopped with TERM after its first notebook was packed, then run again to
-    completion (resuming from the same cache and outputs, as a second call would)."""
+    nvidia-smi: once stopped with TERM in notebook 02 (once its first sweep row is written), then
+    run again to completion over the same cache and outputs (as a rerun on the same machine
+    would: it trains nothing, since the weights are there)."""
     import signal
     import subprocess
     import sys
@@ -89,13 +90,16 @@ def gpu_dry_run(tiny_archive, tmp_path_factory) -> dict:
            "SICS_FIGURES": str(base / "figures"), "SICS_PROGRESS": "0", "DEADLINE_S": "400", "BENCH_S": "40"}  # fmt: skip
     killed = subprocess.Popen(["bash", str(GPU_SCRIPT)], env={**env, "OUT": str(base / "killed")},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    stages, t0 = base / "killed" / "stages.tsv", time.time()
-    while "01_finetune\t0" not in (stages.read_text() if stages.exists() else ""):
-        assert killed.poll() is None and time.time() - t0 < 300, "the dry run ended before notebook 01 was packed"
-        time.sleep(0.2)
+    rows, t0 = base / "figures" / "ci" / "sweep.csv", time.time()
+    while not (rows.exists() and rows.read_bytes().count(b"\n") >= 2):  # the header and a row
+        assert killed.poll() is None and time.time() - t0 < 300, "the dry run ended before notebook 02 wrote a row"
+        time.sleep(0.05)
     killed.send_signal(signal.SIGTERM)
     killed_rc = killed.wait(timeout=120)
+    records = base / "figures" / "ci" / "gpu_run"
+    killed_stages = (records / "stages.tsv").read_text()
     complete = subprocess.run(["bash", str(GPU_SCRIPT)], env={**env, "OUT": str(base / "complete")},
                               capture_output=True, text=True, timeout=900)  # fmt: skip
-    return dict(base=base, killed=base / "killed", killed_rc=killed_rc, complete=base / "complete",
-                complete_rc=complete.returncode, log=complete.stdout + complete.stderr)  # fmt: skip
+    return dict(base=base, killed=base / "killed", killed_rc=killed_rc, killed_stages=killed_stages,
+                complete=base / "complete", complete_rc=complete.returncode,
+                log=complete.stdout + complete.stderr)  # fmt: skip

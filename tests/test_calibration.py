@@ -31,7 +31,7 @@ def test_gradient_selections_rebuild_from_the_saved_statistics_alone(tiny_tree, 
     study.save_calibration()
     pack_results(study)
     saved = sorted(p.name for p in figures_dir(study.name).glob("calibration-*.npz"))
-    assert saved == [f"calibration-{study.unit.tag}.npz"]
+    assert saved == [study.calibration.path.name] and saved[0].startswith(f"calibration-{study.unit.tag}-")
     before = (figures_dir(study.name) / saved[0]).read_bytes()
 
     monkeypatch.setenv("SICS_CACHE", str(tmp_path / "empty-cache"))  # no cached predictions either
@@ -46,15 +46,16 @@ def test_gradient_selections_rebuild_from_the_saved_statistics_alone(tiny_tree, 
 
 def test_a_file_of_another_model_is_ignored_and_new_statistics_are_merged(tmp_path):
     path = tmp_path / "calibration-x.npz"
-    store = CalibrationStore(path, {"ckpt_id": "a"})
+    store = CalibrationStore(path, {"ckpt_id": "a"}, "cuda-bf16")
     store.get("taylor-s0", lambda: [np.arange(3.0), np.ones(2, dtype=np.float32)])
     assert store.save() == path and store.save() is None  # written once, then nothing new
     other = CalibrationStore(path, {"ckpt_id": "b"})
     assert other.get("taylor-s0", lambda: [np.zeros(1)])[0].tolist() == [0.0]
-    same = CalibrationStore(path, {"ckpt_id": "a"})
+    same = CalibrationStore(path, {"ckpt_id": "a"}, "cpu-fp32")
     got = same.get("taylor-s0", lambda: pytest.fail("recomputed"))
     assert got[0].tolist() == [0, 1, 2] and got[1].dtype == np.float32
     same.get("taylor-s1", lambda: [np.full(2, 7.0)])
     same.save()
-    merged = CalibrationStore(path, {"ckpt_id": "a"}).saved
-    assert sorted(merged) == ["taylor-s0", "taylor-s1"] and merged["taylor-s1"][0].tolist() == [7.0, 7.0]
+    merged = CalibrationStore(path, {"ckpt_id": "a"})
+    assert sorted(merged.saved) == ["taylor-s0", "taylor-s1"] and merged.saved["taylor-s1"][0].tolist() == [7.0, 7.0]
+    assert merged.made_in == {"taylor-s0": "cuda-bf16", "taylor-s1": "cpu-fp32"}  # each entry's own

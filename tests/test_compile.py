@@ -25,8 +25,6 @@ def test_the_compiled_training_step_compiles_once_and_trains_every_epoch(tiny_tr
     assert "torch.compile failed" not in capsys.readouterr().err  # (the eager fallback says so)
     assert t.trained_now and len(t.history) == 2 and t.history["train_loss"].notna().all()
     assert dynamo.utils.counters["stats"]["unique_graphs"] == 1  # one graph, compiled once
-    eager = train_or_load(p, data, torch.device("cpu"), progress=False)  # the cached model: same key
-    assert eager.ckpt_id == t.ckpt_id
 
 
 def test_the_scratch_vit_traces_as_one_graph_without_a_break():

@@ -1,10 +1,12 @@
 """The GPU reference run, dry on this CPU (ci profile, tiny data, a stub nvidia-smi; see the
-`gpu_dry_run` fixture): what comes back is complete, within the limits, survives a TERM, and
-regenerates and verifies here without training."""
+`gpu_dry_run` fixture): what comes back fits the device's limits, is complete, survives a TERM,
+and regenerates and verifies here without training."""
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -14,65 +16,73 @@ from sics.paper import NOTEBOOKS
 from sics.paper import main as paper
 from sics.sweep import pred_name, read_rows
 
-TABLES = ("dense", "table1", "table2", "table3", "table4", "table5", "claims", "phase")
+
+def check_returned(out) -> list[str]:
+    """What the device tool would bring back from `out`: at most 8 flat files with plain names,
+    each at most 16 MiB, 64 MiB in all. Returns their names."""
+    assert all(p.is_file() for p in out.iterdir() if not p.name.startswith(".")), "a folder in $OUT"
+    files = ship.returned(out)
+    assert len(files) <= 8 and all(ship.NAME.match(f.name) for f in files), [f.name for f in files]
+    assert all(f.stat().st_size <= 16 * 2**20 for f in files)
+    assert sum(f.stat().st_size for f in files) <= 64 * 2**20
+    return [f.name for f in files]
 
 
-def manifest(folder) -> dict:
-    return json.loads((folder / ship.MANIFEST).read_text())
+def restored_to(out, root) -> dict:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SICS_FIGURES", str(root))
+        return ship.restore(out, root)
 
 
-def stages(folder) -> pd.DataFrame:
-    return pd.read_csv(folder / "stages.tsv", sep="\t", dtype=str)
+def stages(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text), sep="\t", dtype=str)
 
 
-def check_files(folder) -> dict:
-    """Every file the manifest lists is there, under the limit, with its sha256."""
-    m = manifest(folder)
-    for rel, f in m["files"].items():
-        path = folder / "figures" / rel
-        assert path.stat().st_size == f["bytes"] <= ship.LIMIT_BYTES and ship.sha256(path) == f["sha256"], rel
-    assert not m["left_out"]
-    return m["files"]
-
-
-def test_gpu_run_stopped_by_term_midway_returns_what_had_finished(gpu_dry_run):
+def test_gpu_run_stopped_by_term_midway_returns_what_had_finished(gpu_dry_run, tmp_path):
     out = gpu_dry_run["killed"]
     assert gpu_dry_run["killed_rc"] == 143
-    files = check_files(out)
-    shards = [f for f in files if f.startswith("ci/weights-")]
-    assert len(shards) >= 2 and "ci/weights.json" in files  # the model, as bf16 shards
-    assert {"ci/dense.csv", "ci/training_curve.png", "ci/results.zip"} <= set(files)  # notebook 01
-    st = stages(out)
+    names = check_returned(out)
+    assert "study.tar" in names and sum(n.startswith("ci.weights-") for n in names) >= 2  # bf16 shards
+    manifest = restored_to(out, tmp_path)
+    assert {"ci/weights.json", "ci/dense.csv", "ci/training_curve.png", "ci/results.zip"} <= set(manifest["files"])
+    st = stages((tmp_path / "ci" / "gpu_run" / "stages.tsv").read_text())
     done = st[st["status"] == "0"]["stage"].tolist()
     stopped = st[st["status"] == "interrupted"]["stage"].tolist()
     assert done[:2] == ["train", "01_finetune"] and done[1:] == list(NOTEBOOKS[: len(done) - 1])
-    assert stopped[0] == NOTEBOOKS[len(done) - 1] and "interrupted (TERM)" in (out / "run.log").read_text()
-    # every sweep row that had finished came back with its per-image result
+    assert stopped[0] in (NOTEBOOKS[len(done) - 1], "between_notebooks") and "notebooks" in stopped
+    assert "interrupted (TERM)" in (tmp_path / "ci" / "gpu_run" / "run.log").read_text()
+    # the notebook stopped midway had written rows; each came back with its per-image result
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SICS_FIGURES", str(out / "figures"))
+        mp.setenv("SICS_FIGURES", str(tmp_path))
         found = bundle.load("ci")
-        rows = read_rows(out / "figures" / "ci" / "sweep.csv")
+    rows = read_rows(tmp_path / "ci" / "sweep.csv")
     rows = rows[rows["ckpt_id"] == found.ckpt_id]
+    assert len(rows) > 0
     assert all(pred_name(r.mask_hash, int(r.recovery_steps), int(r.seed)) in found for r in rows.itertuples())
 
 
-def test_gpu_run_to_completion_returns_every_output_folder_and_the_shards(gpu_dry_run):
+def test_gpu_run_to_completion_returns_every_output_folder_and_the_shards(gpu_dry_run, tmp_path):
     out = gpu_dry_run["complete"]
     assert gpu_dry_run["complete_rc"] == 0, gpu_dry_run["log"][-3000:]
-    files = check_files(out)
-    st = stages(out).set_index("stage")["status"]
+    assert set(check_returned(out)) >= {"study.tar", "figures.tar"}
+    manifest = restored_to(out, tmp_path)
+    files = set(manifest["files"])
+    assert not manifest["left_out"]
+    st = stages((tmp_path / "ci" / "gpu_run" / "stages.tsv").read_text()).set_index("stage")["status"]
     assert (st == "0").all() and {"notebooks", "bench", "08_architectures"} <= set(st.index), st
-    assert "train" not in st.index  # the weights of the stopped run were there: not trained again
-    for t in TABLES:
-        for ext in ("csv", "md", "tex"):
-            assert f"ci/{t}.{ext}" in files
-    assert {"ci-tokens/table2.csv", "ci-tokens/results.zip", "ci/sweep.csv", "ci-tokens/sweep.csv"} <= set(files)
-    assert {"ci/calibration-mlp_channels.npz", "ci-tokens/calibration-tokens-b-1-cls_attention.npz"} <= set(files)
-    assert {"ci_resnet/fig_units_ci.png", "ci_resnet/fig_units_ci.pdf"} <= set(files)
+    assert "train" not in st.index  # the stopped run's weights were there: nothing trained again
+    for t in ("dense", "table1", "table2", "table3", "table4", "table5", "claims", "phase"):
+        assert {f"ci/{t}.{ext}" for ext in ("csv", "md", "tex")} <= files
+    assert {"ci-tokens/table2.csv", "ci-tokens/results.zip", "ci/sweep.csv", "ci-tokens/sweep.csv"} <= files
+    assert any(f.startswith("ci/calibration-mlp_channels-") for f in files)
+    assert any(f.startswith("ci-tokens/calibration-tokens-b-1-cls_attention-") for f in files)
+    assert {"ci_resnet/fig_units_ci.png", "ci_resnet/fig_units_ci.pdf"} <= files
     assert not any(f.startswith("ci_resnet/") and "fig_units" not in f for f in files)  # only what ci drew there
-    assert "Stub GPU" in (out / "gpu.txt").read_text() and json.loads((out / "bench.json").read_text())
-    meta = json.loads((out / "figures" / "ci" / "weights.json").read_text())
+    rec = tmp_path / "ci" / "gpu_run"
+    assert "Stub GPU" in (rec / "gpu.txt").read_text() and json.loads((rec / "bench.json").read_text())
+    meta = json.loads((tmp_path / "ci" / "weights.json").read_text())
     assert meta["dtype"] == "bf16" and meta["ckpt_id"].endswith("-bf16") and 0 <= meta["test_accuracy"] <= 1
+    assert len(meta["files"]) >= 2 and all(f"ci/{n}" in files for n in meta["files"])
 
 
 @pytest.fixture(scope="module")
@@ -84,35 +94,34 @@ def restored(gpu_dry_run, tmp_path_factory):
         mp.setenv("SICS_FIGURES", str(base / "figures"))
         mp.setenv("SICS_CACHE", str(base / "cache"))
         mp.delenv("SICS_DATA", raising=False)
-        names = ship.restore(gpu_dry_run["complete"])
+        manifest = ship.restore(gpu_dry_run["complete"], base / "figures")
+        before = {rel: (base / "figures" / rel).read_bytes() for rel in manifest["files"]}
         assert paper(["--profile", "ci", "--engine", "inline", "--only", "01,02,03,04,05,06,07"]) == 0
-    return base / "figures", names
+    return base / "figures", before
 
 
-def test_a_cpu_regenerates_the_gpu_run_from_what_came_back_byte_for_byte(gpu_dry_run, restored):
-    root, names = restored
-    came_back = gpu_dry_run["complete"] / "figures"
-    differ = [n for n in names if (root / n).read_bytes() != (came_back / n).read_bytes()]
+def test_a_cpu_regenerates_the_gpu_run_from_what_came_back_byte_for_byte(restored):
+    root, before = restored
+    differ = [rel for rel, data in before.items() if (root / rel).read_bytes() != data]
     assert differ == ["ci/provenance.json"], differ  # which gains this partial run's record, and only that:
-    now, then = (json.loads((r / "ci" / "provenance.json").read_text()) for r in (root, came_back))
+    now, then = json.loads((root / "ci" / "provenance.json").read_text()), json.loads(before["ci/provenance.json"])
     assert now["stages"].pop("make_paper --only 01,02,03,04,05,06,07")["engine"] == "inline"
     assert {k: v for k, v in now.items() if k != "updated"} == {k: v for k, v in then.items() if k != "updated"}
     assert not (root / "ci" / "weights.safetensors").exists()  # nothing was trained
 
 
-def test_a_cpu_verifies_the_gpu_run_from_what_came_back(gpu_dry_run, restored, tiny_archive, monkeypatch, capsys):
+def test_a_cpu_verifies_the_gpu_run_from_what_came_back(restored, tiny_archive, monkeypatch, capsys):
     root, _ = restored
     monkeypatch.setenv("SICS_FIGURES", str(root))
     assert verify.main(["--profile", "ci", "--data", str(tiny_archive), "--n", "6"]) == 0
     assert "-> PASS" in capsys.readouterr().out
 
 
-def test_a_packed_file_that_changed_on_the_way_is_refused(gpu_dry_run, tmp_path):
-    import shutil
-
+def test_a_pack_that_changed_on_the_way_is_refused(gpu_dry_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(gpu_dry_run["complete"], copy)
-    (copy / "figures" / "ci" / "sweep.csv").write_text("tampered\n")
+    shard = next(p for p in copy.iterdir() if p.name.startswith("ci.weights-"))
+    shard.write_bytes(shard.read_bytes()[:-8])
     with pytest.raises(ship.SicsError, match="does not match its sha256"):
         ship.restore(copy, tmp_path / "figures")
     assert not (tmp_path / "figures").exists()  # nothing restored
