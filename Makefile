@@ -62,8 +62,7 @@ help:
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# one resolver pass; no byte-compiling of every installed file (Python compiles what it imports)
-	$(PY) -m pip install -q --no-compile $(TORCH_SPEC) -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -m pip install -q $(TORCH_SPEC) -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -c "import torch, torchvision, timm, papermill, nbval, seaborn"
 	touch $@
 

@@ -55,12 +55,15 @@ def vit():
 
 
 def test_the_mlp_channel_row_key_is_the_one_made_before_units_existed(tiny_tree):
-    study = prepare("ci", str(tiny_tree), device="cpu", progress=False)
+    # (as the committed profiles evaluate: without fp32 decisions, which enter the key where set)
+    study = prepare("ci", str(tiny_tree), device="cpu", progress=False, fp32_decisions=False)
     assert study.unit.name == "mlp_channels" and study.default_unit and study.name == "ci"
-    old = stable_hash(dict(ckpt=study.trained.ckpt_id, n_test=study.n_test, scorer="tent_raw",
-                           params=get_scorer("tent_raw").params({}), S=0.7, seed=1, allocation="block",
-                           recovery=0, n_calib=study.profile.n_calib, version=scorer_version("tent_raw")))  # fmt: skip
-    assert row_key(study, "tent_raw", 0.7, 1, {}, "block", 0) == old
+    config = dict(ckpt=study.trained.ckpt_id, n_test=study.n_test, scorer="tent_raw",
+                  params=get_scorer("tent_raw").params({}), S=0.7, seed=1, allocation="block",
+                  recovery=0, n_calib=study.profile.n_calib, version=scorer_version("tent_raw"))  # fmt: skip
+    assert row_key(study, "tent_raw", 0.7, 1, {}, "block", 0) == stable_hash(config)
+    decided = prepare("ci", str(tiny_tree), device="cpu", progress=False)
+    assert row_key(decided, "tent_raw", 0.7, 1, {}, "block", 0) == stable_hash({**config, "fp32_decisions": True})
     assert "-tokens" not in study.pred_folder and "conv" not in study.pred_folder
 
 
