@@ -16,7 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .errors import ParameterError
-from .scorers import feature_classes, kappa0, params_for
+from .selection.scorers import feature_classes, kappa0, params_for
 from .stage import Stage
 
 

@@ -23,12 +23,12 @@ import torch
 from .config import PROFILES, Profile, pick_device, resolve_profile
 from .data import DeviceBatches
 from .errors import SicsError
-from .evaluate import autocast, cpu_has_fast_bf16, precision
-from .io import write_json
+from .evaluate import autocast, cpu_has_fast_bf16, precision, uses_bf16
+from .files import write_json
 from .models import NUM_CLASSES, build_model, count_params, flops_per_image
 from .paths import REPO
 from .provenance import device_name
-from .train import compile_wanted, train_step
+from .train import compile_wanted, make_optimizer, train_step
 
 # Dense bf16 tensor-core peaks (FLOP/s). First match on the device name wins, so the specific
 # H100 variants come before the generic entry (SXM). GH200 matches "H200": same peak as H100 SXM.
@@ -129,14 +129,14 @@ def benchmark(
         device=device, mean=profile.mean, std=profile.std, img_size=profile.img_size,
     )  # fmt: skip
 
-    opt = torch.optim.AdamW(model.parameters(), lr=profile.lr, weight_decay=profile.weight_decay,
-                            fused=device.type == "cuda")  # fmt: skip
+    # training's own optimiser and step (its precision included), so the figures cannot drift
+    opt = make_optimizer(model, profile, device)
     step_fn = torch.compile(model) if use_compile else model
 
     def one_step() -> None:
         idx = torch.randint(0, n, (bs,), device=device)
         x, y = pool.prepare(pool.x[idx], profile.augment), pool.y[idx]
-        train_step(step_fn, opt, x, y, device, profile.label_smoothing)
+        train_step(step_fn, opt, x, y, device, profile.label_smoothing, precision=profile.train_precision)
 
     model.train()
     train_s = _timed(one_step, device, warmup, steps)
@@ -165,7 +165,9 @@ def benchmark(
         device_name=device_name(device),
         torch=torch.__version__,
         compile=use_compile,
-        autocast_bf16=device.type == "cuda",
+        optimizer=profile.optimizer,
+        train_precision="bf16" if uses_bf16(device, profile.train_precision, cpu_auto=False) else "fp32",
+        autocast_bf16=uses_bf16(device, profile.train_precision, cpu_auto=False),
         augment=profile.augment,
         img_size=profile.img_size,
         source_size=SOURCE_SIZE,
@@ -202,7 +204,7 @@ def format_report(r: dict[str, Any]) -> str:
         ("profile", f"{r['profile']} ({r['params'] / 1e6:.2f} M params, {r['img_size']} px, "
                     f"augment={r['augment']})"),
         ("device", f"{r['device_name']} [{r['device']}], torch {r['torch']}"),
-        ("setup", f"compile={r['compile']}, bf16 autocast={r['autocast_bf16']}, "
+        ("setup", f"compile={r['compile']}, optimizer {r['optimizer']}, training in {r['train_precision']}, "
                   f"{r['steps']} timed steps after {r['warmup_steps']} warm-up"),
         ("train images/s", f"{num(r['train_images_per_s'])}  (batch {r['batch_size']})"),
         ("eval images/s", f"{num(r['eval_images_per_s'])}  (batch {r['eval_batch_size']}, the profile's "

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SicsError
-from .io import atomic_write
+from .files import atomic_write
 from .paths import figures_dir
 
 BUNDLE_FILE = "results.zip"

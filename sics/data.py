@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_image
 
 from .errors import DataError
-from .io import atomic_write, file_digest, stable_hash
+from .files import atomic_write, file_digest, stable_hash
 from .paths import cache_dir
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

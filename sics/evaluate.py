@@ -28,7 +28,8 @@ def cpu_has_fast_bf16() -> bool:
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
-def _bf16(device: torch.device, eval_precision: str = "auto", cpu_auto: bool = True) -> bool:
+def uses_bf16(device: torch.device, eval_precision: str = "auto", cpu_auto: bool = True) -> bool:
+    """Whether `autocast` with these arguments runs in bf16 here."""
     if eval_precision not in EVAL_PRECISIONS:
         raise ParameterError(f"unknown evaluation precision {eval_precision!r}; valid: {', '.join(EVAL_PRECISIONS)}")
     if eval_precision == "auto":
@@ -46,7 +47,7 @@ def autocast(device: torch.device, eval_precision: str = "auto", *, cpu_auto: bo
     must not depend on which CPU trained them).
     """
     device = torch.device(device)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=_bf16(device, eval_precision, cpu_auto))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(device, eval_precision, cpu_auto))
 
 
 def precision(device: torch.device, eval_precision: str = "auto") -> str:
@@ -55,7 +56,7 @@ def precision(device: torch.device, eval_precision: str = "auto") -> str:
     Part of every cache key of predictions: bf16 and fp32 logits can rank a near-tie differently.
     """
     device = torch.device(device)
-    return f"{device.type}-{'bf16' if _bf16(device, eval_precision) else 'fp32'}"
+    return f"{device.type}-{'bf16' if uses_bf16(device, eval_precision) else 'fp32'}"
 
 
 @torch.no_grad()

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .analysis import ESCAPE_KAPPAS, escape_family, regime_boundaries
-from .claims import PAPER_BOUNDARIES
-from .io import atomic_write
+from .analysis.claims import PAPER_BOUNDARIES
+from .analysis.summaries import ESCAPE_KAPPAS, escape_family, regime_boundaries
+from .files import atomic_write
 from .paths import figures_dir
 from .provenance import caption
-from .scorers import baselines, feature_classes, get_scorer, kappa0
+from .selection.scorers import baselines, feature_classes, get_scorer, kappa0
 
 ZONES = ((0.0, PAPER_BOUNDARIES[0], "κ=0 zone"), (*PAPER_BOUNDARIES, "κ=1 zone"),
          (PAPER_BOUNDARIES[1], 1.0, "κ=2 zone"))  # the paper's zones
@@ -45,13 +45,21 @@ def save_figure(fig: plt.Figure, name: str, study) -> dict[str, Path]:
 # --- figures -----------------------------------------------------------------------------------
 
 
-def _class_palette(names) -> dict[str, tuple]:
+BASELINE_COLORS = {"gradient": "#e67e22", "random": "#7f8c8d", "bump": "#8e44ad"}  # distinct hues
+
+
+def _class_palette(kinds: dict[str, str]) -> dict[str, tuple]:
+    """A colour for every scorer in `kinds` (name -> κ class): a shade of its class's colour map
+    for the feature classes, the baselines' own hues, and for any other baseline or class (a
+    scorer registered since) the next colour of a qualitative palette."""
     kappa_cmaps = {"0": "Greys", "1": "Blues", "2": "Reds", "control": "Greens"}
-    pal = {"gradient": "#e67e22", "random": "#7f8c8d", "bump": "#8e44ad"}  # baselines: distinct hues
+    pal = dict(BASELINE_COLORS)
     for kappa, cmap in kappa_cmaps.items():
-        members = [n for n in names if get_scorer(n).kappa == kappa]
+        members = [n for n, k in kinds.items() if k == kappa]
         colors = sns.color_palette(cmap, len(members) + 2)[2:]
         pal.update(zip(members, colors, strict=True))
+    others = [n for n in kinds if n not in pal]
+    pal.update(zip(others, sns.color_palette("Dark2", len(others)), strict=True))
     return pal
 
 
@@ -80,12 +88,13 @@ def _curves(df: pd.DataFrame, value: str, pad: float, figsize=(7.5, 4.5)) -> tup
 def _draw_curves(ax: plt.Axes, df: pd.DataFrame, value: str) -> None:
     """The lines and 95% bands of `_curves` on `ax` (κ=0 scorers but magnitude left out)."""
     names = [n for n in dict.fromkeys(df["scorer"]) if n not in kappa0()[1:]]
-    pal = _class_palette(names)
+    kinds = {n: str(df.loc[df["scorer"] == n, "kappa"].iloc[0]) for n in names}  # as the rows say
+    pal = _class_palette(kinds)
     for name in names:
         g = df[df["scorer"] == name].sort_values("sparsity")
         style = (dict(lw=3.2, color="black", zorder=5, label="Π(S): magnitude (= all κ=0)")
                  if name == "magnitude" else
-                 dict(lw=1.4, color=pal[name], marker="o", ms=3.5, label=f"{name} (κ={get_scorer(name).kappa})"))  # fmt: skip
+                 dict(lw=1.4, color=pal[name], marker="o", ms=3.5, label=f"{name} (κ={kinds[name]})"))  # fmt: skip
         ax.plot(g["sparsity"], g[value], **style)
         lo = g[f"{value}_low"].fillna(g[value])
         hi = g[f"{value}_high"].fillna(g[value])

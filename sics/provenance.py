@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .io import write_json
+from .files import write_json
 from .paths import REPO, figures_dir
 
 # Stage facts that describe one run, not its results: a run that changes none of the others

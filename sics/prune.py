@@ -1,15 +1,10 @@
-"""One selection path for every scorer: scores -> keep-masks (per block or global) -> model.
-
-Masks can be applied by zeroing hidden channels after the activation (a forward hook) or by
-physically slicing fc1 rows / fc2 columns out; both give the same logits, and the sliced model
-is the faster one to evaluate.
-"""
+"""Applying MLP-channel masks to a ViT: zeroing hidden channels after the activation (a forward
+hook), or slicing fc1 rows and fc2 columns out. Both give the same logits; the sliced model is the
+faster one to evaluate. The masks come from the one selection path (`sics.selection.select`)."""
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,105 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from .blocks import Stacked, equal_groups, stacked
-from .errors import ParameterError
 from .models import mlp_blocks
-
-ALLOCATIONS = ("block", "global")
-
-
-def check_sparsity(S: float) -> float:
-    try:
-        S = float(S)
-    except (TypeError, ValueError):
-        raise ParameterError(f"sparsity must be a number in [0, 1), got {S!r}") from None
-    if not 0.0 <= S < 1.0:
-        raise ParameterError(f"sparsity {S!r} is outside [0, 1): it is the fraction of channels removed")
-    return S
-
-
-def keep_count(S: float, n: int) -> int:
-    """k = round((1 - S) n), halves rounded up (not Python's banker's rounding)."""
-    return int(math.floor((1.0 - check_sparsity(S)) * n + 0.5 + 1e-9))
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Boolean mask of the k highest scores; ties go to the lower channel index."""
-    scores = np.asarray(scores, dtype=np.float64)
-    order = np.lexsort((np.arange(len(scores)), -scores))
-    mask = np.zeros(len(scores), dtype=bool)
-    mask[order[:k]] = True
-    return mask
-
-
-def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
-    """`top_k` of every row of a (groups, H) array at once (the same masks, ties alike)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if np.isnan(scores).any():  # (a NaN cut matches nothing: keep top_k's own order for NaN)
-        return np.stack([top_k(row, k) for row in scores])
-    n = scores.shape[1]
-    if k <= 0 or k >= n:
-        return np.full(scores.shape, k >= n and k > 0, dtype=bool)
-    cut = np.partition(scores, n - k, axis=1)[:, n - k : n - k + 1]  # each row's k-th largest
-    mask = scores > cut
-    tied = scores == cut  # of the scores equal to the cut, the lowest indices fill the rest
-    mask |= tied & (np.cumsum(tied, axis=1) <= k - mask.sum(axis=1, keepdims=True))
-    return mask
-
-
-def select(scores: list[np.ndarray], S: float, allocation: str = "block") -> list[np.ndarray]:
-    """Keep-masks from per-block scores.
-
-    block: every block keeps round((1 - S) H) channels (the protocol's default).
-    global: round((1 - S) L H) channels over all blocks by one ranking of the raw scores (blocks
-    may then keep different counts); ties go to the earlier block, then the lower index.
-    """
-    if allocation == "block":
-        if equal_groups(scores):  # equal groups: one array operation for all
-            masks = top_k_rows(stacked(scores), keep_count(S, len(scores[0])))
-            return Stacked(list(masks), masks)
-        return [top_k(s, keep_count(S, len(s))) for s in scores]
-    if allocation == "global":
-        flat = np.concatenate(scores)
-        mask = top_k(flat, keep_count(S, len(flat)))
-        return np.split(mask, np.cumsum([len(s) for s in scores])[:-1])
-    raise ParameterError(f"unknown allocation {allocation!r}; valid: {', '.join(ALLOCATIONS)}")
-
-
-def mask_hash(masks: list[np.ndarray]) -> str:
-    """Short content hash of a selection: equal hashes mean identical kept channels."""
-    h = hashlib.sha1()
-    if equal_groups(masks):  # equal groups: one buffer, the same bytes
-        packed = np.packbits(stacked(masks).astype(bool), axis=1)
-        size = np.frombuffer(len(masks[0]).to_bytes(4, "little"), dtype=np.uint8)
-        h.update(np.hstack([packed, np.broadcast_to(size, (len(masks), 4))]).tobytes())
-        return h.hexdigest()[:12]
-    for m in masks:
-        h.update(np.packbits(np.asarray(m, dtype=bool)).tobytes())
-        h.update(len(m).to_bytes(4, "little"))
-    return h.hexdigest()[:12]
-
-
-def _counts(masks: list[np.ndarray], reference: list[np.ndarray]) -> tuple[int, int, int]:
-    """(kept, kept by both, kept by either) over every group (one array op for equal groups)."""
-    if len(masks) != len(reference):
-        raise ValueError(f"{len(masks)} groups against {len(reference)}")
-    if equal_groups(masks) and equal_groups(reference) and len(masks[0]) == len(reference[0]):
-        a, b = stacked(masks), stacked(reference)
-        return int(a.sum()), int((a & b).sum()), int((a | b).sum())
-    return (sum(int(m.sum()) for m in masks), sum(int((m & r).sum()) for m, r in zip(masks, reference)),
-            sum(int((m | r).sum()) for m, r in zip(masks, reference)))  # fmt: skip
-
-
-def overlap(masks: list[np.ndarray], reference: list[np.ndarray]) -> float:
-    """Fraction of the kept channels that the reference selection keeps too."""
-    kept, shared, _ = _counts(masks, reference)
-    return shared / kept if kept else 1.0
-
-
-def jaccard(masks: list[np.ndarray], reference: list[np.ndarray]) -> float:
-    _, inter, union = _counts(masks, reference)
-    return inter / union if union else 1.0
 
 
 @contextmanager

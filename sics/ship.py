@@ -34,6 +34,7 @@ import tarfile
 from pathlib import Path
 
 from .errors import SicsError
+from .files import sha256
 from .paths import figures_root
 
 LIMIT_BYTES = 16 * 2**20  # per returned file
@@ -45,14 +46,6 @@ STUDY_TAR, FIGURES_TAR = "study.tar", "figures.tar"
 SKIP_DIRS = ("notebooks",)  # executed notebooks and each run's record: local to the machine
 RUN_RECORDS = "gpu_run"  # figures/<profile>/gpu_run/: the lent machine's own records of the run
 PRESENTATION = (".md", ".tex", ".png", ".pdf")  # redrawn from the rest; `.csv` tables too, below
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def study_files(profile: str, root: Path | None = None) -> list[Path]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import SicsError
-from .io import write_text
+from .files import write_text
 from .paths import REPO, SMOKE_PROFILES, figures_root
 
 CLAIMS = ("C1", "C2", "C3", "C4", "C5", "C6")

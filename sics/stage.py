@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from . import analysis, bundle, provenance
-from .analysis import PLATEAU_SCORER, negate, paired_table, result_key
+from .analysis import claims
+from .analysis.summaries import PLATEAU_SCORER, paired_table, result_key
 from .paths import figures_dir
 from .sweep import Study, pack_results, pred_name, prepare, read_rows, run_sweep
 
@@ -36,9 +37,9 @@ class Results:
         return paired_table(self.rows, self.correct, scorer, reference)
 
     def claim_pairs(self) -> dict[str, pd.DataFrame]:
-        """The paired comparisons C5 (fake − gradient) and C6 (logistic_smooth − bump) read."""
-        return {"C5": negate(self.paired("gradient", "fake_nonmonotone")),
-                "C6": self.paired("logistic_smooth", "bump")}  # fmt: skip
+        """The paired comparisons the claims read (`claims.PAIRS`: C5 fake − gradient, C6
+        logistic_smooth − bump)."""
+        return claims.claim_pairs(self.rows, self.correct)
 
 
 def saved_results(name: str, tag: str = "main") -> Results | None:

@@ -44,22 +44,22 @@ except ImportError:  # Windows: no advisory locks; one run per profile at a time
 
 from . import bundle as bundle_mod
 from . import provenance
-from .blocks import BlockStats, with_taylor
 from .bundle import Bundle
 from .calibration import CalibrationStore
 from .calibration import file_name as calibration_file
-from .complexity import kappa_hat
 from .config import Profile, pick_device, resolve_profile
 from .data import Cifar10, DeviceBatches, load_cifar10
 from .errors import DataError, ParameterError, SicsError
 from .evaluate import precision, predict_correct
-from .io import atomic_write, stable_hash
+from .files import atomic_write, stable_hash
 from .paths import cache_dir, figures_dir
 from .progress import bar as progress_bar
 from .progress import enabled as progress_enabled
 from .provenance import git_revision
-from .prune import ALLOCATIONS, check_sparsity, jaccard, mask_hash, overlap, select
-from .scorers import check_scorers, get_scorer, score_blocks
+from .selection.complexity import kappa_hat
+from .selection.groups import BlockStats, with_taylor
+from .selection.scorers import check_scorers, get_scorer, score_blocks
+from .selection.select import ALLOCATIONS, check_sparsity, jaccard, mask_hash, overlap, select
 from .train import Trained, fine_tune, train_or_load
 from .unitkinds import get_unit
 from .units import MlpChannels, Unit

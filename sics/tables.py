@@ -1,7 +1,7 @@
 """Tables as csv (numeric, tidy), Markdown and LaTeX (formatted), drawn from the analysis.
 
 Presentation only: every number comes from `sics.analysis` and every verdict from
-`sics.claims`. Accuracy and escape are in accuracy points everywhere (protocol section 6).
+`sics.analysis.claims`. Accuracy and escape are in accuracy points everywhere (protocol section 6).
 A `*` marks an escape significant after Holm's adjustment over the table's family (every
 non-κ=0 feature class at every S shown; `analysis.escape_family`).
 """
@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .analysis import escape_family
-from .claims import PAPER_BUMP, PAPER_CHAOS, paper_regime
-from .io import write_csv, write_text
+from .analysis.claims import BUMP, CHAOS, FAKE, GRADIENT, PAPER_BUMP, PAPER_CHAOS, paper_regime
+from .analysis.summaries import escape_family
+from .files import write_csv, write_text
 from .paths import figures_dir
 from .provenance import caption, measured_on
-from .scorers import NON_MONOTONE_KAPPAS, feature_classes, kappa0
+from .selection.scorers import NON_MONOTONE_KAPPAS, feature_classes, kappa0
 
 
 def fmt(m: float, lo: float = np.nan, hi: float = np.nan, digits: int = 1) -> str:
@@ -176,7 +176,7 @@ def table4(summary: pd.DataFrame, fake_minus_gradient: pd.DataFrame) -> tuple[pd
     rows = []
     pairs = fake_minus_gradient.set_index("sparsity")
     for S, g in summary.groupby("sparsity"):
-        fake, grad = _first(g, "fake_nonmonotone"), _first(g, "gradient")
+        fake, grad = _first(g, FAKE), _first(g, GRADIENT)
         indep = g[g["kappa"].isin(NON_MONOTONE_KAPPAS)]
         best = indep.loc[indep["escape"].idxmax()] if len(indep) else None
         d = pairs.loc[S] if S in pairs.index else None
@@ -210,7 +210,7 @@ def table5(summary: pd.DataFrame, chaos_minus_bump: pd.DataFrame) -> tuple[pd.Da
     rows = []
     pairs = chaos_minus_bump.set_index("sparsity")
     for S, g in summary.groupby("sparsity"):
-        b, c = _first(g, "bump"), _first(g, "logistic_smooth")
+        b, c = _first(g, BUMP), _first(g, CHAOS)
         if b is None or c is None:
             continue
         d = pairs.loc[S] if S in pairs.index else None

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .blocks import BlockStats
 from .errors import ParameterError
 from .evaluate import autocast
+from .selection.groups import BlockStats
 from .units import Unit
 
 IMPORTANCES = ("cls_attention", "norm")

@@ -34,7 +34,7 @@ from .config import Profile
 from .data import Cifar10, DeviceBatches
 from .errors import CheckpointError, ParameterError
 from .evaluate import accuracy, autocast
-from .io import atomic_write, stable_hash, write_json
+from .files import atomic_write, stable_hash, write_json
 from .models import build_model, fp32_decisions
 from .paths import cache_dir
 from .progress import bar as progress_bar

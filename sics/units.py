@@ -31,12 +31,66 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from .blocks import BlockStats, activation_taylor, block_stats, taylor_importance
 from .data import DeviceBatches
-from .models import residual_blocks
+from .models import mlp_blocks, residual_blocks
 from .prune import masked as masked_mlp
 from .prune import sliced as sliced_mlp
 from .prune import zeroed
+from .selection.groups import BlockStats
+
+# --- statistics from a model ---------------------------------------------------------------
+
+
+def block_stats(model: nn.Module) -> list[BlockStats]:
+    """m_c and its rank for every block, from fc1 rows and fc2 columns (float64)."""
+    out = []
+    for i, mlp in enumerate(mlp_blocks(model)):
+        w1 = mlp.fc1.weight.detach().double().cpu()
+        w2 = mlp.fc2.weight.detach().double().cpu()
+        m = torch.sqrt((w1**2).sum(1) + (w2**2).sum(0)).numpy()
+        out.append(BlockStats.from_magnitudes(i, m))
+    return out
+
+
+def activation_taylor(model: nn.Module, acts: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                      batch_size: int = 64, channel_dim: int = -1) -> list[np.ndarray]:  # fmt: skip
+    """I_c = Σ_batches (Σ_{samples, positions} a_c · ∂L/∂a_c)², with a the output of each module
+    in `acts` and its channels along `channel_dim`: the first-order Taylor channel importance."""
+    seen: dict[int, torch.Tensor] = {}
+
+    def hook(i):
+        def f(_module, _inp, out):
+            out.retain_grad()
+            seen[i] = out
+
+        return f
+
+    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(acts)]
+    was_training = model.training
+    model.eval()
+    total: list[torch.Tensor | None] = [None] * len(acts)
+    try:
+        for s in range(0, len(y), batch_size):
+            model.zero_grad(set_to_none=True)
+            xb, yb = x[s : s + batch_size], y[s : s + batch_size]
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            loss.backward()
+            for i, a in seen.items():
+                dims = tuple(d for d in range(a.dim()) if d != channel_dim % a.dim())
+                per_channel = ((a.detach() * a.grad).sum(dim=dims).double()) ** 2
+                total[i] = per_channel if total[i] is None else total[i] + per_channel
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return [t.cpu().numpy() for t in total]
+
+
+def taylor_importance(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      batch_size: int = 64) -> list[np.ndarray]:  # fmt: skip
+    """I_c = Σ_batches (Σ_{samples, tokens} a_c · ∂L/∂a_c)^2, a_c the post-GELU activation."""
+    return activation_taylor(model, [mlp.act for mlp in mlp_blocks(model)], x, y, batch_size)
 
 
 class Unit:

@@ -39,7 +39,7 @@ from .data import DeviceBatches
 from .errors import ParameterError, SicsError
 from .evaluate import cpu_has_fast_bf16, predict_correct
 from .progress import bar as progress_bar
-from .prune import mask_hash
+from .selection.select import mask_hash
 from .sweep import Study, pred_name, prepare, read_rows
 
 # Fractions of a result's images that may differ from the bundle where it was not made here, each

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
-from .io import atomic_write, write_json
+from .files import atomic_write, sha256, write_json
 from .paths import figures_dir
 
 WEIGHTS_FILE, META_FILE = "weights.safetensors", "weights.json"
@@ -56,14 +56,6 @@ def files(profile_name: str) -> list[Path]:
 def _listed(meta: dict) -> dict[str, str]:
     """file name -> sha256 of every weight file a record lists."""
     return dict(meta["files"]) if "files" in meta else {meta.get("file", WEIGHTS_FILE): meta.get("sha256")}
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def retrain_requested() -> bool:

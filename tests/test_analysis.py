@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sics import analysis, claims, tables
-from sics.scorers import SCORERS, feature_classes, modulate, register
+from sics import analysis, tables
+from sics.analysis import claims
+from sics.selection.scorers import SCORERS, feature_classes, modulate, register
 
 N = 4000
 
@@ -118,3 +119,22 @@ def test_recovered_results_are_keyed_by_their_seed_too():
     assert keys == {("same", 10, 0), ("same", 10, 1)}
     b = pd.DataFrame([row("logistic_smooth", 0.7, s, "same", "1") for s in (0, 1)])
     assert {analysis.result_key(r) for r in b.itertuples()} == {("same", 0, 0)}
+
+
+def test_a_saved_study_with_an_unregistered_scorer_is_summarised_from_its_rows():
+    """The analysis reads whether a scorer is stochastic from the rows when the registry does not
+    know it (a study saved with someone's custom scorer), so it needs neither their code nor torch."""
+    rng = np.random.default_rng(0)
+    rows, correct = [], {}
+    for name, seeds in (("magnitude", [0]), ("their_scorer", [0, 1, 2]), ("their_fixed", [0])):
+        for seed in seeds:
+            h = f"{name}-{seed}"
+            correct[(h, 0, 0)] = rng.random(400) < 0.6
+            rows.append(dict(scorer=name, kappa="1", kappa_hat=1, sparsity=0.5, seed=seed, allocation="block",
+                             recovery_steps=0, params="{}", mask_hash=h, overlap_magnitude=0.9,
+                             jaccard_magnitude=0.8))  # fmt: skip
+    summary = analysis.summarize(pd.DataFrame(rows), correct).set_index("scorer")
+    assert "their_scorer" not in SCORERS and "their_fixed" not in SCORERS
+    assert bool(summary.loc["their_scorer", "stochastic"]) and summary.loc["their_scorer", "n_seeds"] == 3
+    assert not bool(summary.loc["their_fixed", "stochastic"])
+    assert np.isfinite(summary.loc["their_scorer", "escape_low"])

@@ -57,9 +57,9 @@ def test_known_rates_steps_and_mfu_under_a_fake_clock(monkeypatch):
     seen = []
     real_step = bench.train_step
 
-    def counting_step(model, opt, x, y, *args):
+    def counting_step(model, opt, x, y, *args, **kwargs):
         seen.append((tuple(x.shape), x.dtype, tuple(y.shape)))
-        return real_step(model, opt, x, y, *args)
+        return real_step(model, opt, x, y, *args, **kwargs)
 
     monkeypatch.setattr(bench, "train_step", counting_step)
     profile = CI.replace(img_size=48)  # the 32 px source must be resized to the profile's size
@@ -154,3 +154,23 @@ def test_cli_writes_json_and_reads_stage_times(tmp_path, monkeypatch, capsys):
 def test_cli_rejects_an_unknown_profile(capsys):
     assert bench.main(["--profile", "nope", "--device", "cpu"]) == 1
     assert "unknown profile" in capsys.readouterr().err
+
+
+def test_the_resnet_benchmark_times_its_own_recipe(monkeypatch):
+    """`make bench PROFILE=resnet` steps the ResNet's SGD in bf16, as its training does, not AdamW."""
+    from sics import train
+
+    seen = {}
+    step = train.train_step
+
+    def spy(model, opt, *args, precision="auto", **kw):
+        seen["opt"], seen["precision"] = type(opt).__name__, precision
+        return step(model, opt, *args, precision=precision, **kw)
+
+    monkeypatch.setattr(bench, "train_step", spy)
+    p = PROFILES["ci_resnet"].replace(train_precision="bf16")
+    r = bench.benchmark(p, "cpu", steps=1, batch_size=8, eval_batch_size=8)
+    assert seen == {"opt": "SGD", "precision": "bf16"}
+    assert r["optimizer"] == "sgd" and r["train_precision"] == "bf16" and r["autocast_bf16"] is True
+    assert "optimizer sgd, training in bf16" in bench.format_report(r)
+    assert bench.benchmark(PROFILES["ci"], "cpu", steps=1, batch_size=8, eval_batch_size=8)["optimizer"] == "adamw"

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from sics import analysis, claims
+from sics import analysis
+from sics.analysis import claims
 
 KAPPA = {"magnitude": "0", "magnitude_sq": "0", "log_magnitude": "0", "logistic_smooth": "1",
          "tent_smooth": "1", "sine_smooth": "1", "logistic_raw": "2", "tent_raw": "2",

@@ -11,7 +11,7 @@ import pytest
 from sics import bundle, weights
 from sics.config import resolve_profile
 from sics.paths import REPO
-from sics.prune import mask_hash
+from sics.selection.select import mask_hash
 from sics.sweep import prepare
 from sics.train import training_fields
 from sics.verify import check_sample

@@ -10,8 +10,8 @@ import yaml
 from test_scorers import synthetic_blocks
 
 from sics.paths import REPO
-from sics.prune import select
-from sics.scorers import SCORERS, get_scorer, score_blocks
+from sics.selection.scorers import SCORERS, get_scorer, score_blocks
+from sics.selection.select import select
 
 README = (REPO / "README.md").read_text()
 

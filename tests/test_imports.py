@@ -8,6 +8,8 @@ fails on such a loop whether or not any import ever runs.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import sics
@@ -15,39 +17,74 @@ import sics
 PACKAGE = Path(next(iter(sics.__path__)))
 
 
-def _targets(node: ast.AST) -> set[str]:
-    """The `sics` modules one import statement refers to."""
-    out: set[str] = set()
-    if isinstance(node, ast.ImportFrom):
-        if node.level == 1:  # from .x import y  /  from . import x
-            base = node.module
-        elif node.level == 0 and node.module and node.module.split(".")[0] == "sics":
-            base = node.module.partition(".")[2] or None  # sics.x -> x; sics -> None
-        else:
-            return out
-        if base:
-            out.add(base.split(".")[0])
-        else:  # from . import x, y: the names are modules (or package attributes)
-            out.update(a.name for a in node.names)
-    elif isinstance(node, ast.Import):
-        for a in node.names:
-            parts = a.name.split(".")
-            if parts[0] == "sics" and len(parts) > 1:
-                out.add(parts[1])
+def module_names(package: Path = PACKAGE) -> dict[str, Path]:
+    """Dotted module name (relative to `sics`; a package by its own name) -> its source file."""
+    out = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = list(path.relative_to(package).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            out[".".join(parts)] = path
     return out
+
+
+def _targets(node: ast.AST, module: str = "", is_package: bool = False,
+             known: frozenset[str] | set[str] = frozenset()) -> set[str]:  # fmt: skip
+    """The `sics` modules one import statement refers to (dotted, relative to `sics`)."""
+    here = module.split(".") if module else []
+    pkg = here if is_package else here[:-1]
+    names: list[list[str]] = []
+    if isinstance(node, ast.ImportFrom):
+        if node.level:
+            anchor = pkg[: len(pkg) - (node.level - 1)] if node.level > 1 else pkg
+            base = anchor + (node.module.split(".") if node.module else [])
+        elif node.module and node.module.split(".")[0] == "sics":
+            base = node.module.split(".")[1:]
+        else:
+            return set()
+        for a in node.names:  # `from . import sub`, or `from pkg import sub` where sub is a module
+            sub = base + [a.name]
+            names.append(sub if (node.module is None and node.level) or ".".join(sub) in known else base)
+    elif isinstance(node, ast.Import):
+        names = [a.name.split(".")[1:] for a in node.names if a.name.split(".")[0] == "sics"]
+    return {".".join(n) for n in names if n}
 
 
 def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     """module -> the package modules it imports anywhere (module level or inside functions)."""
-    modules = {p.stem for p in package.glob("*.py")}
+    modules = module_names(package)
+    known = frozenset(modules)
     graph: dict[str, set[str]] = {}
-    for name in sorted(modules):
-        tree = ast.parse((package / f"{name}.py").read_text(), filename=f"{name}.py")
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
         edges: set[str] = set()
         for node in ast.walk(tree):
-            edges |= _targets(node)
-        graph[name] = (edges & modules) - {name}
+            edges |= _targets(node, name, path.name == "__init__.py", known)
+        graph[name] = (edges & known) - {name}
     return graph
+
+
+def third_party(name: str) -> set[str]:
+    """Top-level names of the packages a module imports anywhere (torch, numpy, ...)."""
+    tree = ast.parse(module_names()[name].read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+    return out - {"sics", "__future__"}
+
+
+def closure(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -83,16 +120,16 @@ def test_the_parser_sees_every_import_form():
     src = (
         "from .a import x\nfrom . import b, c\nfrom sics.d import y\nfrom sics import e\n"
         "import sics.f\nimport sics.g.h as gh\nimport numpy\nfrom numpy import z\n"
-        "def lazy():\n    from .i import w\n"
+        "def lazy():\n    from .i import w\nfrom ..j import v\n"
     )
-    found = set().union(*(_targets(n) for n in ast.walk(ast.parse(src))))
-    assert found == {"a", "b", "c", "d", "e", "f", "g", "i"}
+    found = set().union(*(_targets(n, "p.m", known={"e"}) for n in ast.walk(ast.parse(src))))
+    assert found == {"p.a", "p.b", "p.c", "d", "e", "f", "g.h", "p.i", "j"}
 
 
-def test_the_graph_sees_the_package():
+def test_the_graph_sees_the_package_and_its_layers():
     graph = import_graph()
-    assert {"scorers", "complexity", "prune", "sweep"} <= set(graph)
-    assert "complexity" in graph["sweep"] and "scorers" in graph["sweep"]
+    assert {"selection.scorers", "selection.complexity", "selection.select", "analysis.claims", "sweep"} <= set(graph)
+    assert {"selection.complexity", "selection.scorers"} <= graph["sweep"]
 
 
 def test_no_import_cycle_among_sics_modules():
@@ -100,13 +137,36 @@ def test_no_import_cycle_among_sics_modules():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-def test_block_statistics_live_in_blocks_and_are_re_exported():
-    from sics import blocks, complexity, scorers
+LAYERS_WITHOUT_TORCH = ("selection", "analysis")
+HEAVY = {"torch", "torchvision", "timm", "safetensors"}
 
-    for name in ("BlockStats", "block_stats", "with_taylor", "taylor_importance"):
-        assert getattr(scorers, name) is getattr(blocks, name), name
-    for name in ("along_rank", "is_monotone_in_rank"):
-        assert getattr(complexity, name) is getattr(blocks, name), name
+
+def test_the_selection_and_analysis_layers_import_no_torch_anywhere():
+    """Statically: neither they nor any sics module they import (in functions too) imports torch."""
     graph = import_graph()
-    assert graph["blocks"].isdisjoint({"scorers", "complexity"})
-    assert "blocks" in graph["scorers"] and "blocks" in graph["complexity"]
+    for name in sorted(graph):
+        if name.split(".")[0] in LAYERS_WITHOUT_TORCH:
+            reached = {name} | closure(graph, name)
+            heavy = {m: third_party(m) & HEAVY for m in reached if third_party(m) & HEAVY}
+            assert not heavy, f"{name} reaches {heavy}"
+
+
+def test_importing_the_analysis_layer_loads_no_torch():
+    code = ("import sys, sics.analysis, sics.analysis.claims, sics.analysis.stats, sics.selection.scorers, "
+            "sics.selection.select, sics.selection.complexity; assert 'torch' not in sys.modules, 'torch loaded'")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_block_statistics_live_in_the_selection_layer_and_units_compute_them():
+    from sics import units
+    from sics.selection import complexity, groups, scorers
+
+    for name in ("BlockStats", "with_taylor"):
+        assert getattr(scorers, name) is getattr(groups, name), name
+    for name in ("along_rank", "is_monotone_in_rank"):
+        assert getattr(complexity, name) is getattr(groups, name), name
+    assert callable(units.block_stats) and callable(units.taylor_importance)
+    graph = import_graph()
+    assert graph["selection.groups"].isdisjoint({"selection.scorers", "selection.complexity"})
+    assert "selection.groups" in graph["selection.scorers"] and "selection.groups" in graph["selection.complexity"]

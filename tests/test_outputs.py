@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from sics.scorers import NINE
+from sics.selection.scorers import NINE
 
 TABLES = [f"table{i}" for i in range(1, 6)] + ["dense", "claims", "phase"] + [
     f"ablation_{a}" for a in ("allocation", "envelope", "axis", "lambda", "recovery")]

@@ -4,22 +4,21 @@ import numpy as np
 import pytest
 import torch
 
-from sics.blocks import block_stats
 from sics.config import resolve_profile
 from sics.errors import ParameterError
 from sics.models import build_model, mlp_blocks
-from sics.prune import (
+from sics.prune import masked, sliced
+from sics.selection.scorers import score_blocks
+from sics.selection.select import (
     check_sparsity,
     jaccard,
     keep_count,
     mask_hash,
-    masked,
     overlap,
     select,
-    sliced,
     top_k,
 )
-from sics.scorers import score_blocks
+from sics.units import block_stats
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from sics import evaluate, figures, provenance
-from sics.io import write_csv
+from sics.files import write_csv
 from sics.paths import figures_dir
 
 matplotlib.use("Agg")

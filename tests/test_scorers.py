@@ -5,11 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sics.blocks import magnitude_rank
-from sics.complexity import kappa_hat
 from sics.errors import ParameterError
-from sics.prune import keep_count, mask_hash, select, top_k
-from sics.scorers import (
+from sics.selection.complexity import kappa_hat
+from sics.selection.groups import magnitude_rank
+from sics.selection.scorers import (
     NINE,
     SCORERS,
     BlockStats,
@@ -24,6 +23,7 @@ from sics.scorers import (
     register,
     score_blocks,
 )
+from sics.selection.select import keep_count, mask_hash, select, top_k
 
 
 def synthetic_blocks(H: int, n_blocks: int = 3, seed: int = 0) -> list[BlockStats]:
@@ -272,7 +272,7 @@ def _per_group(scorer_name: str):
 @pytest.mark.parametrize("name", sorted(SCORERS))
 def test_batched_scoring_of_equal_groups_gives_what_one_call_per_group_gives(name, monkeypatch):
     """Token pruning scores 10,000 groups per row in one call: bit for bit the per-group scores."""
-    from sics.blocks import BlockStats, with_taylor
+    from sics.selection.groups import BlockStats, with_taylor
 
     rng = np.random.default_rng(7)
     m = rng.lognormal(0.0, 0.5, (40, 64))
@@ -293,7 +293,7 @@ def test_batched_scoring_of_equal_groups_gives_what_one_call_per_group_gives(nam
 @given(st.integers(1, 40), st.integers(0, 12), st.integers(0, 5))
 @settings(max_examples=60, deadline=None)
 def test_top_k_of_a_stack_keeps_what_top_k_keeps_row_by_row_ties_included(n, k, seed):
-    from sics.prune import top_k_rows
+    from sics.selection.select import top_k_rows
 
     rng = np.random.default_rng(seed)
     scores = rng.integers(0, 4, (7, n)).astype(float)  # many ties
@@ -307,9 +307,9 @@ def test_a_stack_hashes_overlaps_and_kappa_hats_as_its_groups_do():
     group-by-group definitions."""
     import hashlib
 
-    from sics.blocks import BlockStats
-    from sics.complexity import kappa_hat_block
-    from sics.prune import jaccard, overlap
+    from sics.selection.complexity import kappa_hat_block
+    from sics.selection.groups import BlockStats
+    from sics.selection.select import jaccard, overlap
 
     rng = np.random.default_rng(3)
     m = rng.lognormal(0.0, 0.5, (30, 64))
@@ -337,9 +337,9 @@ def test_a_stack_hashes_overlaps_and_kappa_hats_as_its_groups_do():
 def test_stacked_edge_cases_match_the_per_group_definitions():
     """Groups of one unit, a group with -inf scores, NaN scores: the stack's κ̂ and top-k are
     the per-group ones, and a Stacked list cannot be changed behind its stack."""
-    from sics.blocks import BlockStats, Stacked
-    from sics.complexity import _kappa_hat_stack, kappa_hat_block
-    from sics.prune import top_k_rows
+    from sics.selection.complexity import _kappa_hat_stack, kappa_hat_block
+    from sics.selection.groups import BlockStats, Stacked
+    from sics.selection.select import top_k_rows
 
     ones = BlockStats.groups(np.arange(1.0, 6.0)[:, None])  # five groups of one unit
     assert kappa_hat([g.m for g in ones], ones) == (0, 0.0)

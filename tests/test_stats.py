@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sics.stats import (
+from sics.analysis.stats import (
     _paired_from_diff,
     expand_patterns,
     holm,

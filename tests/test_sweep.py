@@ -11,8 +11,8 @@ from sics.errors import ParameterError, SicsError
 from sics.evaluate import autocast, precision, predict_correct
 from sics.models import fp32_decisions
 from sics.paths import cache_dir
-from sics.prune import select
-from sics.scorers import NINE, SCORERS, BlockStats, get_scorer, score_blocks
+from sics.selection.scorers import NINE, SCORERS, BlockStats, get_scorer, score_blocks
+from sics.selection.select import select
 from sics.sweep import StaleRowError, Study, prepare, read_rows, run_sweep, score_and_select
 
 S4 = [0.5, 0.6, 0.7, 0.8]

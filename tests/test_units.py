@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from sics import tokens as tk
-from sics.blocks import BlockStats
-from sics.claims import ledger
+from sics.analysis.claims import ledger
 from sics.config import resolve_profile
 from sics.errors import ParameterError
-from sics.io import stable_hash
+from sics.files import stable_hash
 from sics.models import build_model, residual_blocks
-from sics.prune import mask_hash, select
-from sics.scorers import get_scorer, score_blocks
+from sics.selection.groups import BlockStats
+from sics.selection.scorers import get_scorer, score_blocks
+from sics.selection.select import mask_hash, select
 from sics.stage import Results, load_correct
 from sics.sweep import prepare, row_key, run_sweep, scorer_version
 from sics.unitkinds import get_unit

@@ -16,10 +16,10 @@ import warnings
 
 import numpy as np
 
-from sics.blocks import BlockStats, with_taylor
-from sics.complexity import kappa_hat
-from sics.prune import jaccard, mask_hash, overlap
-from sics.scorers import NINE
+from sics.selection.complexity import kappa_hat
+from sics.selection.groups import BlockStats, with_taylor
+from sics.selection.scorers import NINE
+from sics.selection.select import jaccard, mask_hash, overlap
 from sics.sweep import kappa_inputs, score_and_select
 
 

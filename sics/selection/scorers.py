@@ -1,6 +1,6 @@
 """The scorer registry: name -> (κ class, function(block, S, rng, **params) -> per-channel scores).
 
-A scorer only computes scores; `sics.prune` turns scores into masks for every scorer alike.
+A scorer only computes scores; `sics.selection.select` turns scores into masks for every scorer alike.
 Parameters are keyword arguments whose defaults are the protocol's. To add a scorer:
 
     @register("my_scorer", kappa="1", stochastic=True)
@@ -24,8 +24,8 @@ When you later change what a registered scorer computes (not just how fast), bum
 `@register("my_scorer", kappa="1", version=2)`: the version is part of a sweep row's key, so
 the rows it made before are recomputed instead of being read back from the cache.
 
-Block statistics (`BlockStats`, `block_stats`, `with_taylor`, `taylor_importance`) live in
-`sics.blocks` and are re-exported here.
+The statistics a scorer reads (`BlockStats`, `with_taylor`) live in `sics.selection.groups`;
+the unit kinds compute them from a model (`sics.units`).
 """
 
 from __future__ import annotations
@@ -38,12 +38,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ParameterError
 from . import features as ft
-from .blocks import BlockStats, Stacked, equal_groups, is_monotone_in_rank
-from .blocks import block_stats as block_stats
-from .blocks import taylor_importance as taylor_importance
-from .blocks import with_taylor as with_taylor
-from .errors import ParameterError
+from .groups import BlockStats, Stacked, equal_groups, is_monotone_in_rank
+from .groups import with_taylor as with_taylor
 
 KAPPA_ORDER = ("0", "1", "2", "control", "baseline")
 FEATURE_KAPPAS = ("0", "1", "2", "control")  # the feature classes; "baseline" is not one

@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from .blocks import BlockStats, along_rank, equal_groups, is_monotone_in_rank, stacked
+from .groups import BlockStats, along_rank, equal_groups, is_monotone_in_rank, stacked
 
 __all__ = [
     "CUTOFF_CYCLES", "HF_THRESHOLD", "along_rank", "high_frequency_share", "is_monotone_in_rank",

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .analysis import ALPHA, nearest, with_holm
-from .scorers import NON_MONOTONE_KAPPAS
+from ..selection.scorers import NON_MONOTONE_KAPPAS
+from .summaries import ALPHA, is_stochastic, nearest, negate, paired_table, with_holm
 
 MARGIN = 0.5  # equivalence margin in accuracy points
 
@@ -36,6 +36,25 @@ CLAIMS = {
 }  # fmt: skip
 PAPER_C3, PAPER_C4 = 6.6, 2.6  # best escapes, points
 PAPER_BUMP, PAPER_CHAOS = 0.6, 4.6  # C6, converted from fractions (+0.006 / +0.046) to points
+
+# The paired comparisons C5 and C6 read: (scorer, reference), each difference scorer − reference
+# on the same images. Tables 4 and 5 show the same pairs.
+FAKE, GRADIENT = "fake_nonmonotone", "gradient"  # C5
+CHAOS, BUMP = "logistic_smooth", "bump"  # C6
+PAIRS = {"C5": (FAKE, GRADIENT), "C6": (CHAOS, BUMP)}
+
+
+def claim_pairs(rows: pd.DataFrame, correct) -> dict[str, pd.DataFrame]:
+    """The comparisons of `PAIRS` per S (`summaries.paired_table`). A paired table needs a
+    deterministic reference: where the reference is stochastic (gradient), the difference is
+    computed the other way round and negated."""
+    out = {}
+    for claim, (scorer, reference) in PAIRS.items():
+        if is_stochastic(reference, rows) and not is_stochastic(scorer, rows):
+            out[claim] = negate(paired_table(rows, correct, reference, scorer))
+        else:
+            out[claim] = paired_table(rows, correct, scorer, reference)
+    return out
 PAPER_BOUNDARIES = (0.65, 0.75)
 PAPER_REGIMES = {0.5: ("0", "plateau optimal"), 0.6: ("0", "plateau optimal"),
                  0.7: ("1", "smooth escapes, best +6.6"), 0.8: ("2", "only raw escapes, +2.6")}  # fmt: skip
@@ -168,7 +187,7 @@ def c5(summary: pd.DataFrame, pairs: dict | None = None, alpha: float = ALPHA, *
     """`pairs["C5"]`: fake_nonmonotone − gradient per S (`analysis.negate(paired_table(...))`)."""
     d = (pairs or {}).get("C5")
     if d is None or d.empty:
-        return _missing("C5", "fake_nonmonotone or gradient")
+        return _missing("C5", f"{FAKE} or {GRADIENT}")
     d = with_holm(d, p_col="p", alpha=alpha)
     verdict = _verdict((_below(d, 0.0, col="high"), "supported"), ((d["sig"] == "up").any(), "not supported"))
     txt = "; ".join(f"S={r.sparsity:g}: {_iv(r.mean, r.low, r.high)}" for r in d.itertuples())
@@ -182,10 +201,10 @@ def c6(summary: pd.DataFrame, pairs: dict | None = None, margin: float = MARGIN,
     d = (pairs or {}).get("C6")
     S = nearest(summary["sparsity"], 0.7)
     if d is None or d.empty or S is None or not np.isclose(d["sparsity"], S).any():
-        return _missing("C6", "bump or logistic_smooth at S≈0.7")
+        return _missing("C6", f"{BUMP} or {CHAOS} at S≈0.7")
     r = d[np.isclose(d["sparsity"], S)].iloc[0]
     at = summary[summary["sparsity"] == S].set_index("scorer")
-    esc = {n: at.loc[n, "escape"] if n in at.index else np.nan for n in ("bump", "logistic_smooth")}
+    esc = {n: at.loc[n, "escape"] if n in at.index else np.nan for n in (BUMP, CHAOS)}
     verdict = _verdict((r["low"] > 0, "supported"), (r["high"] < margin, "not supported"))
     return _row("C6", f"escape: bump {esc['bump']:+.2f}, logistic_smooth {esc['logistic_smooth']:+.2f} "
                 f"pts (paper +{PAPER_BUMP} / +{PAPER_CHAOS}); chaos − bump {_iv(r['mean'], r['low'], r['high'])}",

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .scorers import NON_MONOTONE_KAPPAS, get_scorer
+from ..selection.scorers import NON_MONOTONE_KAPPAS, SCORERS, get_scorer
 from .stats import holm, mean_ci, paired_escape
 
 Correct = Mapping[tuple[str, int, int], np.ndarray]
@@ -61,6 +61,15 @@ def plateau_keys(rows: pd.DataFrame) -> dict[tuple[float, str, int], tuple[str, 
             for r in mag.itertuples()}  # fmt: skip
 
 
+def is_stochastic(scorer: str, rows: pd.DataFrame) -> bool:
+    """Whether a scorer draws random numbers: the registry says, for a registered one; for one
+    that is not registered here (a saved study's custom scorer), its rows do: deterministic
+    scorers run with seed 0 only (`sweep.seeds_for`)."""
+    if scorer in SCORERS:
+        return get_scorer(scorer).stochastic
+    return bool((rows.loc[rows["scorer"] == scorer, "seed"] != 0).any())
+
+
 def summarize(rows: pd.DataFrame, correct: Correct, level: float = 0.95) -> pd.DataFrame:
     """One row per (scorer, S, allocation, recovery, params): accuracy over seeds and the paired
     escape against the plateau of the same allocation and recovery, on the same images.
@@ -79,7 +88,7 @@ def summarize(rows: pd.DataFrame, correct: Correct, level: float = 0.95) -> pd.D
                            f"recovery={rec}: include it in the sweep")  # fmt: skip
         ref = np.asarray(correct[plat[key]], dtype=bool)
         c = stack(correct, g)
-        stochastic = get_scorer(scorer).stochastic
+        stochastic = is_stochastic(scorer, rows)
         esc = paired_escape(c, ref, level=level, stochastic=stochastic)
         acc = c.mean(axis=1) * 100
         m, lo, hi = mean_ci(acc)
@@ -126,7 +135,7 @@ def paired_table(rows: pd.DataFrame, correct: Correct, scorer: str, reference: s
 
     Columns: sparsity, mean, low, high, se, df, p, n_seeds.
     """
-    if get_scorer(reference).stochastic:
+    if is_stochastic(reference, rows):
         raise ValueError(f"paired_table needs a deterministic reference, got {reference!r}")
     out = []
     for S, at in rows.groupby("sparsity"):
@@ -134,7 +143,7 @@ def paired_table(rows: pd.DataFrame, correct: Correct, scorer: str, reference: s
         if a.empty or b.empty:
             continue
         d = paired_escape(stack(correct, a), correct_of(correct, b.iloc[0]), level=level,
-                          stochastic=get_scorer(scorer).stochastic)  # fmt: skip
+                          stochastic=is_stochastic(scorer, rows))  # fmt: skip
         out.append(dict(sparsity=float(S), mean=d.mean, low=d.low, high=d.high, se=d.se, df=d.df,
                         p=d.p_value, n_seeds=d.n_seeds))  # fmt: skip
     return pd.DataFrame(out, columns=["sparsity", "mean", "low", "high", "se", "df", "p", "n_seeds"])

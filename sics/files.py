@@ -51,9 +51,15 @@ def stable_hash(obj: Any, length: int = 12) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
-def file_digest(path: str | Path, length: int = 16) -> str:
+def sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:length]
+    return h.hexdigest()
+
+
+def file_digest(path: str | Path, length: int = 16) -> str:
+    """A file's sha256, shortened: the content key of a cached artifact."""
+    return sha256(path)[:length]

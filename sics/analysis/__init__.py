@@ -1,0 +1,25 @@
+"""The analysis layer: pure functions of a study's rows and per-image results, with no torch.
+
+- `stats`: paired intervals, tests and their simulation;
+- `summaries`: per-(scorer, S) summaries, escapes, paired comparisons, regime boundaries;
+- `claims`: the paper's claims, each with its rule and the comparisons it reads.
+
+The summaries' functions are also reachable here (`analysis.summarize`), as the notebooks use them.
+"""
+
+from .summaries import (
+    ALPHA,
+    ESCAPE_KAPPAS,
+    PLATEAU_SCORER,
+    escape_family,
+    nearest,
+    negate,
+    paired_table,
+    regime_boundaries,
+    result_key,
+    summarize,
+    with_holm,
+)
+
+__all__ = ["ALPHA", "ESCAPE_KAPPAS", "PLATEAU_SCORER", "escape_family", "nearest", "negate", "paired_table",
+           "regime_boundaries", "result_key", "summarize", "with_holm"]  # fmt: skip

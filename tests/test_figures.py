@@ -1,0 +1,29 @@
+"""Figures draw whatever is registered: a new baseline scorer gets a colour and a legend entry."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sics import figures
+from sics.paper import main as paper
+from sics.selection.scorers import SCORERS, register
+
+
+def test_a_registered_baseline_scorer_is_drawn_in_figure_1(tiny_tree, monkeypatch):
+    @register("weight_noise", kappa="baseline", stochastic=True)
+    def weight_noise(block, S, rng):
+        return block.m * rng.lognormal(0, 0.3, block.m.shape)
+
+    monkeypatch.setitem(SCORERS, "weight_noise", SCORERS.pop("weight_noise"))  # removed after the test
+    drawn = {}
+    save = figures.save_figure
+
+    def recording(fig, name, study):
+        drawn[name] = {label for ax in fig.axes for label in ax.get_legend_handles_labels()[1]}
+        return save(fig, name, study)
+
+    monkeypatch.setattr(figures, "save_figure", recording)
+    assert paper(["--profile", "ci", "--data", str(tiny_tree), "--engine", "inline", "--only", "01,02,03"]) == 0
+    assert "weight_noise (κ=baseline)" in drawn["fig1"]
+    pal = figures._class_palette({"weight_noise": "baseline", "gradient": "baseline", "bump": "baseline"})
+    assert pal["weight_noise"] not in (pal["gradient"], pal["bump"]) and np.all(np.isfinite(pal["weight_noise"]))
