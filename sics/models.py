@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .config import Profile
-from .errors import CheckpointError, ParameterError
+from .errors import CheckpointError
 from .resnet import CifarResNet
 
 NUM_CLASSES = 10
@@ -90,20 +90,6 @@ def fp32_decisions(model: nn.Module) -> nn.Module:
     if type(norm) is nn.LayerNorm:
         norm.__class__ = FP32LayerNorm
     return model
-
-
-def mlp_blocks(model: nn.Module) -> list[nn.Module]:
-    """The MLP of every transformer block: its hidden channels are the pruning units."""
-    if isinstance(model, CifarResNet):
-        raise ParameterError("mlp_channels prunes a ViT's MLPs; a CIFAR ResNet has none (use conv_channels)")
-    return [block.mlp for block in model.blocks]
-
-
-def residual_blocks(model: nn.Module) -> list[nn.Module]:
-    """The basic blocks of a CIFAR ResNet: their inner channels are the conv pruning units."""
-    if not isinstance(model, CifarResNet):
-        raise ParameterError(f"conv_channels prunes a CIFAR ResNet's blocks, not a {type(model).__name__}")
-    return model.basic_blocks()
 
 
 def count_params(model: nn.Module) -> int:

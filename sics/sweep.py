@@ -61,8 +61,7 @@ from .selection.groups import BlockStats, with_taylor
 from .selection.scorers import check_scorers, get_scorer, score_blocks
 from .selection.select import ALLOCATIONS, check_sparsity, jaccard, mask_hash, overlap, select
 from .train import Trained, fine_tune, train_or_load
-from .unitkinds import get_unit
-from .units import MlpChannels, Unit
+from .units import MlpChannels, Unit, get_unit
 from .weights import present as weights_present
 
 COLUMNS = [
@@ -149,7 +148,7 @@ class Study:
     _magnitude_masks: dict = field(default_factory=dict)
     _dense: np.ndarray | None = None
     _stats: list[BlockStats] | None = None
-    unit_cache: dict = field(default_factory=dict)  # what a unit kind keeps per study (`sics.tokens`)
+    unit_cache: dict = field(default_factory=dict)  # what a unit kind keeps per study (`sics.units.tokens`)
     _calibration: CalibrationStore | None = None
     measured_locally: bool = False  # a result came from this machine (evaluated, or its cache)
 

@@ -159,14 +159,26 @@ def test_importing_the_analysis_layer_loads_no_torch():
 
 
 def test_block_statistics_live_in_the_selection_layer_and_units_compute_them():
-    from sics import units
+    """Each unit kind's statistics and surgery live in its own file under sics/units."""
     from sics.selection import complexity, groups, scorers
+    from sics.units import conv_channels, mlp_channels
 
     for name in ("BlockStats", "with_taylor"):
         assert getattr(scorers, name) is getattr(groups, name), name
     for name in ("along_rank", "is_monotone_in_rank"):
         assert getattr(complexity, name) is getattr(groups, name), name
-    assert callable(units.block_stats) and callable(units.taylor_importance)
+    assert callable(mlp_channels.block_stats) and callable(mlp_channels.taylor_importance)
+    assert callable(conv_channels.conv_magnitudes)
     graph = import_graph()
     assert graph["selection.groups"].isdisjoint({"selection.scorers", "selection.complexity"})
     assert "selection.groups" in graph["selection.scorers"] and "selection.groups" in graph["selection.complexity"]
+
+
+def test_every_unit_kind_owns_its_surgery_and_shares_one_slicing_helper():
+    """MLP and conv channels slice through `units.base.narrowed`; no other module slices layers."""
+    graph = import_graph()
+    for kind in ("units.mlp_channels", "units.conv_channels", "units.tokens"):
+        assert "units.base" in graph[kind], kind
+    for name, path in module_names().items():
+        if not name.startswith("units."):
+            assert "skip_init" not in path.read_text(), f"{name} builds layers: surgery belongs to a unit kind"

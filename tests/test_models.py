@@ -4,7 +4,8 @@ import torch
 
 from sics.config import PROFILES
 from sics.errors import CheckpointError
-from sics.models import build_model, mlp_blocks
+from sics.models import build_model
+from sics.units.mlp_channels import mlp_blocks
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])

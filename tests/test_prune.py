@@ -6,8 +6,7 @@ import torch
 
 from sics.config import resolve_profile
 from sics.errors import ParameterError
-from sics.models import build_model, mlp_blocks
-from sics.prune import masked, sliced
+from sics.models import build_model
 from sics.selection.scorers import score_blocks
 from sics.selection.select import (
     check_sparsity,
@@ -18,7 +17,7 @@ from sics.selection.select import (
     select,
     top_k,
 )
-from sics.units import block_stats
+from sics.units.mlp_channels import block_stats, masked, mlp_blocks, sliced
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from sics.config import resolve_profile
 from sics.data import load_cifar10
 from sics.errors import CheckpointError
 from sics.models import build_model
-from sics.prune import sliced
 from sics.train import fine_tune, train_or_load
+from sics.units.mlp_channels import sliced
 
 CPU = torch.device("cpu")
 

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from sics import tokens as tk
 from sics.analysis.claims import ledger
 from sics.config import resolve_profile
 from sics.errors import ParameterError
 from sics.files import stable_hash
-from sics.models import build_model, residual_blocks
+from sics.models import build_model
 from sics.selection.groups import BlockStats
 from sics.selection.scorers import get_scorer, score_blocks
 from sics.selection.select import mask_hash, select
 from sics.stage import Results, load_correct
 from sics.sweep import prepare, row_key, run_sweep, scorer_version
-from sics.unitkinds import get_unit
-from sics.units import conv_magnitudes, masked_conv, sliced_conv
+from sics.units import get_unit
+from sics.units import tokens as tk
+from sics.units.conv_channels import conv_magnitudes, masked_conv, residual_blocks, sliced_conv
 
 S4 = [0.5, 0.6, 0.7, 0.8]
 
@@ -113,7 +113,7 @@ def test_the_resnet_layouts_have_their_blocks():
 
 
 def test_mlp_channels_cannot_prune_a_resnet(resnet):
-    from sics.models import mlp_blocks
+    from sics.units.mlp_channels import mlp_blocks
 
     with pytest.raises(ParameterError, match="use conv_channels"):
         mlp_blocks(resnet)

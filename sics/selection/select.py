@@ -1,6 +1,6 @@
 """One selection path for every scorer: scores -> keep-masks (per block, or global), and the
 masks' fingerprints (hash, overlap, Jaccard). numpy only; applying masks to a model is the unit
-kinds' surgery (`sics.prune`, `sics.units`)."""
+kinds' surgery (`sics.units`)."""
 
 from __future__ import annotations
 

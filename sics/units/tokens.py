@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ParameterError
-from .evaluate import autocast
-from .selection.groups import BlockStats
-from .units import Unit
+from ..errors import ParameterError
+from ..evaluate import autocast
+from ..selection.groups import BlockStats
+from .base import Unit
 
 IMPORTANCES = ("cls_attention", "norm")
 

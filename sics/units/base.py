@@ -1,0 +1,140 @@
+"""What every unit kind shares: the `Unit` protocol, the calibration batch, first-order Taylor
+importance of any activation, zeroing units with a hook, and slicing a layer along one axis."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import skip_init
+
+from ..data import DeviceBatches
+from ..selection.groups import BlockStats
+
+
+class Unit:
+    """A kind of pruning unit (see the module docstring). Subclasses fill in the methods."""
+
+    name: str = ""
+    description: str = ""
+    static: bool = True  # True: the selection depends on the weights only, not on the images
+
+    def key(self) -> dict:
+        """What besides the name tells this unit's selections apart (part of every row key)."""
+        return {}
+
+    @property
+    def tag(self) -> str:
+        """Short label of the unit and its settings, for cache folders."""
+        return self.name
+
+    def stats(self, study) -> list[BlockStats]:
+        raise NotImplementedError
+
+    def group_sizes(self, study) -> list[int]:
+        return [b.H for b in study.stats]
+
+    def taylor(self, study, seed: int) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def masked(self, model: nn.Module, masks: list[np.ndarray]):
+        """Context manager: the model with the pruned units zeroed (a hook), restored after."""
+        raise NotImplementedError
+
+    def apply(self, model: nn.Module, masks: list[np.ndarray]) -> nn.Module:
+        """A pruned copy of the model (units sliced out where possible), for evaluation."""
+        raise NotImplementedError
+
+    def evaluate(self, study, masks: list[np.ndarray]) -> np.ndarray:
+        """Per-image correctness under `masks`, for a unit whose selection differs per image
+        (`static` False: `Study.correct` calls this instead of `apply`)."""
+        raise NotImplementedError
+
+
+def calibration_batch(study, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seeded calibration subset of the training images (`n_calib` of them), on the device."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    idx = torch.randperm(len(study.data.train_y), generator=g)[: study.profile.n_calib]
+    calib = DeviceBatches(study.data.train_x[idx], study.data.train_y[idx], device=study.device,
+                          mean=study.profile.mean, std=study.profile.std,
+                          img_size=study.profile.img_size)  # fmt: skip
+    return calib.prepare(calib.x), calib.y
+
+
+def activation_taylor(model: nn.Module, acts: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                      batch_size: int = 64, channel_dim: int = -1) -> list[np.ndarray]:  # fmt: skip
+    """I_c = Σ_batches (Σ_{samples, positions} a_c · ∂L/∂a_c)², with a the output of each module
+    in `acts` and its channels along `channel_dim`: the first-order Taylor channel importance."""
+    seen: dict[int, torch.Tensor] = {}
+
+    def hook(i):
+        def f(_module, _inp, out):
+            out.retain_grad()
+            seen[i] = out
+
+        return f
+
+    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(acts)]
+    was_training = model.training
+    model.eval()
+    total: list[torch.Tensor | None] = [None] * len(acts)
+    try:
+        for s in range(0, len(y), batch_size):
+            model.zero_grad(set_to_none=True)
+            xb, yb = x[s : s + batch_size], y[s : s + batch_size]
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            loss.backward()
+            for i, a in seen.items():
+                dims = tuple(d for d in range(a.dim()) if d != channel_dim % a.dim())
+                per_channel = ((a.detach() * a.grad).sum(dim=dims).double()) ** 2
+                total[i] = per_channel if total[i] is None else total[i] + per_channel
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return [t.cpu().numpy() for t in total]
+
+
+@contextmanager
+def zeroed(modules: list[nn.Module], masks: list[np.ndarray], channel_dim: int = -1,
+           model: nn.Module | None = None) -> Iterator[nn.Module | None]:  # fmt: skip
+    """Temporarily multiply the output of each module by its keep-mask along `channel_dim`
+    (a forward hook): the pruned units' activations are zero, as if they were removed."""
+    handles = []
+    for module, m in zip(modules, masks, strict=True):
+        keep = torch.as_tensor(m, dtype=torch.float32)
+
+        def hook(_m, _i, out, k=keep):
+            shape = [1] * out.dim()
+            shape[channel_dim] = -1
+            return out * k.to(out.device, out.dtype).view(shape)
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def narrowed(layer: nn.Linear | nn.Conv2d, index: torch.Tensor, axis: int) -> nn.Module:
+    """A copy of a Linear or Conv2d layer keeping only the output (axis 0) or input (axis 1)
+    units in `index`; the bias follows the outputs. No initialisation: the weights are copied."""
+    w = layer.weight.index_select(axis, index)
+    like = dict(device=w.device, dtype=w.dtype, bias=layer.bias is not None)
+    with warnings.catch_warnings():  # a layer of no units: torch warns that init is a no-op
+        warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
+        if isinstance(layer, nn.Linear):
+            new = skip_init(nn.Linear, w.shape[1], w.shape[0], **like)
+        else:
+            new = skip_init(nn.Conv2d, w.shape[1], w.shape[0], layer.kernel_size, layer.stride, layer.padding, **like)
+    with torch.no_grad():
+        new.weight.copy_(w)
+        if layer.bias is not None:
+            new.bias.copy_(layer.bias[index] if axis == 0 else layer.bias)
+    return new

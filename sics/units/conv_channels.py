@@ -1,0 +1,83 @@
+"""Inner channels of a CIFAR ResNet's residual blocks: channel c is output channel c of the
+block's first conv with its BN, and input slice c of the second conv; m_c is the L2 norm of conv1's
+filter c and conv2's input slice c."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ParameterError
+from ..models import CifarResNet
+from ..selection.groups import BlockStats
+from .base import Unit, activation_taylor, calibration_batch, narrowed, zeroed
+
+
+def residual_blocks(model: nn.Module) -> list[nn.Module]:
+    """The basic blocks of a CIFAR ResNet: their inner channels are the conv pruning units."""
+    if not isinstance(model, CifarResNet):
+        raise ParameterError(f"conv_channels prunes a CIFAR ResNet's blocks, not a {type(model).__name__}")
+    return model.basic_blocks()
+
+
+def conv_magnitudes(model: nn.Module) -> list[np.ndarray]:
+    """m_c = ‖[conv1 filter c, conv2 input slice c]‖₂ for every residual block (float64)."""
+    out = []
+    for blk in residual_blocks(model):
+        w1 = blk.conv1.weight.detach().double().cpu()
+        w2 = blk.conv2.weight.detach().double().cpu()
+        out.append(torch.sqrt((w1**2).sum((1, 2, 3)) + (w2**2).sum((0, 2, 3))).numpy())
+    return out
+
+
+def masked_conv(model: nn.Module, masks: list[np.ndarray]):
+    """Temporarily zero the pruned inner channels (after the block's first activation)."""
+    return zeroed([blk.act1 for blk in residual_blocks(model)], masks, 1, model)
+
+
+def sliced_conv(model: nn.Module, masks: list[np.ndarray]) -> nn.Module:
+    """A copy with the pruned inner channels removed: conv1 output filters, bn1, conv2 inputs.
+
+    A block that keeps no channel keeps one zeroed channel instead (a convolution needs an
+    input channel); it contributes exactly nothing, as the removed channels would.
+    """
+    pruned = copy.deepcopy(model)
+    for blk, m in zip(residual_blocks(pruned), masks, strict=True):
+        keep = np.flatnonzero(m)
+        idx = torch.as_tensor(keep if len(keep) else [0], device=blk.conv1.weight.device)
+        bn = blk.bn1
+        new_bn = nn.BatchNorm2d(len(idx), eps=bn.eps, momentum=bn.momentum, device=bn.weight.device,
+                                dtype=bn.weight.dtype)  # fmt: skip
+        with torch.no_grad():
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(new_bn, name).copy_(getattr(bn, name)[idx])
+        new_bn.eval()
+        blk.conv1, blk.bn1, blk.conv2 = narrowed(blk.conv1, idx, 0), new_bn, narrowed(blk.conv2, idx, 1)
+        if not len(keep):
+            with torch.no_grad():
+                blk.conv2.weight.zero_()
+    return pruned
+
+
+class ConvChannels(Unit):
+    name = "conv_channels"
+    description = "inner channels of every residual block (conv1 filter c + BN, conv2 input slice c)"
+
+    def stats(self, study) -> list[BlockStats]:
+        return [BlockStats.from_magnitudes(i, m) for i, m in enumerate(conv_magnitudes(study.model))]
+
+    def taylor(self, study, seed: int) -> list[np.ndarray]:
+        def compute():
+            x, y = calibration_batch(study, seed)
+            return activation_taylor(study.model, [b.act1 for b in residual_blocks(study.model)], x, y, channel_dim=1)
+
+        return study.calibrated(f"taylor-s{seed}", compute)
+
+    def masked(self, model, masks):
+        return masked_conv(model, masks)
+
+    def apply(self, model, masks):
+        return sliced_conv(model, masks)

@@ -1,0 +1,79 @@
+"""MLP hidden channels of a ViT (the paper's unit): channel c is fc1 row c and fc2 column c of a
+block's MLP, and m_c the L2 norm of both."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ParameterError
+from ..models import CifarResNet
+from ..selection.groups import BlockStats
+from .base import Unit, activation_taylor, calibration_batch, narrowed, zeroed
+
+
+def mlp_blocks(model: nn.Module) -> list[nn.Module]:
+    """The MLP of every transformer block: its hidden channels are the pruning units."""
+    if isinstance(model, CifarResNet):
+        raise ParameterError("mlp_channels prunes a ViT's MLPs; a CIFAR ResNet has none (use conv_channels)")
+    return [block.mlp for block in model.blocks]
+
+
+def block_stats(model: nn.Module) -> list[BlockStats]:
+    """m_c and its rank for every block, from fc1 rows and fc2 columns (float64)."""
+    out = []
+    for i, mlp in enumerate(mlp_blocks(model)):
+        w1 = mlp.fc1.weight.detach().double().cpu()
+        w2 = mlp.fc2.weight.detach().double().cpu()
+        m = torch.sqrt((w1**2).sum(1) + (w2**2).sum(0)).numpy()
+        out.append(BlockStats.from_magnitudes(i, m))
+    return out
+
+
+def taylor_importance(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      batch_size: int = 64) -> list[np.ndarray]:  # fmt: skip
+    """I_c = Σ_batches (Σ_{samples, tokens} a_c · ∂L/∂a_c)^2, a_c the post-GELU activation."""
+    return activation_taylor(model, [mlp.act for mlp in mlp_blocks(model)], x, y, batch_size)
+
+
+def masked(model: nn.Module, masks: list[np.ndarray]):
+    """Temporarily zero the pruned hidden channels (after the activation) of every block."""
+    return zeroed([mlp.act for mlp in mlp_blocks(model)], masks, -1, model)
+
+
+def sliced(model: nn.Module, masks: list[np.ndarray]) -> nn.Module:
+    """A copy of the model with the pruned channels physically removed from fc1 and fc2.
+
+    A block may keep no channel at all: its MLP then adds only fc2's bias.
+    """
+    pruned = copy.deepcopy(model)
+    for mlp, m in zip(mlp_blocks(pruned), masks, strict=True):
+        if not isinstance(mlp.norm, nn.Identity):
+            raise NotImplementedError("slicing an MLP with a hidden norm layer is not supported")
+        keep = torch.as_tensor(np.flatnonzero(m), device=mlp.fc1.weight.device)
+        mlp.fc1, mlp.fc2 = narrowed(mlp.fc1, keep, 0), narrowed(mlp.fc2, keep, 1)
+    return pruned
+
+
+class MlpChannels(Unit):
+    name = "mlp_channels"
+    description = "MLP hidden channels of every ViT block (fc1 row c, fc2 column c)"
+
+    def stats(self, study) -> list[BlockStats]:
+        return block_stats(study.model)
+
+    def taylor(self, study, seed: int) -> list[np.ndarray]:
+        def compute():
+            x, y = calibration_batch(study, seed)
+            return taylor_importance(study.model, x, y)
+
+        return study.calibrated(f"taylor-s{seed}", compute)
+
+    def masked(self, model, masks):
+        return masked(model, masks)
+
+    def apply(self, model, masks):
+        return sliced(model, masks)
