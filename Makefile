@@ -67,13 +67,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 paper: $(VENV)/.installed
-	$(PY) -m sics.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose)
+	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose)
 
 verify: $(VENV)/.installed
-	$(PY) -m sics.verify --profile $(PROFILE) $(if $(N),--n $(N)) $(if $(UNIT),--unit $(UNIT)) $(if $(PRECISION),--precision $(PRECISION))
+	$(PY) -m sics.cli.verify --profile $(PROFILE) $(if $(N),--n $(N)) $(if $(UNIT),--unit $(UNIT)) $(if $(PRECISION),--precision $(PRECISION))
 
 site: $(VENV)/.installed
-	$(PY) -m sics.site --profile $(PROFILE)
+	$(PY) -m sics.report.site --profile $(PROFILE)
 
 test: unit nbval
 
@@ -87,7 +87,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check sics tests
 
 bench: $(VENV)/.installed
-	$(PY) -m sics.bench --profile $(PROFILE)
+	$(PY) -m sics.cli.bench --profile $(PROFILE)
 
 strip: $(VENV)/.installed
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

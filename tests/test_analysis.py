@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sics import analysis, tables
+from sics import analysis
 from sics.analysis import claims
+from sics.report import tables
 from sics.selection.scorers import SCORERS, feature_classes, modulate, register
 
 N = 4000

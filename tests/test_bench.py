@@ -1,4 +1,4 @@
-"""sics.bench: throughput, FLOPs and MFU on synthetic data (CPU, ci profile, few steps)."""
+"""sics.cli.bench: throughput, FLOPs and MFU on synthetic data (CPU, ci profile, few steps)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from sics import bench
+from sics.cli import bench
 from sics.config import PROFILES
 from sics.models import build_model, flops_per_image
 
@@ -158,7 +158,7 @@ def test_cli_rejects_an_unknown_profile(capsys):
 
 def test_the_resnet_benchmark_times_its_own_recipe(monkeypatch):
     """`make bench PROFILE=resnet` steps the ResNet's SGD in bf16, as its training does, not AdamW."""
-    from sics import train
+    from sics.training import train
 
     seen = {}
     step = train.train_step

@@ -8,14 +8,15 @@ import pandas as pd
 import pytest
 import torch
 
-from sics import bundle, provenance, sweep
-from sics import verify as verify_mod
-from sics.bundle import BundleError
+from sics import provenance
+from sics.cli import verify as verify_mod
+from sics.cli.verify import bundle_precision, check_sample, choose_precision, rule, verify
 from sics.errors import DataError
-from sics.stage import Results, load_correct
-from sics.sweep import pack_results, prepare, read_rows, run_sweep
-from sics.train import export_weights
-from sics.verify import bundle_precision, check_sample, choose_precision, rule, verify
+from sics.study import bundle, sweep
+from sics.study.bundle import BundleError
+from sics.study.stage import Results, load_correct
+from sics.study.sweep import pack_results, prepare, read_rows, run_sweep
+from sics.training.train import export_weights
 
 SCORERS = ["magnitude", "logistic_smooth", "gradient", "random"]
 S2 = [0.5, 0.8]
@@ -200,7 +201,7 @@ def test_the_bundle_of_committed_weights_is_not_overwritten_by_a_retrained_model
 
 
 def test_newly_committed_weights_replace_the_bundle_of_the_weights_before_them(committed, figures, tiny_tree):
-    from sics import weights
+    from sics.training import weights
 
     for f in weights.paths("ci"):
         f.unlink()  # the maintainer moves the old weights away, retrains and commits the new ones

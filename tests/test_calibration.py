@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sics.calibration import CalibrationStore
 from sics.paths import figures_dir
-from sics.sweep import pack_results, prepare, read_rows, run_sweep
-from sics.train import export_weights
+from sics.study.calibration import CalibrationStore
+from sics.study.sweep import pack_results, prepare, read_rows, run_sweep
+from sics.training.train import export_weights
 
 
 def no_data(study):

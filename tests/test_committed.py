@@ -8,13 +8,14 @@ import os
 
 import pytest
 
-from sics import bundle, weights
+from sics.cli.verify import check_sample
 from sics.config import resolve_profile
 from sics.paths import REPO
 from sics.selection.select import mask_hash
-from sics.sweep import prepare
-from sics.train import training_fields
-from sics.verify import check_sample
+from sics.study import bundle
+from sics.study.sweep import prepare
+from sics.training import weights
+from sics.training.train import training_fields
 
 REAL_DATA = os.environ.get("SICS_DATA")  # read before the autouse fixture removes it
 # profile -> the dense accuracy its committed model must keep on the 10k test set. These guard the

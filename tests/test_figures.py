@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sics import figures
-from sics.paper import main as paper
+from sics.cli.paper import main as paper
+from sics.report import figures
 from sics.selection.scorers import SCORERS, register
 
 

@@ -11,10 +11,12 @@ import shutil
 import pandas as pd
 import pytest
 
-from sics import bundle, ship, verify
-from sics.paper import NOTEBOOKS
-from sics.paper import main as paper
-from sics.sweep import pred_name, read_rows
+from sics import ship
+from sics.cli import verify
+from sics.cli.paper import NOTEBOOKS
+from sics.cli.paper import main as paper
+from sics.study import bundle
+from sics.study.sweep import pred_name, read_rows
 
 
 def check_returned(out) -> list[str]:

@@ -120,7 +120,7 @@ def test_markdown_tables_do_not_depend_on_wcwidth(monkeypatch):
     the written table must be the same either way."""
     import tabulate
 
-    from sics.tables import markdown
+    from sics.report.tables import markdown
 
     df = pd.DataFrame({"κ̂": ["0", "1"], "scorer": ["magnitude", "bump"]})
     mode = tabulate.WIDE_CHARS_MODE

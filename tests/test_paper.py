@@ -8,8 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from sics.config import PROFILES
-from sics.paper import (
+from sics.cli.paper import (
     Forward,
     NotebookFailed,
     main,
@@ -17,6 +16,7 @@ from sics.paper import (
     run_inline,
     run_papermill,
 )
+from sics.config import PROFILES
 from sics.paths import notebooks_dir
 
 
@@ -28,7 +28,7 @@ def test_unknown_profile_exits_non_zero_with_one_line(capsys):
 
 def test_missing_data_stops_the_first_notebook(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "sics.paper", "--profile", "ci", "--only", "01", "--engine", "inline",
+        [sys.executable, "-m", "sics.cli.paper", "--profile", "ci", "--only", "01", "--engine", "inline",
          "--data", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]

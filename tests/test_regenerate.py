@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from sics.paper import main
+from sics.cli.paper import main
 from sics.paths import REPO
 
 # What a regeneration reads (everything else under these folders is an output it rewrites)

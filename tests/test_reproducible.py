@@ -10,9 +10,10 @@ import matplotlib
 import pandas as pd
 import torch
 
-from sics import evaluate, figures, provenance
+from sics import evaluate, provenance
 from sics.files import write_csv
 from sics.paths import figures_dir
+from sics.report import figures
 
 matplotlib.use("Agg")
 

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from sics.paths import REPO
-from sics.site import build, committed_studies, matrix_markdown, verdict_matrix
+from sics.report.site import build, committed_studies, matrix_markdown, verdict_matrix
 
 matplotlib.use("Agg")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from sics import sweep as sweep_mod
 from sics.errors import ParameterError, SicsError
 from sics.evaluate import autocast, precision, predict_correct
 from sics.models import fp32_decisions
 from sics.paths import cache_dir
 from sics.selection.scorers import NINE, SCORERS, BlockStats, get_scorer, score_blocks
 from sics.selection.select import select
-from sics.sweep import StaleRowError, Study, prepare, read_rows, run_sweep, score_and_select
+from sics.study import sweep as sweep_mod
+from sics.study.sweep import StaleRowError, Study, prepare, read_rows, run_sweep, score_and_select
 
 S4 = [0.5, 0.6, 0.7, 0.8]
 
@@ -92,7 +92,7 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(study, monkeypatch):
 
 
 def test_identical_masks_are_evaluated_once(study, monkeypatch):
-    from sics import sweep
+    from sics.study import sweep
 
     evaluated = []
     real = sweep.predict_correct

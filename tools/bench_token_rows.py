@@ -20,7 +20,7 @@ from sics.selection.complexity import kappa_hat
 from sics.selection.groups import BlockStats, with_taylor
 from sics.selection.scorers import NINE
 from sics.selection.select import jaccard, mask_hash, overlap
-from sics.sweep import kappa_inputs, score_and_select
+from sics.study.sweep import kappa_inputs, score_and_select
 
 
 def main() -> None:

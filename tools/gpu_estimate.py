@@ -20,7 +20,6 @@ import warnings
 
 import numpy as np
 
-from sics.ablations import ABLATIONS, RECOVERY_SCORERS, ablation_scorers, variants
 from sics.config import resolve_profile
 from sics.models import build_model, flops_per_image
 from sics.paths import notebooks_dir
@@ -28,7 +27,8 @@ from sics.selection.complexity import kappa_hat
 from sics.selection.groups import BlockStats, with_taylor
 from sics.selection.scorers import baselines, feature_classes, get_scorer, params_for
 from sics.selection.select import mask_hash
-from sics.sweep import kappa_inputs, score_and_select, seeds_for
+from sics.study.ablations import ABLATIONS, RECOVERY_SCORERS, ablation_scorers, variants
+from sics.study.sweep import kappa_inputs, score_and_select, seeds_for
 
 
 def notebook_parameters(name: str) -> dict:

@@ -92,12 +92,12 @@ cat "$REC/gpu.txt"
 
 if [ -e "${SICS_FIGURES:-figures}/$PROFILE/weights.json" ]; then
   say "train: $PROFILE's weights are here already; not training"
-elif ! stage train 120 "$DEADLINE_S" "$PY" -m sics.export --profile "$PROFILE" --dtype bf16 --shard-mb "$SHARD_MB"; then
+elif ! stage train 120 "$DEADLINE_S" "$PY" -m sics.training.export --profile "$PROFILE" --dtype bf16 --shard-mb "$SHARD_MB"; then
   say "no trained model: the study cannot run"; exit 1
 fi
 # the notebooks in one process (one start-up), which packs after each one and on TERM
-stage notebooks 20 "$DEADLINE_S" "$PY" -m sics.paper --profile "$PROFILE" --engine inline --pack-to "$OUT"
+stage notebooks 20 "$DEADLINE_S" "$PY" -m sics.cli.paper --profile "$PROFILE" --engine inline --pack-to "$OUT"
 DEADLINE_S=$(( DEADLINE_S + BENCH_S ))  # the benchmark's own budget, after the study's deadline
-stage bench 10 "$BENCH_S" "$PY" -m sics.bench --profile "$PROFILE" --json "$REC/bench.json"
+stage bench 10 "$BENCH_S" "$PY" -m sics.cli.bench --profile "$PROFILE" --json "$REC/bench.json"
 say "done in $(( $(date +%s) - START )) s"
 pack

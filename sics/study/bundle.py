@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SicsError
-from .files import atomic_write
-from .paths import figures_dir
+from ..errors import SicsError
+from ..files import atomic_write
+from ..paths import figures_dir
 
 BUNDLE_FILE = "results.zip"
 META = "meta.json"

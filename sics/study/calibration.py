@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write, stable_hash
+from ..files import atomic_write, stable_hash
 
 META = "meta.json"
 _EPOCH = (1980, 1, 1, 0, 0, 0)

@@ -1,6 +1,6 @@
 """`make site`: a static HTML report of the committed runs, browsable offline.
 
-    python -m sics.site [--profile reference] [--out site]
+    python -m sics.report.site [--profile reference] [--out site]
 
 An index page (what the project is, the verdict matrix of every committed study, every figure)
 and one page per executed notebook of the profile's `make paper` run, with its tables and figures
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import SicsError
-from .files import write_text
-from .paths import REPO, SMOKE_PROFILES, figures_root
+from ..errors import SicsError
+from ..files import write_text
+from ..paths import REPO, SMOKE_PROFILES, figures_root
 
 CLAIMS = ("C1", "C2", "C3", "C4", "C5", "C6")
 STYLE = """
@@ -148,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(REPO / "site"))
     args = ap.parse_args(argv)
     try:
-        from .config import resolve_profile
-        from .paper import NOTEBOOKS
+        from ..cli.paper import NOTEBOOKS
+        from ..config import resolve_profile
 
         profile = resolve_profile(args.profile).name
         notebooks = figures_root() / profile / "notebooks"
         if not all((notebooks / f"{n}.ipynb").exists() for n in NOTEBOOKS):
-            from . import paper
+            from ..cli import paper
 
             print(f"[sics] site: executed notebooks of {profile} missing; running make paper first", flush=True)
             if paper.main(["--profile", profile]) != 0:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .errors import ParameterError
-from .selection.scorers import feature_classes, kappa0, params_for
+from ..errors import ParameterError
+from ..selection.scorers import feature_classes, kappa0, params_for
 from .stage import Stage
 
 

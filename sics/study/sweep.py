@@ -42,27 +42,27 @@ try:
 except ImportError:  # Windows: no advisory locks; one run per profile at a time there
     fcntl = None
 
+from .. import provenance
+from ..config import Profile, pick_device, resolve_profile
+from ..data import Cifar10, DeviceBatches, load_cifar10
+from ..errors import DataError, ParameterError, SicsError
+from ..evaluate import precision, predict_correct
+from ..files import atomic_write, stable_hash
+from ..paths import cache_dir, figures_dir
+from ..progress import bar as progress_bar
+from ..progress import enabled as progress_enabled
+from ..provenance import git_revision
+from ..selection.complexity import kappa_hat
+from ..selection.groups import BlockStats, with_taylor
+from ..selection.scorers import check_scorers, get_scorer, score_blocks
+from ..selection.select import ALLOCATIONS, check_sparsity, jaccard, mask_hash, overlap, select
+from ..training.train import Trained, fine_tune, train_or_load
+from ..training.weights import present as weights_present
+from ..units import MlpChannels, Unit, get_unit
 from . import bundle as bundle_mod
-from . import provenance
 from .bundle import Bundle
 from .calibration import CalibrationStore
 from .calibration import file_name as calibration_file
-from .config import Profile, pick_device, resolve_profile
-from .data import Cifar10, DeviceBatches, load_cifar10
-from .errors import DataError, ParameterError, SicsError
-from .evaluate import precision, predict_correct
-from .files import atomic_write, stable_hash
-from .paths import cache_dir, figures_dir
-from .progress import bar as progress_bar
-from .progress import enabled as progress_enabled
-from .provenance import git_revision
-from .selection.complexity import kappa_hat
-from .selection.groups import BlockStats, with_taylor
-from .selection.scorers import check_scorers, get_scorer, score_blocks
-from .selection.select import ALLOCATIONS, check_sparsity, jaccard, mask_hash, overlap, select
-from .train import Trained, fine_tune, train_or_load
-from .units import MlpChannels, Unit, get_unit
-from .weights import present as weights_present
 
 COLUMNS = [
     "scorer", "kappa", "kappa_hat", "hf_share", "sparsity", "seed", "accuracy", "n_test",
@@ -131,7 +131,7 @@ class Study:
     """The dense model and everything the sweeps share (built once per notebook).
 
     The data are loaded on first use (`data`, `test`): a study whose every result is already in
-    the prediction cache or the committed results bundle (`sics.bundle`) never touches CIFAR-10,
+    the prediction cache or the committed results bundle (`sics.study.bundle`) never touches CIFAR-10,
     so a reader without the dataset regenerates every output from the committed files.
     """
 
@@ -247,7 +247,7 @@ class Study:
 
     @property
     def calibration(self) -> CalibrationStore:
-        """This unit's saved calibration statistics (`sics.calibration`), opened on first use."""
+        """This unit's saved calibration statistics (`sics.study.calibration`), opened on first use."""
         if self._calibration is None:
             identity = dict(ckpt_id=self.trained.ckpt_id, weights_sha256=self.trained.weights_sha256,
                             n_calib=self.profile.n_calib, n_test=self.n_test, data_id=self.data_id)  # fmt: skip
@@ -470,7 +470,7 @@ def bundle_applies(found: Bundle, study: Study, data: Cifar10 | None) -> bool:
 
 
 def pack_results(study: Study) -> Path | None:
-    """Write the profile's results bundle from the sweep rows of this model (see `sics.bundle`).
+    """Write the profile's results bundle from the sweep rows of this model (see `sics.study.bundle`).
 
     Every distinct selection of every row of this model and test set, plus the dense model and
     the model without MLP channels when measured. A bundle of the committed weights is never

@@ -29,16 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Profile
+from ..data import Cifar10, DeviceBatches
+from ..errors import CheckpointError, ParameterError
+from ..evaluate import accuracy, autocast
+from ..files import atomic_write, stable_hash, write_json
+from ..models import build_model, fp32_decisions
+from ..paths import cache_dir
+from ..progress import bar as progress_bar
+from ..progress import note
 from . import weights as committed
-from .config import Profile
-from .data import Cifar10, DeviceBatches
-from .errors import CheckpointError, ParameterError
-from .evaluate import accuracy, autocast
-from .files import atomic_write, stable_hash, write_json
-from .models import build_model, fp32_decisions
-from .paths import cache_dir
-from .progress import bar as progress_bar
-from .progress import note
 
 # Profile fields that change the trained weights (and so the checkpoint key).
 TRAINING_FIELDS = (
@@ -96,7 +96,7 @@ def make_optimizer(model: nn.Module, profile: Profile, device: torch.device,
 def export_weights(trained: Trained, profile: Profile, data_source: str, *, dtype: str = "fp32",
                    shard_mb: float | None = None, test: DeviceBatches | None = None) -> str:  # fmt: skip
     """Commit-ready copy of a trained model: `figures/<profile>/weights.safetensors` + record, or
-    with `dtype="bf16"` (and `shard_mb`) bf16 shards (`sics.weights.save`).
+    with `dtype="bf16"` (and `shard_mb`) bf16 shards (`sics.training.weights.save`).
 
     Rounded weights are a model of their own: their record carries their own checkpoint id
     (`<id>-bf16`) and their test accuracy, evaluated in fp32 on `test`, beside the trained one's.

@@ -1,6 +1,6 @@
 """Throughput, FLOPs and MFU of a profile's model, on synthetic data (no dataset, no weights).
 
-Training steps mirror `sics.train`: uint8 batches held on the device go through
+Training steps mirror `sics.training.train`: uint8 batches held on the device go through
 `DeviceBatches.prepare` (the profile's augmentation and the resize to `img_size`), bf16 autocast
 and torch.compile on CUDA, cross-entropy with label smoothing, AdamW (fused on CUDA). Evaluation
 mirrors `sics.evaluate`: eval mode, no_grad, autocast, un-augmented batches.
@@ -20,15 +20,15 @@ from typing import Any
 
 import torch
 
-from .config import PROFILES, Profile, pick_device, resolve_profile
-from .data import DeviceBatches
-from .errors import SicsError
-from .evaluate import autocast, cpu_has_fast_bf16, precision, uses_bf16
-from .files import write_json
-from .models import NUM_CLASSES, build_model, count_params, flops_per_image
-from .paths import REPO
-from .provenance import device_name
-from .train import compile_wanted, make_optimizer, train_step
+from ..config import PROFILES, Profile, pick_device, resolve_profile
+from ..data import DeviceBatches
+from ..errors import SicsError
+from ..evaluate import autocast, cpu_has_fast_bf16, precision, uses_bf16
+from ..files import write_json
+from ..models import NUM_CLASSES, build_model, count_params, flops_per_image
+from ..paths import REPO
+from ..provenance import device_name
+from ..training.train import compile_wanted, make_optimizer, train_step
 
 # Dense bf16 tensor-core peaks (FLOP/s). First match on the device name wins, so the specific
 # H100 variants come before the generic entry (SXM). GH200 matches "H200": same peak as H100 SXM.
@@ -105,7 +105,7 @@ def benchmark(
 ) -> dict[str, Any]:
     """Measure training/evaluation images/s, FLOPs per image, TFLOP/s and MFU; return a dict.
 
-    `compile` defaults to True on CUDA (as in `sics.train`); `warmup` untimed steps default to
+    `compile` defaults to True on CUDA (as in `sics.training.train`); `warmup` untimed steps default to
     3 on CUDA (compilation, autotuning) and 1 elsewhere.
     """
     device = torch.device(device)

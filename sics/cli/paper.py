@@ -1,6 +1,6 @@
 """`make paper`: run the notebooks in order, headlessly, and stop at the first failure.
 
-    python -m sics.paper --profile quick [--data PATH] [--only 02,03] [--engine papermill|inline]
+    python -m sics.cli.paper --profile quick [--data PATH] [--only 02,03] [--engine papermill|inline]
 
 Each notebook reads its parameters from the cell tagged `parameters`; papermill injects
 `profile` and `data`. The notebooks hit the artifact cache (checkpoint, sweep rows, per-image
@@ -35,11 +35,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from . import progress
-from .config import resolve_profile
-from .errors import SicsError
-from .paths import figures_dir, notebooks_dir
-from .stage import pack_open
+from .. import progress
+from ..config import resolve_profile
+from ..errors import SicsError
+from ..paths import figures_dir, notebooks_dir
+from ..study.stage import pack_open
 
 NOTEBOOKS = ("01_finetune", "02_plateau", "03_kappa_spectrum", "04_fake_nonmonotone",
              "05_bump_vs_chaos", "06_claims", "07_tokens", "08_architectures")  # fmt: skip
@@ -189,7 +189,7 @@ def _on_term(signum, frame) -> None:
 
 def _pack(profile: str, out: Path, notebook: str, status: str, seconds: float) -> None:
     """Save the open stages' finished results, log the notebook, pack the study into `out`."""
-    from . import ship
+    from .. import ship
 
     pack_open()
     ship.log_stage(profile, notebook, status, seconds)
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         if failed:
             print(f"error: {len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
             return 1
-        from .provenance import record
+        from ..provenance import record
 
         total = round(sum(times.values()), 1)
         # a partial run gets its own record: it never replaces the full run's timing

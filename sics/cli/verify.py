@@ -1,6 +1,6 @@
 """`make verify`: re-evaluate a random sample of committed results and compare them image by image.
 
-    python -m sics.verify --profile reference [--n 10] [--seed 0] [--data PATH] [--precision auto]
+    python -m sics.cli.verify --profile reference [--n 10] [--seed 0] [--data PATH] [--precision auto]
 
 Each sampled row's selection is recomputed from the committed weights (its mask hash must equal
 the row's), evaluated afresh on the whole test set (no prediction cache, no bundle) and compared
@@ -34,13 +34,13 @@ import time
 import numpy as np
 import pandas as pd
 
-from . import provenance
-from .data import DeviceBatches
-from .errors import ParameterError, SicsError
-from .evaluate import cpu_has_fast_bf16, predict_correct
-from .progress import bar as progress_bar
-from .selection.select import mask_hash
-from .sweep import Study, pred_name, prepare, read_rows
+from .. import provenance
+from ..data import DeviceBatches
+from ..errors import ParameterError, SicsError
+from ..evaluate import cpu_has_fast_bf16, predict_correct
+from ..progress import bar as progress_bar
+from ..selection.select import mask_hash
+from ..study.sweep import Study, pred_name, prepare, read_rows
 
 # Fractions of a result's images that may differ from the bundle where it was not made here, each
 # about 2.5x the most measured on an AVX2-only CPU against bundles made on another CPU, out of

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .analysis.claims import PAPER_BOUNDARIES
-from .analysis.summaries import ESCAPE_KAPPAS, escape_family, regime_boundaries
-from .files import atomic_write
-from .paths import figures_dir
-from .provenance import caption
-from .selection.scorers import baselines, feature_classes, get_scorer, kappa0
+from ..analysis.claims import PAPER_BOUNDARIES
+from ..analysis.summaries import ESCAPE_KAPPAS, escape_family, regime_boundaries
+from ..files import atomic_write
+from ..paths import figures_dir
+from ..provenance import caption
+from ..selection.scorers import baselines, feature_classes, get_scorer, kappa0
 
 ZONES = ((0.0, PAPER_BOUNDARIES[0], "κ=0 zone"), (*PAPER_BOUNDARIES, "κ=1 zone"),
          (PAPER_BOUNDARIES[1], 1.0, "κ=2 zone"))  # the paper's zones

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import analysis, bundle, provenance
-from .analysis import claims
-from .analysis.summaries import PLATEAU_SCORER, paired_table, result_key
-from .paths import figures_dir
+from .. import analysis, provenance
+from ..analysis import claims
+from ..analysis.summaries import PLATEAU_SCORER, paired_table, result_key
+from ..paths import figures_dir
+from . import bundle
 from .sweep import Study, pack_results, pred_name, prepare, read_rows, run_sweep
 
 

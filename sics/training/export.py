@@ -1,9 +1,9 @@
 """Train a profile's dense model (or resume it) and export its weights beside its outputs.
 
-    python -m sics.export --profile reference [--data PATH]
-    python -m sics.export --profile scratch --dtype bf16 --shard-mb 15
+    python -m sics.training.export --profile reference [--data PATH]
+    python -m sics.training.export --profile scratch --dtype bf16 --shard-mb 15
 
-The export is what later runs load instead of training (`sics.weights`): one fp32 safetensors
+The export is what later runs load instead of training (`sics.training.weights`): one fp32 safetensors
 file for the CPU-trained models, or bf16 shards under a size limit for a model trained on a lent
 GPU machine, whose files must come back through a 16 MB-per-file channel. The studies then run
 on the exported weights, so the results measure the model that is shipped.
@@ -16,11 +16,11 @@ import json
 import os
 import sys
 
+from ..config import pick_device, resolve_profile
+from ..data import DeviceBatches
+from ..errors import SicsError
+from ..study.sweep import load_study_data
 from . import weights
-from .config import pick_device, resolve_profile
-from .data import DeviceBatches
-from .errors import SicsError
-from .sweep import load_study_data
 from .train import export_weights, train_or_load
 
 

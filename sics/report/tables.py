@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .analysis.claims import BUMP, CHAOS, FAKE, GRADIENT, PAPER_BUMP, PAPER_CHAOS, paper_regime
-from .analysis.summaries import escape_family
-from .files import write_csv, write_text
-from .paths import figures_dir
-from .provenance import caption, measured_on
-from .selection.scorers import NON_MONOTONE_KAPPAS, feature_classes, kappa0
+from ..analysis.claims import BUMP, CHAOS, FAKE, GRADIENT, PAPER_BUMP, PAPER_CHAOS, paper_regime
+from ..analysis.summaries import escape_family
+from ..files import write_csv, write_text
+from ..paths import figures_dir
+from ..provenance import caption, measured_on
+from ..selection.scorers import NON_MONOTONE_KAPPAS, feature_classes, kappa0
 
 
 def fmt(m: float, lo: float = np.nan, hi: float = np.nan, digits: int = 1) -> str:

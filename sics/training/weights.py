@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .errors import CheckpointError
-from .files import atomic_write, sha256, write_json
-from .paths import figures_dir
+from ..errors import CheckpointError
+from ..files import atomic_write, sha256, write_json
+from ..paths import figures_dir
 
 WEIGHTS_FILE, META_FILE = "weights.safetensors", "weights.json"
 SHARD_PATTERN = "weights{suffix}.safetensors"  # huggingface_hub's: weights-00001-of-00003.safetensors
