@@ -3,7 +3,7 @@
 The bottom of the selection layer (numpy only): `scorers` and `complexity` import this module,
 and it imports neither. The unit kinds (`sics.units`) compute the statistics from a model.
 
-Rank ties follow `prune.top_k`: among channels of equal magnitude the lower channel index gets
+Rank ties follow `select.top_k`: among channels of equal magnitude the lower channel index gets
 the higher rank, so keeping the top ranks keeps exactly the channels that keeping the top
 magnitudes keeps (`top_k(u)` and `top_k(m)` agree even with tied magnitudes).
 """

@@ -86,7 +86,7 @@ def pooled(stats: list[BlockStats]) -> BlockStats:
 
     m (and the Taylor importance, when present) is the concatenation over blocks; the rank is
     the ascending rank of m over all channels, ties by position in the concatenation (the
-    earlier one ranks higher, as `prune.select` keeps the earlier one).
+    earlier one ranks higher, as `selection.select.select` keeps the earlier one).
     """
     m = np.concatenate([b.m for b in stats])
     has_taylor = all(b.taylor is not None for b in stats)
