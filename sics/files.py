@@ -26,6 +26,26 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest timestamp: the same bytes on every write
+
+
+def write_zip(path: str | Path, members) -> Path:
+    """A deflated zip of `members` ((name, bytes) pairs, in the order given), written atomically
+    and deterministically (fixed timestamps and modes): the same content gives the same bytes,
+    so git sees no change when a result is rewritten unchanged."""
+    import zipfile
+
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w") as z:
+            for name, data in members:
+                info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                z.writestr(info, data)
+
+    return atomic_write(path, write)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 

@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SicsError
-from ..files import atomic_write
+from ..files import write_zip
 from ..paths import figures_dir
 
 BUNDLE_FILE = "results.zip"
 META = "meta.json"
 SUFFIX = ".bits"
 FORMAT = 1
-_EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest timestamp: the same bytes on every write
 
 
 class BundleError(SicsError):
@@ -100,16 +99,5 @@ def write(profile: str, meta: dict, entries: dict[str, np.ndarray]) -> Path:
             raise ValueError(f"entry {name} has shape {arr.shape}, expected ({n},)")
     record = json.dumps({**meta, "format": FORMAT, "entries": len(entries)}, indent=1, sort_keys=True)
 
-    def put(z: zipfile.ZipFile, name: str, data: bytes) -> None:
-        info = zipfile.ZipInfo(name, date_time=_EPOCH)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16
-        z.writestr(info, data)
-
-    def save(tmp: Path) -> None:
-        with zipfile.ZipFile(tmp, "w") as z:
-            put(z, META, record.encode())
-            for name in sorted(entries):
-                put(z, name + SUFFIX, pack_bits(entries[name]))
-
-    return atomic_write(path(profile), save)
+    members = [(META, record.encode()), *((name + SUFFIX, pack_bits(entries[name])) for name in sorted(entries))]
+    return write_zip(path(profile), members)

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write, stable_hash
+from ..files import stable_hash, write_zip
 
 META = "meta.json"
-_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def file_name(unit_tag: str, identity: dict) -> str:
@@ -72,21 +71,13 @@ class CalibrationStore:
         meta = dict(identity=self.identity, entries={k: len(v) for k, v in sorted(entries.items())},
                     precision={k: self.made_in.get(k, "") for k in sorted(entries)})  # fmt: skip
 
-        def put(z: zipfile.ZipFile, name: str, data: bytes) -> None:
-            info = zipfile.ZipInfo(name, date_time=_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            z.writestr(info, data)
+        def npy(arr: np.ndarray) -> bytes:
+            buf = io.BytesIO()
+            np.save(buf, arr, allow_pickle=False)
+            return buf.getvalue()
 
-        def write(tmp: Path) -> None:
-            with zipfile.ZipFile(tmp, "w") as z:
-                put(z, META, json.dumps(meta, indent=1, sort_keys=True).encode())
-                for key in sorted(entries):
-                    for i, arr in enumerate(entries[key]):
-                        buf = io.BytesIO()
-                        np.save(buf, arr, allow_pickle=False)
-                        put(z, f"{key}/{i}.npy", buf.getvalue())
-
-        atomic_write(self.path, write)
+        members = [(META, json.dumps(meta, indent=1, sort_keys=True).encode())]
+        members += [(f"{key}/{i}.npy", npy(arr)) for key in sorted(entries) for i, arr in enumerate(entries[key])]
+        write_zip(self.path, members)
         self.saved, self.new = entries, {}
         return self.path
