@@ -182,3 +182,12 @@ def test_every_unit_kind_owns_its_surgery_and_shares_one_slicing_helper():
     for name, path in module_names().items():
         if not name.startswith("units."):
             assert "skip_init" not in path.read_text(), f"{name} builds layers: surgery belongs to a unit kind"
+
+
+def test_the_report_layer_imports_nothing_from_the_study_layer():
+    """Tables and figures are drawn from summaries and captions, never from a study's internals
+    (the site runs `make paper` through the command layer, lazily, to get executed notebooks)."""
+    graph = import_graph()
+    for name in sorted(graph):
+        if name.startswith("report"):
+            assert not {m for m in graph[name] if m.split(".")[0] in ("study", "training", "units")}, name
