@@ -86,6 +86,13 @@ class Profile:
             return f"{self.model_name} ({self.geometry}), pretrained, @ {self.img_size}px"
         return f"ViT {self.geometry} @ {self.img_size}px, from scratch"
 
+    def fine_sparsities(self) -> list[float]:
+        """The phase diagram's sparsity grid: `fine_grid`'s start to stop (inclusive) by its step."""
+        import numpy as np
+
+        start, stop, step = self.fine_grid
+        return [round(float(s), 4) for s in np.arange(start, stop + step / 2, step)]
+
     @property
     def mlp_ratio(self) -> float:
         return self.mlp_hidden / self.embed_dim

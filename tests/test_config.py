@@ -104,3 +104,9 @@ def test_overrides_are_checked_and_leave_the_profile_alone():
     assert PROFILES["ci"].epochs == resolve_profile("ci").epochs == epochs  # a copy was changed
     with pytest.raises(ParameterError, match="epochz"):
         resolve_profile("ci", epochz=3)
+
+
+def test_the_fine_grid_runs_from_start_to_stop_inclusive():
+    assert PROFILES["reference"].fine_sparsities() == [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9]
+    scratch = PROFILES["scratch"].fine_sparsities()
+    assert len(scratch) == 21 and scratch[0] == 0.4 and scratch[-1] == 0.9 and 0.725 in scratch

@@ -44,8 +44,7 @@ def grids(p) -> dict[str, list[tuple]]:
     """stage -> sweep calls (scorers, sparsities, n_seeds, params, allocation, recovery steps)."""
     every = [*feature_classes(), *baselines()]
     main = notebook_parameters("02_plateau")["sparsities"]
-    start, stop, step = p.fine_grid
-    fine = [round(float(s), 4) for s in np.arange(start, stop + step / 2, step)]
+    fine = p.fine_sparsities()
     abl_s = p.ablation_sparsities or main
     ablations = []
     for name in ABLATIONS:
