@@ -12,10 +12,13 @@ from sics import provenance
 from sics.cli import verify as verify_mod
 from sics.cli.verify import bundle_precision, check_sample, choose_precision, rule, verify
 from sics.errors import DataError
-from sics.study import bundle, sweep
+from sics.study import bundle
+from sics.study import study as study_mod
 from sics.study.bundle import BundleError
+from sics.study.rows import read_rows
 from sics.study.stage import Results, load_correct
-from sics.study.sweep import pack_results, prepare, read_rows, run_sweep
+from sics.study.study import pack_results, prepare
+from sics.study.sweep import run_sweep
 from sics.training.train import export_weights
 
 SCORERS = ["magnitude", "logistic_smooth", "gradient", "random"]
@@ -56,7 +59,7 @@ def no_forward(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a forward pass was run")
 
-    monkeypatch.setattr(sweep, "predict_correct", boom)
+    monkeypatch.setattr(study_mod, "predict_correct", boom)
 
 
 def test_bits_round_trip_exactly_and_the_file_is_deterministic(tmp_path, monkeypatch):
@@ -213,4 +216,4 @@ def test_newly_committed_weights_replace_the_bundle_of_the_weights_before_them(c
     assert pack_results(study) == bundle.path("ci")
     packed = bundle.load("ci")
     assert packed.meta["weights_sha256"] == study.trained.weights_sha256 and packed.ckpt_id == study.trained.ckpt_id
-    assert set(packed.bits) == {sweep.pred_name(rows["mask_hash"].iloc[0], 0, 0)}  # the new model's one result
+    assert set(packed.bits) == {study_mod.pred_name(rows["mask_hash"].iloc[0], 0, 0)}  # the new model's one result

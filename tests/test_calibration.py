@@ -8,7 +8,9 @@ import pytest
 
 from sics.paths import figures_dir
 from sics.study.calibration import CalibrationStore
-from sics.study.sweep import pack_results, prepare, read_rows, run_sweep
+from sics.study.rows import read_rows
+from sics.study.study import pack_results, prepare
+from sics.study.sweep import run_sweep
 from sics.training.train import export_weights
 
 

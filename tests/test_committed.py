@@ -13,7 +13,7 @@ from sics.config import resolve_profile
 from sics.paths import REPO
 from sics.selection.select import mask_hash
 from sics.study import bundle
-from sics.study.sweep import prepare
+from sics.study.study import prepare
 from sics.training import weights
 from sics.training.train import training_fields
 

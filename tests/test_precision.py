@@ -10,7 +10,7 @@ from sics.config import resolve_profile
 from sics.data import DeviceBatches
 from sics.evaluate import predict_correct
 from sics.models import FP32Linear, build_model, fp32_decisions
-from sics.study.sweep import prepare
+from sics.study.study import prepare
 
 
 def near_tie_model(decide_in_fp32: bool) -> torch.nn.Module:

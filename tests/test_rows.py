@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sics.study.sweep import COLUMNS, HEADER, append_row, csv_line, read_rows
+from sics.study.rows import COLUMNS, HEADER, append_row, csv_line, read_rows
 
 
 def make_row(i: int, writer: int = 0) -> dict:
@@ -91,7 +91,7 @@ def test_a_writer_killed_at_a_random_moment_leaves_a_readable_file(tmp_path):
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from pathlib import Path
         from test_rows import make_row
-        from sics.study.sweep import append_row
+        from sics.study.rows import append_row
         i = 0
         while True:
             append_row(Path({str(path)!r}), make_row(i))
@@ -157,7 +157,8 @@ def test_a_file_with_other_columns_is_rewritten_once_in_the_current_ones(tmp_pat
 SWEEP = """
 import sys, time
 from pathlib import Path
-from sics.study.sweep import prepare, run_sweep
+from sics.study.study import prepare
+from sics.study.sweep import run_sweep
 study = prepare("ci", sys.argv[1], device="cpu", progress=False, epochs=1)
 ready = Path(sys.argv[3])
 (ready / sys.argv[2]).touch()
@@ -170,7 +171,7 @@ run_sweep(study, sys.argv[2].split(","), [0.5, 0.6, 0.7, 0.8], n_seeds=2)
 def test_two_sweeps_of_one_profile_at_once_keep_every_row(tiny_tree, tmp_path):
     """Two processes sweep different scorers into one sweep.csv at once; both keep all rows."""
     env = dict(os.environ, SICS_PROGRESS="0")
-    prep = "from sics.study.sweep import prepare; import sys; prepare('ci', sys.argv[1], device='cpu', epochs=1)"
+    prep = "from sics.study.study import prepare; import sys; prepare('ci', sys.argv[1], device='cpu', epochs=1)"
     subprocess.run([sys.executable, "-c", prep, str(tiny_tree)], env=env, check=True, timeout=300)
     groups = ["magnitude,tent_raw,logistic_raw", "magnitude,random,sine_smooth"]
     ready = tmp_path / "ready"

@@ -11,9 +11,12 @@ from sics.evaluate import autocast, precision, predict_correct
 from sics.models import fp32_decisions
 from sics.paths import cache_dir
 from sics.selection.scorers import NINE, SCORERS, BlockStats, get_scorer, score_blocks
-from sics.selection.select import select
+from sics.selection.select import score_and_select, select
+from sics.study import study as study_mod
 from sics.study import sweep as sweep_mod
-from sics.study.sweep import StaleRowError, Study, prepare, read_rows, run_sweep, score_and_select
+from sics.study.rows import read_rows
+from sics.study.study import StaleRowError, Study, prepare
+from sics.study.sweep import run_sweep
 
 S4 = [0.5, 0.6, 0.7, 0.8]
 
@@ -92,11 +95,9 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(study, monkeypatch):
 
 
 def test_identical_masks_are_evaluated_once(study, monkeypatch):
-    from sics.study import sweep
-
     evaluated = []
-    real = sweep.predict_correct
-    monkeypatch.setattr(sweep, "predict_correct", lambda *a, **k: evaluated.append(1) or real(*a, **k))
+    real = study_mod.predict_correct
+    monkeypatch.setattr(study_mod, "predict_correct", lambda *a, **k: evaluated.append(1) or real(*a, **k))
     run_sweep(study, ["magnitude", "magnitude_sq", "log_magnitude"], [0.6], n_seeds=1)
     assert len(evaluated) == 1
 
@@ -191,7 +192,7 @@ def test_dense_accuracy_is_measured_on_the_studys_own_test_set(study, tiny_tree,
     assert dense.dtype == bool and np.array_equal(dense, truth)
     assert small.dense_accuracy == pytest.approx(truth.mean())
     calls = []
-    monkeypatch.setattr(sweep_mod, "predict_correct", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(study_mod, "predict_correct", lambda *a, **k: calls.append(1))
     again = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2, n_test=10)
     assert np.array_equal(again.dense_correct(), truth) and not calls  # from the cache
 

@@ -17,7 +17,8 @@ from sics.selection.groups import BlockStats
 from sics.selection.scorers import get_scorer, score_blocks
 from sics.selection.select import mask_hash, select
 from sics.study.stage import Results, load_correct
-from sics.study.sweep import prepare, row_key, run_sweep, scorer_version
+from sics.study.study import prepare
+from sics.study.sweep import row_key, run_sweep, scorer_version
 from sics.units import get_unit
 from sics.units import tokens as tk
 from sics.units.conv_channels import conv_magnitudes, masked_conv, residual_blocks, sliced_conv

@@ -19,8 +19,7 @@ import numpy as np
 from sics.selection.complexity import kappa_hat
 from sics.selection.groups import BlockStats, with_taylor
 from sics.selection.scorers import NINE
-from sics.selection.select import jaccard, mask_hash, overlap
-from sics.study.sweep import kappa_inputs, score_and_select
+from sics.selection.select import jaccard, kappa_inputs, mask_hash, overlap, score_and_select
 
 
 def main() -> None:

@@ -26,9 +26,9 @@ from sics.paths import notebooks_dir
 from sics.selection.complexity import kappa_hat
 from sics.selection.groups import BlockStats, with_taylor
 from sics.selection.scorers import baselines, feature_classes, get_scorer, params_for
-from sics.selection.select import mask_hash
+from sics.selection.select import kappa_inputs, mask_hash, score_and_select
 from sics.study.ablations import ABLATIONS, RECOVERY_SCORERS, ablation_scorers, variants
-from sics.study.sweep import kappa_inputs, score_and_select, seeds_for
+from sics.study.sweep import seeds_for
 
 
 def notebook_parameters(name: str) -> dict:

@@ -64,7 +64,7 @@ def plateau_keys(rows: pd.DataFrame) -> dict[tuple[float, str, int], tuple[str, 
 def is_stochastic(scorer: str, rows: pd.DataFrame) -> bool:
     """Whether a scorer draws random numbers: the registry says, for a registered one; for one
     that is not registered here (a saved study's custom scorer), its rows do: deterministic
-    scorers run with seed 0 only (`sweep.seeds_for`)."""
+    scorers run with seed 0 only (`study.sweep.seeds_for`)."""
     if scorer in SCORERS:
         return get_scorer(scorer).stochastic
     return bool((rows.loc[rows["scorer"] == scorer, "seed"] != 0).any())

@@ -40,7 +40,8 @@ from ..errors import ParameterError, SicsError
 from ..evaluate import cpu_has_fast_bf16, predict_correct
 from ..progress import bar as progress_bar
 from ..selection.select import mask_hash
-from ..study.sweep import Study, pred_name, prepare, read_rows
+from ..study.rows import read_rows
+from ..study.study import Study, pred_name, prepare
 
 # Fractions of a result's images that may differ from the bundle where it was not made here, each
 # about 2.5x the most measured on an AVX2-only CPU against bundles made on another CPU, out of

@@ -10,7 +10,8 @@ import math
 import numpy as np
 
 from ..errors import ParameterError
-from .groups import Stacked, equal_groups, stacked
+from .groups import BlockStats, Stacked, equal_groups, stacked
+from .scorers import score_blocks
 
 ALLOCATIONS = ("block", "global")
 
@@ -107,3 +108,57 @@ def overlap(masks: list[np.ndarray], reference: list[np.ndarray]) -> float:
 def jaccard(masks: list[np.ndarray], reference: list[np.ndarray]) -> float:
     _, inter, union = _counts(masks, reference)
     return inter / union if union else 1.0
+
+
+# --- scoring under an allocation ------------------------------------------------------------
+# Global allocation scores all L·H channels as one pooled group (`pooled`): u is the rank of m
+# among all channels and the envelope sits on the global cut, so a non-monotone scorer perturbs
+# magnitude's global selection, as it perturbs magnitude's per-block one under block allocation.
+# Scoring each block apart and ranking the scores across blocks would not: the u-based scores lie
+# in [0, 1] in every block, so their global top-k keeps about k channels per block whatever the
+# magnitudes, and the escape would measure that allocation rather than the feature.
+
+
+def pooled(stats: list[BlockStats]) -> BlockStats:
+    """Every channel of every block as one group: the scorer's input under global allocation.
+
+    m (and the Taylor importance, when present) is the concatenation over blocks; the rank is
+    the ascending rank of m over all channels, ties by position in the concatenation (the
+    earlier one ranks higher, as `selection.select.select` keeps the earlier one).
+    """
+    m = np.concatenate([b.m for b in stats])
+    has_taylor = all(b.taylor is not None for b in stats)
+    taylor = np.concatenate([b.taylor for b in stats]) if has_taylor else None
+    return BlockStats.from_magnitudes(-1, m, taylor)
+
+
+def scoring_groups(stats: list[BlockStats], allocation: str) -> list[BlockStats]:
+    """The groups a scorer scores: every block apart ("block"), or one pooled group ("global")."""
+    if allocation == "block":
+        return stats  # (as given: a Stacked list of token groups stays one stack)
+    if allocation == "global":
+        return [pooled(stats)]
+    raise ParameterError(f"unknown allocation {allocation!r}; valid: {', '.join(ALLOCATIONS)}")
+
+
+def score_and_select(stats: list[BlockStats], scorer: str, S: float, seed: int = 0,
+                     params: dict | None = None, allocation: str = "block",
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
+    """(per-block scores, keep-masks) of one scorer at sparsity S under `allocation`.
+
+    Under "global" the scores are computed once over the pooled group, split back per block,
+    and the top round((1 - S) L H) of them kept over all blocks.
+    """
+    groups = scoring_groups(stats, allocation)
+    scores = score_blocks(groups, scorer, S, seed, params)
+    if allocation == "global":
+        scores = np.split(scores[0], np.cumsum([b.H for b in stats])[:-1])
+    return scores, select(scores, S, allocation)
+
+
+def kappa_inputs(scores: list[np.ndarray], stats: list[BlockStats],
+                 allocation: str) -> tuple[list[np.ndarray], list[BlockStats]]:  # fmt: skip
+    """(scores, stats) in the groups the scorer scored: κ̂ reads each group's curve along rank."""
+    if allocation == "global":
+        return [np.concatenate(scores)], [pooled(stats)]
+    return scores, stats

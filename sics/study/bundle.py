@@ -5,7 +5,7 @@ run) and of the per-image correctness behind each row. `results.zip` beside `swe
 latter for every distinct selection, packed as bits (1,250 bytes per selection of 10,000 test
 images) and keyed like the prediction cache (`<mask hash>-r<recovery steps>[-s<seed>]`), so a
 reader without CIFAR-10, without the compute, or without torch forward passes can rebuild and
-audit every number (`sweep.Study` reads it before evaluating anything).
+audit every number (`study.Study` reads it before evaluating anything).
 
 A bundle belongs to one checkpoint and one test set; its `meta.json` records them, the data
 source they were evaluated on and the evaluation precision(s). It is written deterministically

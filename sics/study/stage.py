@@ -20,7 +20,9 @@ from ..analysis import claims
 from ..analysis.summaries import PLATEAU_SCORER, paired_table, result_key
 from ..paths import figures_dir
 from . import bundle
-from .sweep import Study, pack_results, pred_name, prepare, read_rows, run_sweep
+from .rows import read_rows
+from .study import Study, pack_results, pred_name, prepare
+from .sweep import run_sweep
 
 
 @dataclass

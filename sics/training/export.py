@@ -19,7 +19,7 @@ import sys
 from ..config import pick_device, resolve_profile
 from ..data import DeviceBatches
 from ..errors import SicsError
-from ..study.sweep import load_study_data
+from ..study.study import load_study_data
 from . import weights
 from .train import export_weights, train_or_load
 
