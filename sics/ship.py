@@ -142,7 +142,7 @@ def pack(profile: str, out: Path, root: Path | None = None) -> dict:
     inputs = [r for r in inputs if str(r) not in left_out]
     manifest = dict(profile=profile, files={r: f for r, f in files.items() if r not in left_out},
                     shards=shards, parts=[STUDY_TAR], left_out=left_out)  # fmt: skip
-    room = TOTAL_BYTES - used - LIMIT_BYTES  # what study.tar may take, at most
+    room = TOTAL_BYTES - used - LIMIT_BYTES  # left for figures.tar beside the shards and a full study.tar
     if len(shown_bytes) <= min(LIMIT_BYTES, room) and len(shards) + 2 <= MAX_FILES:
         manifest["parts"].append(FIGURES_TAR)
     else:  # the tables and figures stay behind: a CPU redraws them from study.tar

@@ -31,12 +31,6 @@ def check_returned(out) -> list[str]:
     return [f.name for f in files]
 
 
-def restored_to(out, root) -> dict:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SICS_FIGURES", str(root))
-        return ship.restore(out, root)
-
-
 def stages(text: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text), sep="\t", dtype=str)
 
@@ -46,7 +40,7 @@ def test_gpu_run_stopped_by_term_midway_returns_what_had_finished(gpu_dry_run, t
     assert gpu_dry_run["killed_rc"] == 143
     names = check_returned(out)
     assert "study.tar" in names and sum(n.startswith("ci.weights-") for n in names) >= 2  # bf16 shards
-    manifest = restored_to(out, tmp_path)
+    manifest = ship.restore(out, tmp_path)
     assert {"ci/weights.json", "ci/dense.csv", "ci/training_curve.png", "ci/results.zip"} <= set(manifest["files"])
     st = stages((tmp_path / "ci" / "gpu_run" / "stages.tsv").read_text())
     done = st[st["status"] == "0"]["stage"].tolist()
@@ -68,7 +62,7 @@ def test_gpu_run_to_completion_returns_every_output_folder_and_the_shards(gpu_dr
     out = gpu_dry_run["complete"]
     assert gpu_dry_run["complete_rc"] == 0, gpu_dry_run["log"][-3000:]
     assert set(check_returned(out)) >= {"study.tar", "figures.tar"}
-    manifest = restored_to(out, tmp_path)
+    manifest = ship.restore(out, tmp_path)
     files = set(manifest["files"])
     assert not manifest["left_out"]
     st = stages((tmp_path / "ci" / "gpu_run" / "stages.tsv").read_text()).set_index("stage")["status"]
