@@ -58,7 +58,8 @@ class Profile:
     # study
     unit: str = "mlp_channels"  # the pruning unit of this model's study (`sics.units`)
     sparsities: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8)
-    n_seeds: int = 5
+    n_seeds: int = 5  # seeds of every stochastic scorer on the main grid
+    unit_seeds: tuple[tuple[str, int], ...] = ()  # other counts for other unit kinds, e.g. (("tokens", 10),)
     eval_batch_size: int = 1024
     eval_precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 elsewhere) | "fp32" | "bf16"
     # the final norm and classifier, and token importance, in fp32 under a bf16 evaluation (no
@@ -66,6 +67,7 @@ class Profile:
     fp32_decisions: bool = False
     # beyond the paper: phase-diagram grid (start, stop, step) and ablation budget
     fine_grid: tuple[float, float, float] = (0.40, 0.90, 0.025)
+    fine_seeds: int | None = None  # seeds on the fine grid (None: n_seeds)
     ablation_seeds: int = 3
     recovery_steps: int = 100  # steps of recovery fine-tuning in the recovery ablation
     ablation_sparsities: tuple[float, ...] | None = None  # None: the notebook's main sparsities
@@ -92,6 +94,10 @@ class Profile:
 
         start, stop, step = self.fine_grid
         return [round(float(s), 4) for s in np.arange(start, stop + step / 2, step)]
+
+    def seeds(self, unit: str) -> int:
+        """Seeds of a stochastic scorer on the main grid of a study of `unit`."""
+        return dict(self.unit_seeds).get(unit, self.n_seeds)
 
     @property
     def mlp_ratio(self) -> float:

@@ -7,6 +7,7 @@ import os
 import torch
 from torch import nn
 
+from . import bf16
 from .data import DeviceBatches
 from .errors import ParameterError
 
@@ -37,16 +38,30 @@ def uses_bf16(device: torch.device, eval_precision: str = "auto", cpu_auto: bool
     return eval_precision == "bf16"
 
 
-def autocast(device: torch.device, eval_precision: str = "auto", *, cpu_auto: bool = True):
+def emulates_bf16(device: torch.device, eval_precision: str = "auto") -> bool:
+    """Whether an evaluation in this precision runs bf16 emulated in fp32 here (`sics.bf16`):
+    bf16 on a CPU without bf16 matrix units, unless `SICS_BF16=native`."""
+    device = torch.device(device)
+    if device.type != "cpu" or not uses_bf16(device, eval_precision):
+        return False
+    chosen = bf16.mode()
+    return chosen == "emulated" or (chosen == "auto" and not cpu_has_fast_bf16())
+
+
+def autocast(device: torch.device, eval_precision: str = "auto", *, cpu_auto: bool = True,
+             emulate: bool = True):  # fmt: skip
     """bf16 autocast where the hardware runs it fast (CUDA; CPUs with AMX or AVX-512 BF16), full
     precision elsewhere, unless told otherwise (`eval_precision`).
 
     A profile whose results are committed fixes its precision (its bundle was measured in it, and
-    new results must pair with the bundle's on the same images), whatever the machine.
-    `cpu_auto=False` makes "auto" mean bf16 on CUDA only (training: the weights a profile trains
-    must not depend on which CPU trained them).
+    new results must pair with the bundle's on the same images), whatever the machine: on a CPU
+    without bf16 units that bf16 is emulated in fp32 arithmetic (`sics.bf16`), unless `emulate`
+    is False. `cpu_auto=False` makes "auto" mean bf16 on CUDA only (training: the weights a
+    profile trains must not depend on which CPU trained them).
     """
     device = torch.device(device)
+    if emulate and cpu_auto and emulates_bf16(device, eval_precision):
+        return bf16.EmulatedBf16()
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(device, eval_precision, cpu_auto))
 
 
@@ -57,6 +72,12 @@ def precision(device: torch.device, eval_precision: str = "auto") -> str:
     """
     device = torch.device(device)
     return f"{device.type}-{'bf16' if uses_bf16(device, eval_precision) else 'fp32'}"
+
+
+def precision_label(device: torch.device, eval_precision: str = "auto") -> str:
+    """`precision`, saying so where bf16 is emulated: 'cpu-bf16 (emulated in fp32)'."""
+    label = precision(device, eval_precision)
+    return f"{label} (emulated in fp32)" if emulates_bf16(device, eval_precision) else label
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ import timm
 import torch
 from torch import nn
 
+from .bf16 import full_precision
 from .config import Profile
 from .errors import CheckpointError
 from .resnet import CifarResNet
@@ -65,7 +66,7 @@ class FP32Linear(nn.Linear):
     """A Linear that computes in fp32 under autocast: the classifier whose argmax is the result."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
+        with full_precision(x.device.type):
             return super().forward(x.float())
 
 
@@ -73,7 +74,7 @@ class FP32LayerNorm(nn.LayerNorm):
     """A LayerNorm that computes in fp32 under autocast (the norm before the classifier)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
+        with full_precision(x.device.type):
             return super().forward(x.float())
 
 

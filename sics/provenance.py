@@ -74,12 +74,15 @@ def cpu_isa() -> list[str]:
     return [f for f in ISA_FEATURES if f in _cpuinfo()[1]]
 
 
-def fingerprint(device: torch.device, precision: str) -> dict:
+def fingerprint(device: torch.device, precision: str, emulated: bool = False) -> dict:
     """Where a result is measured, precisely enough to tell machines apart: two machines with
     equal fingerprints run the same kernels in the same order, so their per-image results agree
-    exactly; with different ones a few near-tie images may flip."""
+    exactly; with different ones a few near-tie images may flip. `emulated`: bf16 emulated in
+    fp32 (`sics.bf16`), other kernels than native bf16."""
     fp = dict(device=device.type, precision=precision, torch=torch.__version__,
               torch_commit=(torch.version.git_version or "")[:12], threads=torch.get_num_threads())  # fmt: skip
+    if emulated:
+        fp["bf16"] = "emulated"
     if device.type == "cuda":
         fp.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
                   cudnn=torch.backends.cudnn.version())  # fmt: skip
@@ -135,7 +138,7 @@ def record(profile: str, stage: str, **info) -> Path:
 
 def measured_here(study) -> str:
     """Where and how this process evaluates, e.g. 'CPU (AMD EPYC, avx2, 2 threads), cpu-fp32'."""
-    return f"{device_name(study.device)}, {study.precision}"
+    return f"{device_name(study.device)}, {study.precision_label}"
 
 
 def measured_on(study) -> str:
@@ -170,7 +173,7 @@ def stage_info(study, seconds: float, **extra) -> dict:
                 data=study.data_source,
                 data_loaded=study.data_loaded, precision=study.precision,
                 ckpt_id=study.trained.ckpt_id, dense_accuracy=study.dense_accuracy,
-                n_test=study.n_test, n_seeds=p.n_seeds, train_seed=p.train_seed,
+                n_test=study.n_test, n_seeds=p.seeds(study.unit.name), train_seed=p.train_seed,
                 trained_now=study.trained.trained_now,
                 weights_sha256=study.trained.weights_sha256,
                 train_seconds=round(study.trained.train_seconds, 1), **extra)  # fmt: skip

@@ -154,7 +154,7 @@ def test_the_bundle_records_this_machines_fingerprint_and_exactness_is_demanded_
     table, ok = verify(study, n=2, seed=1)
     assert not ok and (table["images_differing"] == 1).all()  # this machine made it: exact
     other = {**here, "cpu": "Some Other CPU", "isa": ["avx2", "fma"]}
-    monkeypatch.setattr(provenance, "fingerprint", lambda device, precision: other)
+    monkeypatch.setattr(provenance, "fingerprint", lambda device, precision, emulated=False: other)
     how, limit = rule(study)
     assert how.startswith("another machine") and limit == 2 / b.n_test
     table, ok = verify(study, n=2, seed=1)

@@ -26,6 +26,7 @@ def test_the_fingerprint_tells_cpus_kernel_levels_and_precisions_apart(monkeypat
     assert fp["kernels"] == torch.backends.cpu.get_cpu_capability()
     assert set(fp["isa"]) <= set(provenance.ISA_FEATURES)
     assert provenance.fingerprint(cpu, "cpu-fp32") != fp
+    assert provenance.fingerprint(cpu, "cpu-bf16", emulated=True) == {**fp, "bf16": "emulated"}
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # what the project's AVX2 check sets
     assert provenance.fingerprint(cpu, "cpu-bf16") != fp
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -79,7 +80,7 @@ def bundle_precision(study: Study) -> str:
     """
     meta = study.bundle.meta
     found = {fp["precision"].rsplit("-", 1)[-1] for fp in meta.get("fingerprints") or []}
-    found |= {label.rsplit("-", 1)[-1] for label in meta.get("measured_on") or [] if "-" in label}
+    found |= {m.group(1) for label in meta.get("measured_on") or [] if (m := re.search(r"-(bf16|fp32)\b", label))}
     found &= {"bf16", "fp32"}
     if len(found) > 1:
         raise SicsError(f"the bundle of {study.name} mixes precisions ({sorted(found)}); verify each alone")
@@ -101,7 +102,7 @@ def choose_precision(study: Study, asked: str = "auto") -> str:
 
 def rule(study: Study) -> tuple[str, float]:
     """(which agreement applies to this study's evaluations against its bundle, the tolerance)."""
-    here = provenance.fingerprint(study.device, study.precision)
+    here = provenance.fingerprint(study.device, study.precision, study.emulated_bf16)
     if here in (study.bundle.meta.get("fingerprints") or []):
         return "exact (this machine and build made the bundle)", 0.0
     if not study.unit.static:

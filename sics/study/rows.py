@@ -28,7 +28,7 @@ COLUMNS = [
     "scorer", "kappa", "kappa_hat", "hf_share", "sparsity", "seed", "accuracy", "n_test",
     "mask_hash", "overlap_magnitude", "jaccard_magnitude", "kept", "allocation", "recovery_steps",
     "params", "tag", "profile", "ckpt_id", "data", "device", "git_rev", "seconds", "key",
-    "n_calib", "scorer_version", "unit",
+    "n_calib", "scorer_version", "unit", "precision",
 ]  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from .. import provenance
 from ..config import Profile, pick_device, resolve_profile
 from ..data import Cifar10, DeviceBatches, load_cifar10
 from ..errors import DataError, ParameterError, SicsError
-from ..evaluate import precision, predict_correct
+from ..evaluate import emulates_bf16, precision, precision_label, predict_correct
 from ..files import atomic_write
 from ..paths import cache_dir, figures_dir
 from ..progress import enabled as progress_enabled
@@ -161,6 +161,16 @@ class Study:
     def precision(self) -> str:
         """Where and in which precision this study evaluates, e.g. 'cpu-bf16' (`evaluate.precision`)."""
         return precision(self.device, self.profile.eval_precision)
+
+    @property
+    def emulated_bf16(self) -> bool:
+        """Whether this study's bf16 evaluations are emulated in fp32 here (`sics.bf16`)."""
+        return emulates_bf16(self.device, self.profile.eval_precision)
+
+    @property
+    def precision_label(self) -> str:
+        """`precision`, with '(emulated in fp32)' where it is."""
+        return precision_label(self.device, self.profile.eval_precision)
 
     @property
     def calibration(self) -> CalibrationStore:
@@ -411,7 +421,7 @@ def pack_results(study: Study) -> Path | None:
     wanted |= {(mask_hash(m), 0, 0, own) for m in (study.all_kept(), study.none_kept())}
     measured_on = set(existing.meta.get("measured_on") or []) if existing is not None else set()
     fingerprints = list(existing.meta.get("fingerprints") or []) if existing is not None else []
-    here = provenance.fingerprint(study.device, study.precision)
+    here = provenance.fingerprint(study.device, study.precision, study.emulated_bf16)
     entries = {}
     for hash_, steps, seed, folder in sorted(wanted):
         if pred_name(hash_, steps, seed) in entries:

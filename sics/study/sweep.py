@@ -74,7 +74,7 @@ def run_sweep(
     params = params or {}
     for name in params:
         get_scorer(name).params(params[name])
-    n_seeds = study.profile.n_seeds if n_seeds is None else n_seeds
+    n_seeds = study.profile.seeds(study.unit.name) if n_seeds is None else n_seeds
     if tag is None:
         default = all(get_scorer(n).params(p) == get_scorer(n).params() for n, p in params.items())
         tag = "main" if allocation == "block" and not recovery_steps and default else "variant"
@@ -110,6 +110,7 @@ def run_sweep(
             profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.data_source,
             device=str(study.device), git_rev=rev, seconds=round(time.time() - t0, 3), key=key,
             n_calib=study.profile.n_calib, scorer_version=scorer_version(sc), unit=study.unit.tag,
+            precision=study.precision_label,
         ))  # fmt: skip
         bar.update()
     bar.close()

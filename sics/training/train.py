@@ -195,7 +195,7 @@ def train_step(model: Callable, opt: torch.optim.Optimizer, x: torch.Tensor, y: 
                precision: str = "auto") -> torch.Tensor:  # fmt: skip
     """One optimiser step (bf16 autocast on CUDA, or where `precision` says); returns the detached
     loss, no host sync."""
-    with autocast(device, precision, cpu_auto=False):
+    with autocast(device, precision, cpu_auto=False, emulate=False):
         loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
     opt.zero_grad(set_to_none=True)
     loss.backward()
