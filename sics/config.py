@@ -72,22 +72,6 @@ class Profile:
     recovery_steps: int = 100  # steps of recovery fine-tuning in the recovery ablation
     ablation_sparsities: tuple[float, ...] | None = None  # None: the notebook's main sparsities
 
-    @property
-    def geometry(self) -> str:
-        """The model in a few words, e.g. '6x128, H=512, patch 4' or 'ResNet-9, width 32'."""
-        if self.model_name == "cifar_resnet":
-            return f"ResNet-{self.depth}, width {self.embed_dim}"
-        return f"{self.depth}x{self.embed_dim}, H={self.mlp_hidden}, patch {self.patch_size}"
-
-    @property
-    def model_label(self) -> str:
-        """What the model is, for tables: never a pretrained name for a from-scratch model."""
-        if self.model_name == "cifar_resnet":
-            return f"CIFAR {self.geometry} @ {self.img_size}px, from scratch"
-        if self.pretrained:
-            return f"{self.model_name} ({self.geometry}), pretrained, @ {self.img_size}px"
-        return f"ViT {self.geometry} @ {self.img_size}px, from scratch"
-
     def fine_sparsities(self) -> list[float]:
         """The phase diagram's sparsity grid: `fine_grid`'s start to stop (inclusive) by its step."""
         import numpy as np
@@ -229,7 +213,7 @@ PROFILES: dict[str, Profile] = {
             description="CIFAR ResNet-9 (Page's DAWNBench layout at half width: 32/64/128/256), trained "
                         "from scratch on a 2-core CPU; the conv-channel study of notebook 08",
             model_name="cifar_resnet",
-            depth=9,  # Page's ResNet-9 (see sics.resnet); He's ResNet-20 reached 87.7% in 59 min here
+            depth=9,  # Page's ResNet-9 (see sics.models.resnet); He's ResNet-20 reached 87.7% in 59 min here
             embed_dim=32,  # width of the prep conv
             num_heads=1,
             mlp_hidden=256,  # the widest block's inner channels

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .files import write_json
+from .models import geometry
 from .paths import REPO, figures_dir
 
 # Stage facts that describe one run, not its results: a run that changes none of the others
@@ -78,7 +79,7 @@ def fingerprint(device: torch.device, precision: str, emulated: bool = False) ->
     """Where a result is measured, precisely enough to tell machines apart: two machines with
     equal fingerprints run the same kernels in the same order, so their per-image results agree
     exactly; with different ones a few near-tie images may flip. `emulated`: bf16 emulated in
-    fp32 (`sics.bf16`), other kernels than native bf16."""
+    fp32 (`sics.models.bf16`), other kernels than native bf16."""
     fp = dict(device=device.type, precision=precision, torch=torch.__version__,
               torch_commit=(torch.version.git_version or "")[:12], threads=torch.get_num_threads())  # fmt: skip
     if emulated:
@@ -160,7 +161,7 @@ def caption(study) -> str:
     """One line for the foot of every table and figure."""
     p = study.profile
     unit = "" if study.unit.name == p.unit else f", unit={study.unit.tag}"
-    return (f"profile={p.name} ({p.geometry}{unit}) | "
+    return (f"profile={p.name} ({geometry(p)}{unit}) | "
             f"data={study.data_source.split(' [')[0]}, n_test={study.n_test} | "
             f"measured on {measured_on(study)} | ckpt={study.trained.ckpt_id} | rev={results_revision(study)}")  # fmt: skip
 

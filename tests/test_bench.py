@@ -158,10 +158,10 @@ def test_cli_rejects_an_unknown_profile(capsys):
 
 def test_the_resnet_benchmark_times_its_own_recipe(monkeypatch):
     """`make bench PROFILE=resnet` steps the ResNet's SGD in bf16, as its training does, not AdamW."""
-    from sics.training import train
+    from sics.training import loop
 
     seen = {}
-    step = train.train_step
+    step = loop.train_step
 
     def spy(model, opt, *args, precision="auto", **kw):
         seen["opt"], seen["precision"] = type(opt).__name__, precision

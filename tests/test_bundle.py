@@ -13,13 +13,14 @@ from sics.cli import verify as verify_mod
 from sics.cli.verify import bundle_precision, check_sample, choose_precision, rule, verify
 from sics.errors import DataError
 from sics.study import bundle
-from sics.study import study as study_mod
+from sics.study import results as study_mod
 from sics.study.bundle import BundleError
+from sics.study.results import pack_results
 from sics.study.rows import read_rows
 from sics.study.stage import Results, load_correct
-from sics.study.study import pack_results, prepare
+from sics.study.study import prepare
 from sics.study.sweep import run_sweep
-from sics.training.train import export_weights
+from sics.training.checkpoints import export_weights
 
 SCORERS = ["magnitude", "logistic_smooth", "gradient", "random"]
 S2 = [0.5, 0.8]

@@ -8,10 +8,11 @@ import pytest
 
 from sics.paths import figures_dir
 from sics.study.calibration import CalibrationStore
+from sics.study.results import pack_results
 from sics.study.rows import read_rows
-from sics.study.study import pack_results, prepare
+from sics.study.study import prepare
 from sics.study.sweep import run_sweep
-from sics.training.train import export_weights
+from sics.training.checkpoints import export_weights
 
 
 def no_data(study):

@@ -15,7 +15,7 @@ from sics.selection.select import mask_hash
 from sics.study import bundle
 from sics.study.study import prepare
 from sics.training import weights
-from sics.training.train import training_fields
+from sics.training.checkpoints import training_fields
 
 REAL_DATA = os.environ.get("SICS_DATA")  # read before the autouse fixture removes it
 # profile -> the dense accuracy its committed model must keep on the 10k test set. These guard the

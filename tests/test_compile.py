@@ -9,7 +9,7 @@ import torch
 from sics.config import resolve_profile
 from sics.data import load_cifar10
 from sics.models import build_model
-from sics.training.train import train_or_load
+from sics.training.checkpoints import train_or_load
 
 dynamo = pytest.importorskip("torch._dynamo")
 

@@ -3,7 +3,7 @@ import torch
 
 from sics.config import PROFILES, resolve_profile
 from sics.errors import ParameterError
-from sics.evaluate import EVAL_PRECISIONS
+from sics.models.precision import EVAL_PRECISIONS
 from sics.paths import figures_dir
 
 VIT_SMALL = (12, 384, 6, 1536)  # depth, embed_dim, heads, MLP hidden H

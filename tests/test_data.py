@@ -3,8 +3,8 @@ import tarfile
 import pytest
 import torch
 
-from sics import data as data_mod
 from sics.data import CLASSES, DeviceBatches, cutout, load_cifar10, random_crop
+from sics.data import sources as data_mod
 from sics.errors import DataError
 
 

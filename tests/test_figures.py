@@ -18,9 +18,9 @@ def test_a_registered_baseline_scorer_is_drawn_in_figure_1(tiny_tree, monkeypatc
     drawn = {}
     save = figures.save_figure
 
-    def recording(fig, name, study):
+    def recording(fig, name, out):
         drawn[name] = {label for ax in fig.axes for label in ax.get_legend_handles_labels()[1]}
-        return save(fig, name, study)
+        return save(fig, name, out)
 
     monkeypatch.setattr(figures, "save_figure", recording)
     assert paper(["--profile", "ci", "--data", str(tiny_tree), "--engine", "inline", "--only", "01,02,03"]) == 0

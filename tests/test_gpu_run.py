@@ -16,8 +16,8 @@ from sics.cli import verify
 from sics.cli.paper import NOTEBOOKS
 from sics.cli.paper import main as paper
 from sics.study import bundle
+from sics.study.results import pred_name
 from sics.study.rows import read_rows
-from sics.study.study import pred_name
 
 
 def check_returned(out) -> list[str]:

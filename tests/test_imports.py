@@ -191,3 +191,19 @@ def test_the_report_layer_imports_nothing_from_the_study_layer():
     for name in sorted(graph):
         if name.startswith("report"):
             assert not {m for m in graph[name] if m.split(".")[0] in ("study", "training", "units")}, name
+
+
+def test_no_module_class_or_function_of_sics_is_too_long():
+    """One job per piece: modules up to 400 lines, classes up to 150, functions up to 60."""
+    limits = {ast.ClassDef: 150, ast.FunctionDef: 60, ast.AsyncFunctionDef: 60}
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        src = path.read_text()
+        name = path.relative_to(PACKAGE.parent)
+        if len(src.splitlines()) > 400:
+            too_long.append(f"{name}: {len(src.splitlines())} lines")
+        for node in ast.walk(ast.parse(src)):
+            limit = limits.get(type(node))
+            if limit and node.end_lineno - node.lineno + 1 > limit:
+                too_long.append(f"{name}: {node.name}, {node.end_lineno - node.lineno + 1} lines")
+    assert not too_long, "over the limits: " + "; ".join(too_long)

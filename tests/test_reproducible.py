@@ -10,8 +10,9 @@ import matplotlib
 import pandas as pd
 import torch
 
-from sics import evaluate, provenance
+from sics import provenance
 from sics.files import write_csv
+from sics.models import precision as prec
 from sics.paths import figures_dir
 from sics.report import figures
 
@@ -38,24 +39,24 @@ def test_the_fingerprint_tells_cpus_kernel_levels_and_precisions_apart(monkeypat
 
 def test_auto_precision_is_bf16_only_where_the_hardware_runs_it_fast_and_never_for_training(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(evaluate, "cpu_has_fast_bf16", lambda: False)
-    assert evaluate.precision(cpu, "auto") == "cpu-fp32" and evaluate.precision(cpu, "bf16") == "cpu-bf16"
-    monkeypatch.setattr(evaluate, "cpu_has_fast_bf16", lambda: True)
-    assert evaluate.precision(cpu, "auto") == "cpu-bf16" and evaluate.precision(cpu, "fp32") == "cpu-fp32"
-    with evaluate.autocast(cpu, "auto", cpu_auto=False):
+    monkeypatch.setattr(prec, "cpu_has_fast_bf16", lambda: False)
+    assert prec.precision(cpu, "auto") == "cpu-fp32" and prec.precision(cpu, "bf16") == "cpu-bf16"
+    monkeypatch.setattr(prec, "cpu_has_fast_bf16", lambda: True)
+    assert prec.precision(cpu, "auto") == "cpu-bf16" and prec.precision(cpu, "fp32") == "cpu-fp32"
+    with prec.autocast(cpu, "auto", cpu_auto=False):
         assert not torch.is_autocast_cpu_enabled()  # training: weights never depend on the CPU
-    with evaluate.autocast(cpu, "auto"):
+    with prec.autocast(cpu, "auto"):
         assert torch.is_autocast_cpu_enabled()
 
 
 def test_onednn_capped_below_bf16_means_no_fast_bf16(monkeypatch):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # a CPU with AMX, faked
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    assert evaluate.cpu_has_fast_bf16()
+    assert prec.cpu_has_fast_bf16()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    assert not evaluate.cpu_has_fast_bf16()
+    assert not prec.cpu_has_fast_bf16()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
-    assert evaluate.cpu_has_fast_bf16()
+    assert prec.cpu_has_fast_bf16()
 
 
 def test_tables_are_written_at_a_fixed_precision_so_float_noise_never_reaches_a_file(tmp_path):
@@ -67,17 +68,12 @@ def test_tables_are_written_at_a_fixed_precision_so_float_noise_never_reaches_a_
     assert (tmp_path / "a.csv").read_text() == "x,n\n0.3,1\n-0.839174,2\n35.51,3\n1e-30,4\n"
 
 
-class _Study:  # what save_figure reads of a study
-    name = "ci"
-
-    def __init__(self, monkeypatch):
-        monkeypatch.setattr(figures, "caption", lambda study: "profile=ci | rev=abc")
-
-
-def test_a_figure_saved_twice_gives_the_same_bytes_with_no_date_or_version(monkeypatch):
+def test_a_figure_saved_twice_gives_the_same_bytes_with_no_date_or_version(tmp_path):
     import matplotlib.pyplot as plt
 
-    study = _Study(monkeypatch)
+    from sics.report.output import Output
+
+    study = Output(tmp_path, "profile=ci | rev=abc")
     saved = []
     for _ in range(2):
         fig, ax = plt.subplots()

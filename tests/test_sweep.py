@@ -7,15 +7,17 @@ import pytest
 import torch
 
 from sics.errors import ParameterError, SicsError
-from sics.evaluate import autocast, precision, predict_correct
 from sics.models import fp32_decisions
+from sics.models.evaluate import predict_correct
+from sics.models.precision import autocast, precision
 from sics.paths import cache_dir
 from sics.selection.scorers import NINE, SCORERS, BlockStats, get_scorer, score_blocks
 from sics.selection.select import score_and_select, select
-from sics.study import study as study_mod
+from sics.study import results as study_mod
 from sics.study import sweep as sweep_mod
+from sics.study.results import StaleRowError
 from sics.study.rows import read_rows
-from sics.study.study import StaleRowError, Study, prepare
+from sics.study.study import Study, prepare
 from sics.study.sweep import run_sweep
 
 S4 = [0.5, 0.6, 0.7, 0.8]
@@ -158,9 +160,9 @@ def test_a_stale_row_is_one_clear_error(study):
 
 
 def test_the_prediction_cache_names_device_and_precision(study, monkeypatch):
-    import sics.evaluate
+    import sics.models.precision
 
-    monkeypatch.setattr(sics.evaluate, "cpu_has_fast_bf16", lambda: False)  # a CPU without AMX
+    monkeypatch.setattr(sics.models.precision, "cpu_has_fast_bf16", lambda: False)  # a CPU without AMX
     assert precision(torch.device("cpu")) == "cpu-fp32"
     assert precision(torch.device("cuda")) == "cuda-bf16"  # naming only: no GPU needed
     assert "-cpu-fp32" in study._pred_path("abc", 0).parent.name

@@ -6,7 +6,8 @@ from sics.config import resolve_profile
 from sics.data import load_cifar10
 from sics.errors import CheckpointError
 from sics.models import build_model
-from sics.training.train import fine_tune, train_or_load
+from sics.training.checkpoints import train_or_load
+from sics.training.loop import fine_tune
 from sics.units.mlp_channels import sliced
 
 CPU = torch.device("cpu")
@@ -57,9 +58,9 @@ def test_interrupted_training_resumes_where_it_stopped(tiny_tree, tmp_path, monk
 
 
 def test_monitoring_epochs_use_the_profile_precision_and_the_last_full_precision(tiny_tree, monkeypatch):
-    import sics.training.train as train_module
+    import sics.training.loop as train_module
     from sics.data import DeviceBatches
-    from sics.evaluate import accuracy
+    from sics.models.evaluate import accuracy
 
     seen = []
 
@@ -176,7 +177,7 @@ def test_a_failing_compile_falls_back_to_eager_and_says_so(tiny_tree, monkeypatc
 
 def test_sics_compile_switches_compiling_on_and_off(monkeypatch):
     from sics.errors import ParameterError
-    from sics.training.train import compile_wanted
+    from sics.training.loop import compile_wanted
 
     assert not compile_wanted(CPU) and compile_wanted(torch.device("cuda"))
     monkeypatch.setenv("SICS_COMPILE", "1")
@@ -189,7 +190,7 @@ def test_sics_compile_switches_compiling_on_and_off(monkeypatch):
 
 
 def test_checkpoints_are_written_every_n_epochs_or_minutes(tiny_tree, monkeypatch, tmp_path):
-    import sics.training.train as train_module
+    import sics.training.loop as train_module
 
     saved = []
     real = train_module.atomic_write

@@ -170,7 +170,7 @@ def test_token_selections_differ_per_image_and_follow_the_importance(token_study
     study, _, _ = token_study
     _, masks = study.masks("magnitude", 0.5)
     assert len({mask_hash([m]) for m in masks}) > 1
-    state = study.unit_cache[study.unit.tag]
+    state = study.unit_inputs.cache[study.unit.tag]
     for i in (0, 7):
         imp = state["importance"][i]
         assert imp[masks[i]].min() >= imp[~masks[i]].max()
@@ -191,11 +191,11 @@ def test_the_token_gradient_baseline_uses_no_label(token_study, monkeypatch):
     """Gradient × activation of the predicted class's logit: the same with every label wrong,
     and what a hand computation for one image gives."""
     study, _, _ = token_study
-    state = study.unit_cache[study.unit.tag]
-    first = [a.copy() for a in study.unit.taylor(study, 0)]
+    state = study.unit_inputs.cache[study.unit.tag]
+    first = [a.copy() for a in study.unit.taylor(study.unit_inputs, 0)]
     study.calibration.new.pop("taylor-sum")  # computed again below, with every label wrong
     monkeypatch.setattr(study.test, "y", torch.full_like(study.test.y, -1))
-    again = study.unit.taylor(study, 3)
+    again = study.unit.taylor(study.unit_inputs, 3)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     x = state["x"][:1].clone().requires_grad_(True)
     logits = tk.suffix(study.model, x, state["block"])

@@ -9,7 +9,7 @@ import torch
 from sics.config import resolve_profile
 from sics.data import load_cifar10
 from sics.errors import CheckpointError
-from sics.training.train import export_weights, train_or_load
+from sics.training.checkpoints import export_weights, train_or_load
 from sics.training.weights import paths
 
 
@@ -55,7 +55,7 @@ def test_a_changed_file_or_recipe_is_a_one_line_error(trained):
 
 def test_bf16_shards_stay_under_their_size_load_as_the_rounded_model_and_are_checked(trained, monkeypatch, tmp_path):
     from sics.data import DeviceBatches
-    from sics.evaluate import accuracy
+    from sics.models.evaluate import accuracy
     from sics.training.weights import files
 
     p, data, t = trained

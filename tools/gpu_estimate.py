@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from sics.config import resolve_profile
-from sics.models import build_model, flops_per_image
+from sics.models import build_model, flops_per_image, geometry
 from sics.paths import notebooks_dir
 from sics.selection.complexity import kappa_hat
 from sics.selection.groups import BlockStats, with_taylor
@@ -121,7 +121,7 @@ def main() -> None:
             cpu = n_rows * 0.08  # measured: 0.78-0.95 s per 12 token rows of 10,000 images here
         lines.append((stage, n_rows, len(evals_seen) if stage != "07" else "-", flops, cpu))
 
-    print(f"profile {p.name}: {p.geometry}, {f_dense / 1e9:.2f} GFLOP/image forward (MLP {f_mlp / f_dense:.0%}), "
+    print(f"profile {p.name}: {geometry(p)}, {f_dense / 1e9:.2f} GFLOP/image forward (MLP {f_mlp / f_dense:.0%}), "
           f"{n_train} training and {n_test} test images; time at {args.mfu:.0%} of {args.peak:.0f} TFLOP/s")  # fmt: skip
     print(f"{'stage':16s} {'rows':>6s} {'evals (cum.)':>12s} {'PFLOP':>8s} {'GPU s':>7s} {'row CPU s':>9s}"
           "   (rows of training: its optimiser steps)")

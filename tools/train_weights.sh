@@ -25,7 +25,7 @@ test -x .venv/bin/python || make .venv/.installed
 nohup .venv/bin/python -c "
 from sics.config import resolve_profile, pick_device
 from sics.data import load_cifar10
-from sics.training.train import export_weights, train_or_load
+from sics.training.checkpoints import export_weights, train_or_load
 p = resolve_profile('$PROFILE')
 data = load_cifar10().subset(p.n_train, p.n_test)
 t = train_or_load(p, data, pick_device(), progress=True)

@@ -1,9 +1,9 @@
 """Throughput, FLOPs and MFU of a profile's model, on synthetic data (no dataset, no weights).
 
-Training steps mirror `sics.training.train`: uint8 batches held on the device go through
+Training steps mirror `sics.training.loop`: uint8 batches held on the device go through
 `DeviceBatches.prepare` (the profile's augmentation and the resize to `img_size`), bf16 autocast
 and torch.compile on CUDA, cross-entropy with label smoothing, AdamW (fused on CUDA). Evaluation
-mirrors `sics.evaluate`: eval mode, no_grad, autocast, un-augmented batches.
+mirrors `sics.models.evaluate`: eval mode, no_grad, autocast, un-augmented batches.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import torch
 from ..config import PROFILES, Profile, pick_device, resolve_profile
 from ..data import DeviceBatches
 from ..errors import SicsError
-from ..evaluate import autocast, cpu_has_fast_bf16, precision, uses_bf16
 from ..files import write_json
 from ..models import NUM_CLASSES, build_model, count_params, flops_per_image
+from ..models.precision import autocast, cpu_has_fast_bf16, emulates_bf16, precision, uses_bf16
 from ..paths import REPO
 from ..provenance import device_name
-from ..training.train import compile_wanted, make_optimizer, train_step
+from ..training.loop import compile_wanted, make_optimizer, train_step
 
 # Dense bf16 tensor-core peaks (FLOP/s). First match on the device name wins, so the specific
 # H100 variants come before the generic entry (SXM). GH200 matches "H200": same peak as H100 SXM.
@@ -94,18 +94,58 @@ def stage_seconds(profile: str) -> dict[str, Any]:
     return out
 
 
-def benchmark(
-    profile: Profile,
-    device: torch.device | str,
-    steps: int,
-    batch_size: int | None = None,
-    eval_batch_size: int | None = None,
-    compile: bool | None = None,
-    warmup: int | None = None,
-) -> dict[str, Any]:
+def _time_training(model, profile: Profile, device: torch.device, pool: DeviceBatches, bs: int, steps: int,
+                   warmup: int, use_compile: bool) -> float:  # fmt: skip
+    """Seconds for `steps` training steps: training's own optimiser and step (its precision
+    included), so the figures cannot drift from what training runs."""
+    opt = make_optimizer(model, profile, device)
+    step_fn = torch.compile(model) if use_compile else model
+
+    def one_step() -> None:
+        idx = torch.randint(0, len(pool), (bs,), device=device)
+        x, y = pool.prepare(pool.x[idx], profile.augment), pool.y[idx]
+        train_step(step_fn, opt, x, y, device, profile.label_smoothing, precision=profile.train_precision)
+
+    model.train()
+    return _timed(one_step, device, warmup, steps)
+
+
+def _time_evaluation(model, pool: DeviceBatches, ebs: int, device: torch.device, steps: int) -> dict[str, float]:
+    """Evaluation images/s in both precisions, in one process: which is faster depends on the
+    hardware (on CPUs without AMX or AVX-512 BF16, bf16 runs emulated in fp32, `sics.models.bf16`)."""
+
+    @torch.no_grad()
+    def eval_step(prec: str) -> None:
+        x, y = pool.prepare(pool.x[:ebs]), pool.y[:ebs]
+        with autocast(device, prec):
+            (model(x).argmax(1) == y).sum()
+
+    model.eval()
+    return {prec: steps * ebs / _timed(lambda p=prec: eval_step(p), device, 1, steps) for prec in ("fp32", "bf16")}
+
+
+def _pool(n: int, profile: Profile, device: torch.device) -> DeviceBatches:
+    """n random uint8 images at CIFAR's size, with labels, on the device."""
+    g = torch.Generator().manual_seed(0)
+    return DeviceBatches.of(torch.randint(0, 256, (n, 3, SOURCE_SIZE, SOURCE_SIZE), dtype=torch.uint8, generator=g),
+                            torch.randint(0, NUM_CLASSES, (n,), generator=g), profile, device)  # fmt: skip
+
+
+def _setup(profile: Profile, device: torch.device, use_compile: bool) -> dict[str, Any]:
+    """What was benchmarked, and how."""
+    bf16_training = uses_bf16(device, profile.train_precision, cpu_auto=False)
+    return dict(profile=profile.name, device=str(device), device_name=device_name(device), torch=torch.__version__,
+                compile=use_compile, optimizer=profile.optimizer, train_precision="bf16" if bf16_training else "fp32",
+                autocast_bf16=bf16_training, augment=profile.augment, img_size=profile.img_size,
+                source_size=SOURCE_SIZE)  # fmt: skip
+
+
+def benchmark(profile: Profile, device: torch.device | str, steps: int, batch_size: int | None = None,
+              eval_batch_size: int | None = None, compile: bool | None = None,
+              warmup: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Measure training/evaluation images/s, FLOPs per image, TFLOP/s and MFU; return a dict.
 
-    `compile` defaults to True on CUDA (as in `sics.training.train`); `warmup` untimed steps default to
+    `compile` defaults to True on CUDA (as in `sics.training.loop`); `warmup` untimed steps default to
     3 on CUDA (compilation, autotuning) and 1 elsewhere.
     """
     device = torch.device(device)
@@ -121,36 +161,9 @@ def benchmark(
     fwd_flops = flops_per_image(model, profile)
     n_params = count_params(model)
 
-    n = 2 * max(bs, ebs)  # a pool to gather shuffled batches from, as `batches` does
-    g = torch.Generator().manual_seed(0)
-    pool = DeviceBatches(
-        torch.randint(0, 256, (n, 3, SOURCE_SIZE, SOURCE_SIZE), dtype=torch.uint8, generator=g),
-        torch.randint(0, NUM_CLASSES, (n,), generator=g),
-        device=device, mean=profile.mean, std=profile.std, img_size=profile.img_size,
-    )  # fmt: skip
-
-    # training's own optimiser and step (its precision included), so the figures cannot drift
-    opt = make_optimizer(model, profile, device)
-    step_fn = torch.compile(model) if use_compile else model
-
-    def one_step() -> None:
-        idx = torch.randint(0, n, (bs,), device=device)
-        x, y = pool.prepare(pool.x[idx], profile.augment), pool.y[idx]
-        train_step(step_fn, opt, x, y, device, profile.label_smoothing, precision=profile.train_precision)
-
-    model.train()
-    train_s = _timed(one_step, device, warmup, steps)
-
-    @torch.no_grad()
-    def eval_step(prec: str) -> None:
-        x, y = pool.prepare(pool.x[:ebs]), pool.y[:ebs]
-        with autocast(device, prec):
-            (model(x).argmax(1) == y).sum()
-
-    model.eval()
-    # both precisions, in one process: which is faster depends on the hardware (bf16 is emulated,
-    # and slower than fp32, on CPUs without AMX or AVX-512 BF16)
-    eval_by = {prec: steps * ebs / _timed(lambda p=prec: eval_step(p), device, 1, steps) for prec in ("fp32", "bf16")}
+    pool = _pool(2 * max(bs, ebs), profile, device)  # to gather shuffled batches from, as `batches` does
+    train_s = _time_training(model, profile, device, pool, bs, steps, warmup, use_compile)
+    eval_by = _time_evaluation(model, pool, ebs, device, steps)
     eval_precision = precision(device, profile.eval_precision).rsplit("-", 1)[-1]
     eval_ips = eval_by[eval_precision]
     eval_s = steps * ebs / eval_ips
@@ -160,17 +173,7 @@ def benchmark(
     peak = peak_flops(device)
     n_train = profile.n_train or TRAIN_SET_SIZE
     return dict(
-        profile=profile.name,
-        device=str(device),
-        device_name=device_name(device),
-        torch=torch.__version__,
-        compile=use_compile,
-        optimizer=profile.optimizer,
-        train_precision="bf16" if uses_bf16(device, profile.train_precision, cpu_auto=False) else "fp32",
-        autocast_bf16=uses_bf16(device, profile.train_precision, cpu_auto=False),
-        augment=profile.augment,
-        img_size=profile.img_size,
-        source_size=SOURCE_SIZE,
+        **_setup(profile, device, use_compile),
         params=n_params,
         batch_size=bs,
         eval_batch_size=ebs,
@@ -184,6 +187,7 @@ def benchmark(
         eval_images_per_s_fp32=eval_by["fp32"],
         eval_images_per_s_bf16=eval_by["bf16"],
         cpu_fast_bf16=cpu_has_fast_bf16(),
+        bf16_emulated=emulates_bf16(device, "bf16"),
         forward_flops_per_image=fwd_flops,
         train_flops_per_image=3 * fwd_flops,
         train_tflops=achieved / 1e12,
@@ -211,7 +215,8 @@ def format_report(r: dict[str, Any]) -> str:
                           f"{r['eval_precision']})"),
         ("eval images/s fp32", num(r["eval_images_per_s_fp32"])),
         ("eval images/s bf16", f"{num(r['eval_images_per_s_bf16'])}  (fast bf16 units on this CPU: "
-                               f"{'yes' if r['cpu_fast_bf16'] else 'no'})"),
+                               f"{'yes' if r['cpu_fast_bf16'] else 'no'}"
+                               f"{'; emulated in fp32' if r.get('bf16_emulated') else ''})"),
         ("fwd FLOPs/image", f"{r['forward_flops_per_image'] / 1e9:.4f} GFLOP"),
         ("train FLOPs/image", f"{r['train_flops_per_image'] / 1e9:.4f} GFLOP (3 x forward)"),
         ("train TFLOP/s", f"{r['train_tflops']:.4g}"),

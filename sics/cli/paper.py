@@ -197,6 +197,16 @@ def _pack(profile: str, out: Path, notebook: str, status: str, seconds: float) -
     print(f"[sics] packed {len(manifest['files'])} files to {out} after {notebook}", flush=True)
 
 
+def execute(src: Path, dest: Path, params: dict, engine: str, out: Forward, quiet_warnings: bool) -> None:
+    """Run one notebook with `params` (papermill, writing the executed copy to `dest`, or inline)."""
+    with notebook_environment():
+        if engine == "papermill":
+            run_papermill(src, dest, params, stdout=out)
+        else:
+            with redirect_stdout(out):
+                run_inline(src, params, quiet_warnings)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default=os.environ.get("SICS_PROFILE", "auto"))
@@ -228,12 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             out = Forward(sys.stdout, args.verbose)
             _running.update(profile=profile, notebook=name, t0=t0)
             try:
-                with notebook_environment():
-                    if args.engine == "papermill":
-                        run_papermill(src, out_dir / f"{name}.ipynb", params, stdout=out)
-                    else:
-                        with redirect_stdout(out):
-                            run_inline(src, params, quiet_warnings)
+                execute(src, out_dir / f"{name}.ipynb", params, args.engine, out, quiet_warnings)
             except NotebookFailed as e:
                 if not args.pack_to:
                     raise

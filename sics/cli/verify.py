@@ -38,11 +38,13 @@ import pandas as pd
 from .. import provenance
 from ..data import DeviceBatches
 from ..errors import ParameterError, SicsError
-from ..evaluate import cpu_has_fast_bf16, predict_correct
+from ..models.evaluate import predict_correct
+from ..models.precision import cpu_has_fast_bf16
 from ..progress import bar as progress_bar
 from ..selection.select import mask_hash
+from ..study.results import pred_name
 from ..study.rows import read_rows
-from ..study.study import Study, pred_name, prepare
+from ..study.study import Study, prepare
 
 # Fractions of a result's images that may differ from the bundle where it was not made here, each
 # about 2.5x the most measured on an AVX2-only CPU against bundles made on another CPU, out of
@@ -169,8 +171,7 @@ def check_sample(study: Study, n_images: int = 1000) -> tuple[int, int, float]:
         raise SicsError(f"the bundle of {study.name} has no dense result")
     idx = sample_indices(study.n_test, n_images)
     p = study.profile
-    test = DeviceBatches(study.data.test_x[idx], study.data.test_y[idx], device=study.device, mean=p.mean,
-                         std=p.std, img_size=p.img_size)  # fmt: skip
+    test = DeviceBatches.of(study.data.test_x[idx], study.data.test_y[idx], p, study.device)
     now = predict_correct(study.model, test, p.eval_batch_size, p.eval_precision).cpu().numpy()
     return int((now != committed[idx]).sum()), len(idx), rule(study)[1]
 

@@ -17,9 +17,8 @@ import seaborn as sns
 from ..analysis.claims import PAPER_BOUNDARIES
 from ..analysis.summaries import ESCAPE_KAPPAS, escape_family, regime_boundaries
 from ..files import atomic_write
-from ..paths import figures_dir
-from ..provenance import caption
 from ..selection.scorers import baselines, feature_classes, get_scorer, kappa0
+from .output import Output
 
 ZONES = ((0.0, PAPER_BOUNDARIES[0], "κ=0 zone"), (*PAPER_BOUNDARIES, "κ=1 zone"),
          (PAPER_BOUNDARIES[1], 1.0, "κ=2 zone"))  # the paper's zones
@@ -31,12 +30,11 @@ ZONE_COLORS = ("#e8f1fa", "#fdf1dc", "#fbe3e3")
 METADATA = {"pdf": {"CreationDate": None, "Producer": None, "Creator": None}, "png": {"Software": None}}
 
 
-def save_figure(fig: plt.Figure, name: str, study) -> dict[str, Path]:
-    """`name`.pdf and `name`.png, with the provenance line at the foot (deterministic bytes)."""
-    fig.text(0.01, 0.003, caption(study), fontsize=6, color="0.4", va="bottom")
-    out = figures_dir(study.name)
+def save_figure(fig: plt.Figure, name: str, out: Output) -> dict[str, Path]:
+    """`name`.pdf and `name`.png in `out`'s folder, with its caption at the foot (deterministic bytes)."""
+    fig.text(0.01, 0.003, out.caption, fontsize=6, color="0.4", va="bottom")
     return {
-        ext: atomic_write(out / f"{name}.{ext}", lambda p, e=ext: fig.savefig(
+        ext: atomic_write(out.folder / f"{name}.{ext}", lambda p, e=ext: fig.savefig(
             p, format=e, dpi=150, bbox_inches="tight", metadata=METADATA[e]))
         for ext in ("pdf", "png")
     }
@@ -118,7 +116,7 @@ def _finish(fig: plt.Figure, ax: plt.Axes, xlabel: str, ylabel: str, title: str)
     return fig
 
 
-def figure1(summary: pd.DataFrame, study, *, dense: float | None = None) -> plt.Figure:
+def figure1(summary: pd.DataFrame, *, dense: float | None = None) -> plt.Figure:
     """Accuracy vs S for every class, with interval bands; the plateau drawn thick; κ zones shaded."""
     df = summary[summary["scorer"].isin([*feature_classes(), *baselines()])]
     fig, ax = _curves(df, "acc", pad=0.03, figsize=(7.5, 4.6))
@@ -128,24 +126,23 @@ def figure1(summary: pd.DataFrame, study, *, dense: float | None = None) -> plt.
                    "Accuracy vs sparsity: plateau and feature classes (bands: 95% CI over seeds)")
 
 
-def figure2(study, S: float = 0.7, block: int = 0, seed: int = 0) -> plt.Figure:
-    """Feature shapes: each class's score along rank u (normalised), the cut u* = S marked."""
-    names = (*feature_classes(), "bump")
+def figure2(shapes: pd.DataFrame, S: float = 0.7, block: int = 0, seed: int = 0) -> plt.Figure:
+    """Feature shapes: each class's score along rank u (normalised), the cut u* = S marked.
+
+    `shapes`: one row per unit of the block and class (`Stage.feature_shapes`: scorer, kappa, u,
+    score, kept)."""
+    names = list(dict.fromkeys(shapes["scorer"]))
     rows = -(-len(names) // 5)
     fig, axes = plt.subplots(rows, 5, figsize=(13, 2.6 * rows), sharex=True, squeeze=False)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
-    stats = study.stats[block]
-    u = np.sort(stats.u)
-    for ax, name in zip(axes.flat, names):
-        scores, masks = study.masks(name, S, seed)
-        s = scores[block][stats.rank_order]
-        kept = masks[block][stats.rank_order]
-        s = (s - s.min()) / (s.max() - s.min() + 1e-12)
+    for ax, (name, d) in zip(axes.flat, shapes.groupby("scorer", sort=False)):
+        kept = d["kept"].to_numpy()
+        u, s = d["u"].to_numpy(), d["score"].to_numpy()
         ax.scatter(u[~kept], s[~kept], s=2, color="#c0392b", label="pruned")
         ax.scatter(u[kept], s[kept], s=2, color="#2471a3", label="kept")
         ax.axvline(S, color="black", lw=0.8, ls="--")
-        ax.set_title(f"{name} (κ={get_scorer(name).kappa})", fontsize=9)
+        ax.set_title(f"{name} (κ={d['kappa'].iloc[0]})", fontsize=9)
     for ax in axes[-1]:
         ax.set_xlabel("rank u")
     for ax in axes[:, 0]:
@@ -156,7 +153,7 @@ def figure2(study, S: float = 0.7, block: int = 0, seed: int = 0) -> plt.Figure:
     return fig
 
 
-def figure3(summary: pd.DataFrame, study) -> plt.Figure:
+def figure3(summary: pd.DataFrame) -> plt.Figure:
     """Escape heat-map, class x S, annotated with κ (rows) and the escape in points."""
     names = feature_classes()
     df = summary[summary["scorer"].isin(names)]
@@ -179,7 +176,7 @@ def figure3(summary: pd.DataFrame, study) -> plt.Figure:
     return fig
 
 
-def training_curve(history: pd.DataFrame, study) -> plt.Figure:
+def training_curve(history: pd.DataFrame, profile: str) -> plt.Figure:
     fig, ax1 = plt.subplots(figsize=(6, 3.6))
     ax1.plot(history["epoch"], history["train_loss"], color="#2471a3", marker="o", ms=3)
     ax1.set_xlabel("epoch")
@@ -187,7 +184,7 @@ def training_curve(history: pd.DataFrame, study) -> plt.Figure:
     ax2 = ax1.twinx()
     ax2.plot(history["epoch"], history["test_accuracy"] * 100, color="#c0392b", marker="s", ms=3)
     ax2.set_ylabel("test accuracy (%)", color="#c0392b")
-    ax1.set_title(f"Dense model training ({study.profile.name} profile)")
+    ax1.set_title(f"Dense model training ({profile} profile)")
     fig.tight_layout()
     return fig
 
@@ -195,7 +192,7 @@ def training_curve(history: pd.DataFrame, study) -> plt.Figure:
 # --- beyond the paper: the phase diagram -------------------------------------------------------
 
 
-def figure_phase(summary: pd.DataFrame, study) -> plt.Figure:
+def figure_phase(summary: pd.DataFrame) -> plt.Figure:
     """Escape vs S on the fine grid for every non-monotone class, with both sets of boundaries."""
     df = summary[summary["kappa"].isin(ESCAPE_KAPPAS)]
     fig, ax = _curves(df, "escape", pad=0.01, figsize=(7.5, 4.4))
@@ -216,7 +213,7 @@ def figure_phase(summary: pd.DataFrame, study) -> plt.Figure:
 # --- beyond the paper: other pruning units -----------------------------------------------------
 
 
-def figure_units(summaries: dict[str, pd.DataFrame | None], study) -> plt.Figure:
+def figure_units(summaries: dict[str, pd.DataFrame | None]) -> plt.Figure:
     """Escape vs S of every non-monotone class, one panel per unit kind, side by side.
 
     `summaries` maps a panel title (e.g. "ViT MLP channels", "tokens") to its summary; a missing

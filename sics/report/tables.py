@@ -16,9 +16,8 @@ import pandas as pd
 from ..analysis.claims import BUMP, CHAOS, FAKE, GRADIENT, PAPER_BUMP, PAPER_CHAOS, paper_regime
 from ..analysis.summaries import escape_family
 from ..files import write_csv, write_text
-from ..paths import figures_dir
-from ..provenance import caption, measured_on
 from ..selection.scorers import NON_MONOTONE_KAPPAS, feature_classes, kappa0
+from .output import Output
 
 
 def fmt(m: float, lo: float = np.nan, hi: float = np.nan, digits: int = 1) -> str:
@@ -56,16 +55,16 @@ def markdown(df: pd.DataFrame) -> str:
         tabulate.WIDE_CHARS_MODE = saved
 
 
-def save_table(df: pd.DataFrame, name: str, study, *, shown: pd.DataFrame | None = None,
+def save_table(df: pd.DataFrame, name: str, out: Output, *, shown: pd.DataFrame | None = None,
                title: str = "") -> dict[str, Path]:  # fmt: skip
-    """`name`.csv (numeric, tidy) plus `name`.md and `name`.tex (formatted `shown`)."""
-    out = figures_dir(study.name)
+    """`name`.csv (numeric, tidy) plus `name`.md and `name`.tex (formatted `shown`), in `out`'s
+    folder with its caption."""
     shown = df if shown is None else shown
-    cap = caption(study)
+    folder, cap = out.folder, out.caption
     return {
-        "csv": write_csv(out / f"{name}.csv", df),
-        "md": write_text(out / f"{name}.md", f"**{title}**\n\n{markdown(shown)}\n\n_{cap}_\n"),
-        "tex": write_text(out / f"{name}.tex", _latex(shown, title, cap, name)),
+        "csv": write_csv(folder / f"{name}.csv", df),
+        "md": write_text(folder / f"{name}.md", f"**{title}**\n\n{markdown(shown)}\n\n_{cap}_\n"),
+        "tex": write_text(folder / f"{name}.tex", _latex(shown, title, cap, name)),
     }  # fmt: skip
 
 
@@ -239,25 +238,6 @@ def _first(g: pd.DataFrame, scorer: str) -> pd.Series | None:
     return hit.iloc[0] if len(hit) else None
 
 
-# --- beyond the paper --------------------------------------------------------------------------
-
-
-def dense_table(study) -> pd.DataFrame:
-    """The dense model's accuracy on the study's own test set, and how it was made.
-
-    Beside it, the accuracy with every MLP hidden channel removed: how much the unit being
-    pruned matters in this model at all (the pruned curves live between the two).
-    """
-    p = study.profile
-    df = pd.DataFrame([dict(
-        profile=p.name, model=p.model_label,
-        pretrained=p.pretrained, epochs=p.epochs, test_accuracy=round(study.dense_accuracy * 100, 2),
-        unit=study.unit.tag, no_units_accuracy=round(study.units_removed_accuracy * 100, 2),
-        n_test=study.n_test, n_train=study.n_train, data=study.data_source, measured_on=measured_on(study),
-        ckpt_id=study.trained.ckpt_id, train_seed=p.train_seed,
-    )])  # fmt: skip
-    save_table(df, "dense", study, title="Dense model")
-    return df
 
 
 def claims_table(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -281,4 +261,3 @@ def ablation_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         scorer="Π(S) accuracy", kappa="0", cell=lambda d: d["plateau"].map("{:.1f}".format))
     shown = pd.concat([plateau, shown[shown["scorer"] != "magnitude"]], ignore_index=True)
     return df, _wide(shown, "cell", index=["scorer", "kappa", "variant"])
-

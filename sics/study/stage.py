@@ -18,10 +18,15 @@ import pandas as pd
 from .. import analysis, provenance
 from ..analysis import claims
 from ..analysis.summaries import PLATEAU_SCORER, paired_table, result_key
+from ..config import architecture_profile, resolve_profile
+from ..models import model_label
 from ..paths import figures_dir
+from ..report.output import Output
+from ..selection.scorers import get_scorer
 from . import bundle
+from .results import pack_results, pred_name
 from .rows import read_rows
-from .study import Study, pack_results, pred_name, prepare
+from .study import Study, prepare
 from .sweep import run_sweep
 
 
@@ -95,12 +100,61 @@ class Stage:
     def profile(self) -> str:
         return self.study.profile.name
 
+    @property
+    def out(self) -> Output:
+        """Where this stage's tables and figures go, and their caption (how the numbers were made)."""
+        return Output(figures_dir(self.study.name), provenance.caption(self.study))
+
+    def dense_record(self) -> pd.DataFrame:
+        """The dense model's accuracy on the study's own test set, and how it was made. Beside it,
+        the accuracy with every unit removed: how much the pruned unit matters in this model at
+        all (the pruned curves live between the two)."""
+        st, p = self.study, self.study.profile
+        return pd.DataFrame([dict(
+            profile=p.name, model=model_label(p),
+            pretrained=p.pretrained, epochs=p.epochs, test_accuracy=round(st.dense_accuracy * 100, 2),
+            unit=st.unit.tag, no_units_accuracy=round(st.units_removed_accuracy * 100, 2),
+            n_test=st.n_test, n_train=st.n_train, data=st.data_source, measured_on=provenance.measured_on(st),
+            ckpt_id=st.trained.ckpt_id, train_seed=p.train_seed,
+        )])  # fmt: skip
+
+    def feature_shapes(self, scorers, S: float, block: int = 0, seed: int = 0) -> pd.DataFrame:
+        """Each scorer's scores in one block, read along the magnitude rank u (min-max
+        normalised), and whether each unit is kept at S: one row per (scorer, unit)."""
+        stats = self.study.stats[block]
+        u = np.sort(stats.u)
+        parts = []
+        for name in scorers:
+            scores, masks = self.study.masks(name, S, seed)
+            s = scores[block][stats.rank_order]
+            parts.append(pd.DataFrame(dict(scorer=name, kappa=get_scorer(name).kappa, u=u,
+                                           score=(s - s.min()) / (s.max() - s.min() + 1e-12),
+                                           kept=masks[block][stats.rank_order])))  # fmt: skip
+        return pd.concat(parts, ignore_index=True)
+
     def sweep(self, scorers, sparsities, **kwargs) -> Results:
         """`run_sweep` over `scorers` (plus the plateau's magnitude), with its per-image results."""
         names = list(dict.fromkeys([PLATEAU_SCORER, *scorers])) if scorers else []
         rows = run_sweep(self.study, names, sparsities, **kwargs)
         self._rows.update(zip(rows["key"], rows["seconds"], strict=True))
         return Results(rows, load_correct(self.study, rows))
+
+    def fine_sweep(self, scorers, grid=(), n_seeds: int = 0) -> Results:
+        """The phase diagram's sweep: over `grid`, else the profile's fine grid
+        (`Profile.fine_sparsities`), at `n_seeds`, else the profile's `fine_seeds`."""
+        p = self.study.profile
+        return self.sweep(scorers, [float(s) for s in grid] or p.fine_sparsities(),
+                          n_seeds=n_seeds or p.fine_seeds or None)  # fmt: skip
+
+    def variant(self, suffix: str, unit_params: dict, scorers, sparsities, **kwargs) -> tuple[Results, Stage]:
+        """The same sweep with the unit's settings changed (e.g. another token importance), as a
+        stage of its own (`<name>_<suffix>`, its own output folder), opened, swept and closed."""
+        unit = self.study.unit.name
+        other = open_stage(f"{self.name}_{suffix}", self.study.profile.name, self.study.data_spec or "",
+                           unit=unit, unit_params=unit_params)  # fmt: skip
+        result = other.sweep(scorers, sparsities, **kwargs)
+        other.close(rows=len(result.rows))
+        return result, other
 
     def close(self, **extra) -> None:
         """Record the stage (its time now, and the evaluation time of its rows whenever they
@@ -115,6 +169,13 @@ class Stage:
         provenance.record(self.study.name, self.name, **provenance.stage_info(self.study, seconds, **extra))
         print(f"[sics] {self.name}: done in {seconds:.0f} s (profile {self.profile}, "
               f"ckpt {self.study.trained.ckpt_id}, rev {provenance.git_revision()})")  # fmt: skip
+
+
+def open_architecture(name: str, profile: str, arch: str, data: str = "") -> tuple[Stage, str]:
+    """(the stage of architecture `arch` studied beside the ViT profile `profile`, that ViT
+    profile's name): e.g. `resnet` beside `reference`, `ci_resnet` beside `ci`."""
+    vit = resolve_profile(profile).name
+    return open_stage(name, architecture_profile(vit, arch), data), vit
 
 
 def open_stage(name: str, profile: str = "auto", data: str = "", **prepare_kwargs) -> Stage:

@@ -51,6 +51,28 @@ def row_key(study: Study, scorer: str, S: float, seed: int, params: dict, alloca
     return stable_hash(config)
 
 
+def measure(study: Study, sc: str, S: float, seed: int, p: dict, allocation: str, recovery_steps: int, *,
+            tag: str, key: str, rev: str) -> dict:  # fmt: skip
+    """One row: select with scorer `sc` at S, evaluate (or look up) the selection, describe it."""
+    t0 = time.time()
+    scores, masks = study.masks(sc, S, seed, p, allocation)
+    ref = study.magnitude_masks(S, allocation)
+    correct = study.correct(masks, recovery_steps, seed)
+    k_hat, share = kappa_hat(*kappa_inputs(scores, study.stats, allocation))
+    return dict(
+        scorer=sc, kappa=get_scorer(sc).kappa, kappa_hat=k_hat, hf_share=round(share, 4),
+        sparsity=S, seed=seed, accuracy=float(correct.mean()), n_test=len(correct),
+        mask_hash=mask_hash(masks), overlap_magnitude=overlap(masks, ref),
+        jaccard_magnitude=jaccard(masks, ref), kept=int(sum(m.sum() for m in masks)),
+        allocation=allocation, recovery_steps=recovery_steps,
+        params=json.dumps(get_scorer(sc).params(p), sort_keys=True), tag=tag,
+        profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.data_source,
+        device=str(study.device), git_rev=rev, seconds=round(time.time() - t0, 3), key=key,
+        n_calib=study.profile.n_calib, scorer_version=scorer_version(sc), unit=study.unit.tag,
+        precision=study.precision_label,
+    )  # fmt: skip
+
+
 def run_sweep(
     study: Study,
     scorers: Iterable[str],
@@ -94,24 +116,8 @@ def run_sweep(
         if key in have:
             bar.update()
             continue
-        t0 = time.time()
-        p = params.get(sc, {})
-        scores, masks = study.masks(sc, S, seed, p, allocation)
-        ref = study.magnitude_masks(S, allocation)
-        correct = study.correct(masks, recovery_steps, seed)
-        k_hat, share = kappa_hat(*kappa_inputs(scores, study.stats, allocation))
-        seen = append_row(path, dict(
-            scorer=sc, kappa=get_scorer(sc).kappa, kappa_hat=k_hat, hf_share=round(share, 4),
-            sparsity=S, seed=seed, accuracy=float(correct.mean()), n_test=len(correct),
-            mask_hash=mask_hash(masks), overlap_magnitude=overlap(masks, ref),
-            jaccard_magnitude=jaccard(masks, ref), kept=int(sum(m.sum() for m in masks)),
-            allocation=allocation, recovery_steps=recovery_steps,
-            params=json.dumps(get_scorer(sc).params(p), sort_keys=True), tag=tag,
-            profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.data_source,
-            device=str(study.device), git_rev=rev, seconds=round(time.time() - t0, 3), key=key,
-            n_calib=study.profile.n_calib, scorer_version=scorer_version(sc), unit=study.unit.tag,
-            precision=study.precision_label,
-        ))  # fmt: skip
+        seen = append_row(path, measure(study, sc, S, seed, params.get(sc, {}), allocation, recovery_steps,
+                                        tag=tag, key=key, rev=rev))  # fmt: skip
         bar.update()
     bar.close()
     done = read_rows(path)  # typed as a reader of sweep.csv sees it, with any other run's rows

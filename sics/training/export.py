@@ -17,11 +17,10 @@ import os
 import sys
 
 from ..config import pick_device, resolve_profile
-from ..data import DeviceBatches
+from ..data import DeviceBatches, load_cifar10
 from ..errors import SicsError
-from ..study.study import load_study_data
 from . import weights
-from .train import export_weights, train_or_load
+from .checkpoints import export_weights, train_or_load
 
 
 def export(profile: str, data: str | None = None, *, dtype: str = "fp32", shard_mb: float | None = None,
@@ -30,10 +29,10 @@ def export(profile: str, data: str | None = None, *, dtype: str = "fp32", shard_
     p = resolve_profile(profile)
     if weights.present(p.name) and not weights.retrain_requested():
         raise SicsError(f"figures/{p.name} already holds committed weights; move them away (or RETRAIN=1) to export new ones")
-    d = load_study_data(p, data)
+    d = load_cifar10(data).subset(p.n_train, p.n_test)
     device = pick_device()
     t = train_or_load(p, d, device, progress=progress)
-    test = DeviceBatches(d.test_x, d.test_y, device=device, mean=p.mean, std=p.std, img_size=p.img_size)
+    test = DeviceBatches.of(d.test_x, d.test_y, p, device)
     export_weights(t, p, d.source, dtype=dtype, shard_mb=shard_mb, test=test)
     return json.loads(weights.paths(p.name)[1].read_text())
 

@@ -19,14 +19,16 @@ Scorers, selection (`sics.selection.select`), sweeps, statistics, tables and cla
 - `tokens` (`sics.units.tokens`): the patch tokens of each image at one ViT block; a group is an image,
   so the selection differs per image and is made from the test images themselves.
 
-A new kind subclasses `Unit` (`sics.units.base`) and is registered by name in `UNITS` here.
+A kind receives `UnitInputs` (the model, the profile, the data on demand, the saved calibration
+statistics), never the study. A new kind subclasses `Unit` (`sics.units.base`) and is registered
+by name in `UNITS` here.
 Each kind owns its surgery, in its own file; the slicing they share is `base.narrowed`.
 """
 
 from __future__ import annotations
 
 from ..errors import ParameterError
-from .base import Unit
+from .base import Unit, UnitInputs
 from .conv_channels import ConvChannels
 from .mlp_channels import MlpChannels
 from .tokens import Tokens
@@ -45,4 +47,4 @@ def get_unit(name: str | Unit, **params) -> Unit:
         raise ParameterError(f"unit {name!r}: {e}") from None
 
 
-__all__ = ["UNITS", "ConvChannels", "MlpChannels", "Tokens", "Unit", "get_unit"]
+__all__ = ["UNITS", "ConvChannels", "MlpChannels", "Tokens", "Unit", "UnitInputs", "get_unit"]

@@ -1,19 +1,39 @@
-"""What every unit kind shares: the `Unit` protocol, the calibration batch, first-order Taylor
-importance of any activation, zeroing units with a hook, and slicing a layer along one axis."""
+"""What every unit kind shares: the `Unit` protocol and the `UnitInputs` it receives from a study,
+the calibration batch, first-order Taylor importance of any activation, zeroing units with a
+hook, and slicing a layer along one axis."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from ..data import DeviceBatches
+from ..config import Profile
+from ..data import Cifar10, DeviceBatches
 from ..selection.groups import BlockStats
+
+
+@dataclass
+class UnitInputs:
+    """What a unit kind receives from its study: the dense model and the profile's settings, the
+    data loaded on first call (a study whose results are all saved never loads them), the saved
+    calibration statistics, and a dict the unit keeps between calls."""
+
+    model: nn.Module
+    profile: Profile
+    device: torch.device
+    data: Callable[[], Cifar10]  # train split (calibration images) and test subset
+    test: Callable[[], DeviceBatches]  # the test subset on the device
+    n_test: Callable[[], int]
+    # calibrated(name, compute): the saved statistics `name`, else compute() now (saved later)
+    calibrated: Callable[[str, Callable[[], list[np.ndarray]]], list[np.ndarray]]
+    cache: dict = field(default_factory=dict)
 
 
 class Unit:
@@ -32,13 +52,15 @@ class Unit:
         """Short label of the unit and its settings, for cache folders."""
         return self.name
 
-    def stats(self, study) -> list[BlockStats]:
+    def stats(self, inputs: UnitInputs) -> list[BlockStats]:
+        """One group of units per block (per image for tokens), with their importance m."""
         raise NotImplementedError
 
-    def group_sizes(self, study) -> list[int]:
-        return [b.H for b in study.stats]
+    def group_sizes(self, inputs: UnitInputs) -> list[int]:
+        return [b.H for b in self.stats(inputs)]
 
-    def taylor(self, study, seed: int) -> list[np.ndarray]:
+    def taylor(self, inputs: UnitInputs, seed: int) -> list[np.ndarray]:
+        """The gradient baseline's importance per group, from the calibration subset of `seed`."""
         raise NotImplementedError
 
     def masked(self, model: nn.Module, masks: list[np.ndarray]):
@@ -49,19 +71,18 @@ class Unit:
         """A pruned copy of the model (units sliced out where possible), for evaluation."""
         raise NotImplementedError
 
-    def evaluate(self, study, masks: list[np.ndarray]) -> np.ndarray:
+    def evaluate(self, inputs: UnitInputs, masks: list[np.ndarray]) -> np.ndarray:
         """Per-image correctness under `masks`, for a unit whose selection differs per image
         (`static` False: `Study.correct` calls this instead of `apply`)."""
         raise NotImplementedError
 
 
-def calibration_batch(study, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def calibration_batch(inputs: UnitInputs, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The seeded calibration subset of the training images (`n_calib` of them), on the device."""
+    data = inputs.data()
     g = torch.Generator().manual_seed(10_000 + seed)
-    idx = torch.randperm(len(study.data.train_y), generator=g)[: study.profile.n_calib]
-    calib = DeviceBatches(study.data.train_x[idx], study.data.train_y[idx], device=study.device,
-                          mean=study.profile.mean, std=study.profile.std,
-                          img_size=study.profile.img_size)  # fmt: skip
+    idx = torch.randperm(len(data.train_y), generator=g)[: inputs.profile.n_calib]
+    calib = DeviceBatches.of(data.train_x[idx], data.train_y[idx], inputs.profile, inputs.device)
     return calib.prepare(calib.x), calib.y
 
 

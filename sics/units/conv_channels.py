@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
-from ..models import CifarResNet
+from ..models.resnet import CifarResNet
 from ..selection.groups import BlockStats
 from .base import Unit, activation_taylor, calibration_batch, narrowed, zeroed
 
@@ -66,15 +66,15 @@ class ConvChannels(Unit):
     name = "conv_channels"
     description = "inner channels of every residual block (conv1 filter c + BN, conv2 input slice c)"
 
-    def stats(self, study) -> list[BlockStats]:
-        return [BlockStats.from_magnitudes(i, m) for i, m in enumerate(conv_magnitudes(study.model))]
+    def stats(self, inputs) -> list[BlockStats]:
+        return [BlockStats.from_magnitudes(i, m) for i, m in enumerate(conv_magnitudes(inputs.model))]
 
-    def taylor(self, study, seed: int) -> list[np.ndarray]:
+    def taylor(self, inputs, seed: int) -> list[np.ndarray]:
         def compute():
-            x, y = calibration_batch(study, seed)
-            return activation_taylor(study.model, [b.act1 for b in residual_blocks(study.model)], x, y, channel_dim=1)
+            x, y = calibration_batch(inputs, seed)
+            return activation_taylor(inputs.model, [b.act1 for b in residual_blocks(inputs.model)], x, y, channel_dim=1)
 
-        return study.calibrated(f"taylor-s{seed}", compute)
+        return inputs.calibrated(f"taylor-s{seed}", compute)
 
     def masked(self, model, masks):
         return masked_conv(model, masks)

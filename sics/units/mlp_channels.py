@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
-from ..models import CifarResNet
+from ..models.resnet import CifarResNet
 from ..selection.groups import BlockStats
 from .base import Unit, activation_taylor, calibration_batch, narrowed, zeroed
 
@@ -62,15 +62,15 @@ class MlpChannels(Unit):
     name = "mlp_channels"
     description = "MLP hidden channels of every ViT block (fc1 row c, fc2 column c)"
 
-    def stats(self, study) -> list[BlockStats]:
-        return block_stats(study.model)
+    def stats(self, inputs) -> list[BlockStats]:
+        return block_stats(inputs.model)
 
-    def taylor(self, study, seed: int) -> list[np.ndarray]:
+    def taylor(self, inputs, seed: int) -> list[np.ndarray]:
         def compute():
-            x, y = calibration_batch(study, seed)
-            return taylor_importance(study.model, x, y)
+            x, y = calibration_batch(inputs, seed)
+            return taylor_importance(inputs.model, x, y)
 
-        return study.calibrated(f"taylor-s{seed}", compute)
+        return inputs.calibrated(f"taylor-s{seed}", compute)
 
     def masked(self, model, masks):
         return masked(model, masks)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
-from ..evaluate import autocast
+from ..models.precision import autocast
 from ..selection.groups import BlockStats
 from .base import Unit
 
@@ -135,49 +135,49 @@ class Tokens(Unit):
     def tag(self) -> str:
         return f"tokens-b{self.block}-{self.importance}"
 
-    def _state(self, study) -> dict:
+    def _state(self, inputs) -> dict:
         """Per study: the tokens entering the block for every test image (and their importance,
         computed in the same pass)."""
-        state = study.unit_cache.setdefault(self.tag, {})
+        state = inputs.cache.setdefault(self.tag, {})
         if "x" not in state:
-            model = study.model
+            model = inputs.model
             _check(model)
             b = resolve_block(model, self.block)
             xs, imp = [], []
             # the selection follows the importance's ranks: with fp32 decisions they are computed
             # without autocast, so near-equal importances are not ranked by bf16 rounding
-            precision = "fp32" if study.profile.fp32_decisions else study.profile.eval_precision
-            with torch.no_grad(), autocast(study.device, precision):
-                for images, _ in study.test.batches(study.profile.eval_batch_size):
+            precision = "fp32" if inputs.profile.fp32_decisions else inputs.profile.eval_precision
+            with torch.no_grad(), autocast(inputs.device, precision):
+                for images, _ in inputs.test().batches(inputs.profile.eval_batch_size):
                     x = prefix(model, images, b)
                     xs.append(x)
                     imp.append(importance(model.blocks[b], x, self.importance).cpu())
             state.update(x=torch.cat(xs), importance=torch.cat(imp).numpy(), block=b)
         return state
 
-    def stats(self, study) -> list[BlockStats]:
+    def stats(self, inputs) -> list[BlockStats]:
         """Each image's token importances (float32 as computed; saved with the study's
         calibration statistics, so they need no forward pass once saved)."""
-        imp = study.calibrated("importance", lambda: [self._state(study)["importance"]])[0]
+        imp = inputs.calibrated("importance", lambda: [self._state(inputs)["importance"]])[0]
         return BlockStats.groups(imp.astype(np.float64))
 
-    def group_sizes(self, study) -> list[int]:
-        p = study.profile
-        return [(p.img_size // p.patch_size) ** 2] * study.n_test
+    def group_sizes(self, inputs) -> list[int]:
+        p = inputs.profile
+        return [(p.img_size // p.patch_size) ** 2] * inputs.n_test()
 
-    def taylor(self, study, seed: int) -> list[np.ndarray]:
+    def taylor(self, inputs, seed: int) -> list[np.ndarray]:
         """Label-free gradient × activation per token, I_t = s_t² with s_t = Σ_d a_td ∂z/∂a_td
         (the same for every seed: no sampling). s is saved in float32 as computed; the square
         in float64."""
-        return list(study.calibrated("taylor-sum", lambda: [self._taylor_sum(study)])[0].astype(np.float64) ** 2)
+        return list(inputs.calibrated("taylor-sum", lambda: [self._taylor_sum(inputs)])[0].astype(np.float64) ** 2)
 
-    def _taylor_sum(self, study) -> np.ndarray:
-        state = self._state(study)
-        model, b = study.model, state["block"]
+    def _taylor_sum(self, inputs) -> np.ndarray:
+        state = self._state(inputs)
+        model, b = inputs.model, state["block"]
         out = []
         was_training = model.training
         model.eval()
-        bs = study.profile.eval_batch_size
+        bs = inputs.profile.eval_batch_size
         for s in range(0, len(state["x"]), bs):
             x = state["x"][s : s + bs].detach().float().requires_grad_(True)
             logits = suffix(model, x, b)
@@ -187,16 +187,16 @@ class Tokens(Unit):
         model.train(was_training)
         return torch.cat(out).numpy()
 
-    def evaluate(self, study, masks: list[np.ndarray]) -> np.ndarray:
+    def evaluate(self, inputs, masks: list[np.ndarray]) -> np.ndarray:
         """Per-image correctness with each image's kept tokens gathered at the block."""
-        state = self._state(study)
-        keep = torch.as_tensor(keep_index(masks), device=study.device)
-        y = study.test.y
-        bs = study.profile.eval_batch_size
+        state = self._state(inputs)
+        keep = torch.as_tensor(keep_index(masks), device=inputs.device)
+        y = inputs.test().y
+        bs = inputs.profile.eval_batch_size
         out = []
-        model = study.model
+        model = inputs.model
         model.eval()
-        with torch.no_grad(), autocast(study.device, study.profile.eval_precision):
+        with torch.no_grad(), autocast(inputs.device, inputs.profile.eval_precision):
             for s in range(0, len(y), bs):
                 logits = suffix(model, gather(state["x"][s : s + bs], keep[s : s + bs]), state["block"])
                 out.append(logits.argmax(1) == y[s : s + bs])

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 BF16_MODES = ("auto", "native", "emulated")
 

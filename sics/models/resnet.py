@@ -10,7 +10,7 @@ channels-last) it learns far more per minute than ResNet-20: 89.2% after 24 epoc
 against ResNet-20's 87.7% after 45 (59 min).
 
 Each block names its parts so that a pruning unit can find them: `conv1` → `bn1` → `act1` is the
-inner path whose channels `units.ConvChannels` prunes, then `conv2` → `bn2`, the shortcut
+inner path whose channels `sics.units.conv_channels` prunes, then `conv2` → `bn2`, the shortcut
 (identity, or a strided 1x1 conv with BN where the shape changes) and `act2`.
 """
 
@@ -19,7 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import ParameterError
+from ..config import Profile
+from ..data.sources import CLASSES
+from ..errors import ParameterError
 
 
 class BasicBlock(nn.Module):
@@ -94,3 +96,18 @@ class CifarResNet(nn.Module):
     def basic_blocks(self) -> list[BasicBlock]:
         """The residual blocks, in forward order: their inner channels are the pruning units."""
         return [m for m in self.blocks if isinstance(m, BasicBlock)]
+
+
+def geometry(p: Profile) -> str:
+    """E.g. 'ResNet-9, width 32'."""
+    return f"ResNet-{p.depth}, width {p.embed_dim}"
+
+
+def label(p: Profile) -> str:
+    return f"CIFAR {geometry(p)} @ {p.img_size}px, from scratch"
+
+
+def build(p: Profile, weights=None) -> nn.Module:
+    """The profile's CIFAR ResNet (depth, prep width `embed_dim`) with a 10-way head."""
+    return CifarResNet(p.depth, p.embed_dim, len(CLASSES), channels_last=p.channels_last, pool_first=p.pool_first,
+                       logit_scale=p.logit_scale)  # fmt: skip

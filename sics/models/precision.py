@@ -1,4 +1,6 @@
-"""Accuracy, and per-image correctness (the unit of the paired statistics), on a split."""
+"""Which precision a model computes in: bf16 autocast where it is fast, fp32 elsewhere, bf16
+emulated in fp32 on CPUs without bf16 units (`bf16`), and the fp32 layers where a decision is
+made (`fp32_decisions`)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,8 @@ import os
 import torch
 from torch import nn
 
+from ..errors import ParameterError
 from . import bf16
-from .data import DeviceBatches
-from .errors import ParameterError
 
 EVAL_PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -80,20 +81,32 @@ def precision_label(device: torch.device, eval_precision: str = "auto") -> str:
     return f"{label} (emulated in fp32)" if emulates_bf16(device, eval_precision) else label
 
 
-@torch.no_grad()
-def predict_correct(model: nn.Module, split: DeviceBatches, batch_size: int = 1024,
-                    eval_precision: str = "auto") -> torch.Tensor:  # fmt: skip
-    """Boolean vector: was test image i classified correctly (kept on the device, no syncs)."""
-    was_training = model.training
-    model.eval()
-    out = []
-    with autocast(split.device, eval_precision):
-        for x, y in split.batches(batch_size):
-            out.append(model(x).argmax(1) == y)
-    model.train(was_training)
-    return torch.cat(out)
+class FP32Linear(nn.Linear):
+    """A Linear that computes in fp32 under autocast: the classifier whose argmax is the result."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with bf16.full_precision(x.device.type):
+            return super().forward(x.float())
 
 
-def accuracy(model: nn.Module, split: DeviceBatches, batch_size: int = 1024, eval_precision: str = "auto") -> float:
-    """Top-1 accuracy as a fraction in [0, 1]."""
-    return predict_correct(model, split, batch_size, eval_precision).float().mean().item()
+class FP32LayerNorm(nn.LayerNorm):
+    """A LayerNorm that computes in fp32 under autocast (the norm before the classifier)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with bf16.full_precision(x.device.type):
+            return super().forward(x.float())
+
+
+def fp32_decisions(model: nn.Module) -> nn.Module:
+    """Run the final norm and the classifier of `model` in fp32, whatever the autocast around them.
+
+    In bf16 two top logits closer than one bf16 step (2^-8 relative) tie, or swap, so per-image
+    correctness would depend on rounding; in fp32 they do not. The modules keep their parameters
+    and state-dict names (only their class changes), so weights load and copy as before.
+    """
+    head, norm = getattr(model, "head", None), getattr(model, "norm", None)
+    if type(head) is nn.Linear:
+        head.__class__ = FP32Linear
+    if type(norm) is nn.LayerNorm:
+        norm.__class__ = FP32LayerNorm
+    return model

@@ -1,0 +1,70 @@
+"""The model layer: a registry by family (`vit`, `resnet`; each builds, names and describes its
+models), the precision models compute in, per-image evaluation, and FLOPs."""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+import torch
+from torch import nn
+
+from ..config import Profile
+from ..data.sources import CLASSES
+from ..errors import ParameterError
+from . import resnet, vit
+from .precision import fp32_decisions
+
+NUM_CLASSES = len(CLASSES)
+# model_name -> family; a timm name (vit_*) is the ViT family's
+FAMILIES: dict[str, ModuleType] = {"cifar_resnet": resnet}
+
+
+def family(profile: Profile) -> ModuleType:
+    """The module that builds the profile's model (`build`, `geometry`, `label`)."""
+    if profile.model_name in FAMILIES:
+        return FAMILIES[profile.model_name]
+    if profile.model_name.startswith("vit_"):
+        return vit
+    raise ParameterError(f"no model family builds {profile.model_name!r}; known: vit_* (timm), {', '.join(FAMILIES)}")
+
+
+def geometry(profile: Profile) -> str:
+    """The model in a few words, e.g. '6x128, H=512, patch 4' or 'ResNet-9, width 32'."""
+    return family(profile).geometry(profile)
+
+
+def model_label(profile: Profile) -> str:
+    """What the model is, for tables: never a pretrained name for a from-scratch model."""
+    return family(profile).label(profile)
+
+
+def build_model(profile: Profile, weights: str | os.PathLike | None = None) -> nn.Module:
+    """The profile's model with a 10-way head (see its family: `sics.models.vit`, `.resnet`)."""
+    return family(profile).build(profile, weights)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_image(model: nn.Module, profile: Profile) -> float:
+    """Forward multiply-add FLOPs (x2) per image, counted by torch's FLOP counter.
+
+    Attention is counted through the math backend: the counter has no rule for the fused CPU
+    kernel, and the count should not depend on the device it was taken on.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, profile.img_size, profile.img_size, device=next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    return float(counter.get_total_flops())
+
+
+__all__ = ["FAMILIES", "NUM_CLASSES", "build_model", "count_params", "family", "flops_per_image", "fp32_decisions", "geometry",
+           "model_label"]
