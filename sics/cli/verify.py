@@ -43,7 +43,7 @@ from ..models.precision import cpu_has_fast_bf16
 from ..progress import bar as progress_bar
 from ..selection.select import mask_hash
 from ..study.results import pred_name
-from ..study.rows import read_rows
+from ..study.rows import of_model, read_rows
 from ..study.study import Study, prepare
 
 # Fractions of a result's images that may differ from the bundle where it was not made here, each
@@ -58,11 +58,11 @@ SELECTION_TOLERANCE = 0.03
 def sample_rows(study: Study, n: int, seed: int = 0) -> pd.DataFrame:
     """`n` distinct committed selections of this model at random, one recovery row among them."""
     rows = read_rows(study.sweep_path)
-    # rows of this model, test set and unit setting (one folder may hold several settings of a
-    # unit, e.g. two token importances; rows from before units existed are MLP channels)
+    # one folder may hold several settings of a unit (e.g. two token importances); a row without
+    # a unit is an MLP-channel row, the paper's unit
+    rows = of_model(rows, study.trained.ckpt_id, study.n_test)
     unit = rows["unit"].fillna("mlp_channels") if "unit" in rows else pd.Series("mlp_channels", index=rows.index)
-    rows = rows[(rows["ckpt_id"] == study.trained.ckpt_id) & (rows["n_test"] == study.n_test)
-                & (unit == study.unit.tag)]  # fmt: skip
+    rows = rows[unit == study.unit.tag]
     rows = rows.assign(_name=[pred_name(r.mask_hash, int(r.recovery_steps), int(r.seed)) for r in rows.itertuples()])
     rows = rows.drop_duplicates("_name").reset_index(drop=True)
     if rows.empty:

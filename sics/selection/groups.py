@@ -57,7 +57,7 @@ def stacked(rows) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BlockStats:
-    """What a scorer may look at for one block's H MLP hidden channels (one group of units).
+    """What a scorer may look at for one group of H units (a block's MLP or conv channels, an image's tokens).
 
     `stack` makes one of many equal-size groups: its arrays then have a leading group axis,
     and a scorer registered `batched=True` scores them all in one call.

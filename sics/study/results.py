@@ -28,7 +28,7 @@ from ..training.loop import fine_tune
 from ..training.weights import present as weights_present
 from . import bundle as bundle_mod
 from .bundle import Bundle
-from .rows import read_rows
+from .rows import of_model, read_rows
 
 
 class StaleRowError(SicsError):
@@ -199,7 +199,7 @@ def pack_results(study) -> Path | None:
     """Write the profile's results bundle from the sweep rows of this model (see `sics.study.bundle`).
 
     Every distinct selection of every row of this model and test set, plus the dense model and
-    the model without MLP channels when measured. A bundle of the committed weights is never
+    the model without its units when measured. A bundle of the committed weights is never
     overwritten by another model: with committed weights present, only their study packs (and
     replaces a bundle left by weights committed before them).
     Returns the path, or None when it left the bundle alone.
@@ -213,7 +213,7 @@ def pack_results(study) -> Path | None:
             return None  # a committed bundle of these weights, for another test set
         # else it holds results of weights no longer committed: the new weights' bundle replaces it
     rows = read_rows(study.sweep_path)
-    rows = rows[(rows["ckpt_id"] == study.trained.ckpt_id) & (rows["n_test"] == study.n_test)]
+    rows = of_model(rows, study.trained.ckpt_id, study.n_test)
     own = study.pred_folder
     wanted = {(str(r.mask_hash), int(r.recovery_steps), int(r.seed) if int(r.recovery_steps) else 0,
                study.pred_folder_for(getattr(r, "unit", None))) for r in rows.itertuples()}  # fmt: skip

@@ -110,6 +110,11 @@ def _end_of_last_line(fd: int, size: int) -> int:
     return 0
 
 
+def of_model(rows: pd.DataFrame, ckpt_id: str, n_test: int) -> pd.DataFrame:
+    """The rows of one model (checkpoint) on one test set: what its bundle and verify speak for."""
+    return rows[(rows["ckpt_id"] == ckpt_id) & (rows["n_test"] == n_test)]
+
+
 def append_row(path: Path, row: dict) -> int:
     """Append one finished row to `path` as one complete CSV line; return the file's new size.
 

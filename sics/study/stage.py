@@ -25,7 +25,7 @@ from ..report.output import Output
 from ..selection.scorers import get_scorer
 from . import bundle
 from .results import pack_results, pred_name
-from .rows import read_rows
+from .rows import of_model, read_rows
 from .study import Study, prepare
 from .sweep import run_sweep
 
@@ -58,7 +58,8 @@ def saved_results(name: str, tag: str = "main") -> Results | None:
     if found is None:
         return None
     rows = read_rows(figures_dir(name) / "sweep.csv")
-    rows = rows[(rows["ckpt_id"] == found.ckpt_id) & (rows["n_test"] == found.n_test) & (rows["tag"] == tag)]
+    rows = of_model(rows, found.ckpt_id, found.n_test)
+    rows = rows[rows["tag"] == tag]
     correct, keep = {}, []
     for i, r in enumerate(rows.itertuples()):
         got = found.get(pred_name(r.mask_hash, int(r.recovery_steps), int(r.seed)))

@@ -38,15 +38,16 @@ def seeds_for(scorer: str, n_seeds: int) -> list[int]:
 
 def row_key(study: Study, scorer: str, S: float, seed: int, params: dict, allocation: str,
             recovery_steps: int) -> str:  # fmt: skip
-    """The row's configuration, hashed. The unit enters only when it is not the paper's MLP
-    channels, so every MLP-channel key made before units existed stays the same."""
+    """The row's configuration, hashed. The unit, and fp32 decisions, enter only where they differ
+    from the paper's setting (MLP channels, decisions in the evaluation precision), so the keys of
+    the committed rows do not depend on fields they never had."""
     config = dict(ckpt=study.trained.ckpt_id, n_test=study.n_test, scorer=scorer,
                   params=get_scorer(scorer).params(params), S=round(S, 6), seed=seed,
                   allocation=allocation, recovery=recovery_steps,
                   n_calib=study.profile.n_calib, version=scorer_version(scorer))  # fmt: skip
     if not study.default_unit:
         config["unit"] = {"name": study.unit.name, **study.unit.key()}
-    if study.profile.fp32_decisions:  # (only where set: the committed profiles' keys stay)
+    if study.profile.fp32_decisions:
         config["fp32_decisions"] = True
     return stable_hash(config)
 
