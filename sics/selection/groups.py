@@ -10,10 +10,12 @@ magnitudes keeps (`top_k(u)` and `top_k(m)` agree even with tied magnitudes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
+
+from ..errors import ParameterError
 
 
 def magnitude_rank(m: np.ndarray) -> np.ndarray:
@@ -67,6 +69,9 @@ class BlockStats:
     m: np.ndarray  # L2 norm of [fc1 row c, fc2 column c], float64
     rank: np.ndarray  # ascending rank of m, 0 .. H-1 (ties: lower index ranks higher)
     taylor: np.ndarray | None = None  # first-order Taylor importance (calibration), if computed
+    # further statistics by name (`EXTRA`), where the unit provides them: weight statistics with
+    # the stats, calibration statistics per seed (`with_extra`)
+    extra: dict = field(default_factory=dict, compare=False)
 
     @classmethod
     def stack(cls, groups: list[BlockStats]) -> BlockStats:
@@ -74,8 +79,10 @@ class BlockStats:
         if isinstance(groups, Stacked):
             return groups.whole
         has_taylor = all(g.taylor is not None for g in groups)
+        shared = set.intersection(*(set(g.extra) for g in groups)) if groups else set()
+        extra = {k: np.stack([g.extra[k] for g in groups]) for k in sorted(shared)}
         return cls(-1, np.stack([g.m for g in groups]), np.stack([g.rank for g in groups]),
-                   np.stack([g.taylor for g in groups]) if has_taylor else None)  # fmt: skip
+                   np.stack([g.taylor for g in groups]) if has_taylor else None, extra)  # fmt: skip
 
     @property
     def batch(self) -> tuple[int, ...]:
@@ -90,11 +97,18 @@ class BlockStats:
         return Stacked([cls(i, m[i], rank[i]) for i in range(len(m))], cls(-1, m, rank))
 
     @classmethod
-    def from_magnitudes(cls, index: int, m: np.ndarray,
-                        taylor: np.ndarray | None = None) -> BlockStats:  # fmt: skip
-        """Stats of a block from its magnitudes alone (the rank by `magnitude_rank`)."""
+    def from_magnitudes(cls, index: int, m: np.ndarray, taylor: np.ndarray | None = None,
+                        extra: dict | None = None) -> BlockStats:  # fmt: skip
+        """Stats of a block from its magnitudes (the rank by `magnitude_rank`), and any others."""
         m = np.asarray(m, dtype=np.float64)
-        return cls(index, m, magnitude_rank(m), taylor)
+        return cls(index, m, magnitude_rank(m), taylor, dict(extra or {}))
+
+    def need(self, name: str, scorer: str) -> np.ndarray:
+        """The statistic `name` (`EXTRA`), or a one-line error naming the scorer that needs it."""
+        if name not in self.extra:
+            raise ParameterError(f"scorer {scorer!r} needs the statistic {name!r}, which this unit does not "
+                                 f"provide (it provides: {', '.join(sorted(self.extra)) or 'none'})")  # fmt: skip
+        return self.extra[name]
 
     @property
     def H(self) -> int:
@@ -111,12 +125,27 @@ class BlockStats:
         return np.argsort(self.rank, axis=-1, kind="stable")
 
 
+# The statistics beside m that a unit may provide (per group, channel last), for the published
+# criteria. Weight statistics, with the stats: "in_norm", "out_norm" (L2 of a channel's input-side
+# and output-side weights), "l1" (L1 of both), "out_abs_mean" (mean |output-side weight|),
+# "vectors" (channel x weights: both sides, for distances between channels), "bn_scale" (|γ| of
+# the BN after the first conv). Calibration statistics, per seed: "act_abs_mean", "act_l2",
+# "act_var" (mean |a|, L2 norm and variance of the channel's activation over calibration samples
+# and positions), "fisher" (Σ_w w² E[g_w²] over the channel's weights, per-sample gradients).
+WEIGHT_STATS = ("in_norm", "out_norm", "l1", "out_abs_mean", "vectors", "bn_scale")
+CALIBRATION_STATS = ("act_abs_mean", "act_l2", "act_var", "fisher")
+
+
 def with_taylor(stats: list[BlockStats], taylor: list[np.ndarray]) -> list[BlockStats]:
-    out = [BlockStats(b.index, b.m, b.rank, t) for b, t in zip(stats, taylor, strict=True)]
+    out = [replace(b, taylor=t) for b, t in zip(stats, taylor, strict=True)]
     if isinstance(stats, Stacked):
-        whole = stats.whole
-        return Stacked(out, BlockStats(-1, whole.m, whole.rank, stacked(taylor)))
+        return Stacked(out, replace(stats.whole, taylor=stacked(taylor)))
     return out
+
+
+def with_extra(stats: list[BlockStats], extra: dict[str, list[np.ndarray]]) -> list[BlockStats]:
+    """The stats with further named statistics, one array per group (e.g. calibration ones)."""
+    return [replace(b, extra={**b.extra, **{k: v[i] for k, v in extra.items()}}) for i, b in enumerate(stats)]
 
 
 def along_rank(scores: np.ndarray, block: BlockStats) -> np.ndarray:

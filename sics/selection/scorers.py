@@ -11,7 +11,9 @@ Parameters are keyword arguments whose defaults are the protocol's. To add a sco
 and it appears in every notebook's `SCORERS` parameter, the sweeps and the tables: the tables
 and figures ask the registry for their groups (`feature_classes()`, `by_kappa(k)`, `kappa0()`,
 `non_monotone()`, `baselines()`), which read each scorer's κ, so nothing else needs a new name.
-κ "0", "1", "2" and "control" make a feature class; "baseline" a baseline or ablation.
+κ "0", "1", "2" and "control" make a feature class; "baseline" a baseline or ablation;
+"criterion" a published pruning criterion (`sics.selection.criteria`); "matched" a control drawn
+against another scorer's selection (`matched_random`).
 
 A scorer written with array operations along the last axis (as the built-in ones are) may be
 registered `batched=True`: it is then called once on a stack of equal-size groups
@@ -43,7 +45,7 @@ from . import features as ft
 from .groups import BlockStats, Stacked, equal_groups, is_monotone_in_rank
 from .groups import with_taylor as with_taylor
 
-KAPPA_ORDER = ("0", "1", "2", "control", "baseline")
+KAPPA_ORDER = ("0", "1", "2", "control", "baseline", "criterion", "matched")
 FEATURE_KAPPAS = ("0", "1", "2", "control")  # the feature classes; "baseline" is not one
 NON_MONOTONE_KAPPAS = ("1", "2")
 
@@ -51,18 +53,25 @@ NON_MONOTONE_KAPPAS = ("1", "2")
 @dataclass(frozen=True)
 class Scorer:
     name: str
-    kappa: str  # "0", "1", "2", "control" or "baseline"
+    kappa: str  # "0", "1", "2", "control", "baseline" or "criterion"
     fn: Callable[..., np.ndarray]
     stochastic: bool
     needs_calibration: bool
     defaults: dict = field(default_factory=dict)
+    needs: tuple[str, ...] = ()  # calibration statistics it reads (`groups.CALIBRATION_STATS`)
+    # a control drawn against another scorer's selection (`select.score_and_select`): called once
+    # with every group, that selection and magnitude's, fn(groups, S, rng, target, reference, **params)
+    matches: bool = False
     version: int = 1  # bump when what the scorer computes changes: sweep rows are keyed by it
     batched: bool = False  # scores a stack of equal-size groups in one call (see the docstring)
 
     @property
     def role(self) -> str:
-        """The scorer's role: "feature" (κ 0, 1, 2 or control) or "baseline" (and ablations)."""
-        return "feature" if self.kappa in FEATURE_KAPPAS else "baseline"
+        """The scorer's role: "feature" (κ 0, 1, 2 or control), "baseline" (and ablations) or
+        "criterion" (published criteria)."""
+        if self.kappa in FEATURE_KAPPAS:
+            return "feature"
+        return "criterion" if self.kappa == "criterion" else "baseline"
 
     def params(self, overrides: dict | None = None) -> dict:
         """The scorer's parameters: protocol defaults updated by `overrides` (checked)."""
@@ -79,8 +88,9 @@ class Scorer:
 SCORERS: dict[str, Scorer] = {}
 
 
-def register(name: str, kappa: str | int, *, stochastic: bool = False,
-             needs_calibration: bool = False, version: int = 1, batched: bool = False):  # fmt: skip
+def register(name: str, kappa: str | int, *, stochastic: bool = False, needs_calibration: bool = False,
+             needs: tuple[str, ...] = (), version: int = 1, batched: bool = False,
+             matches: bool = False):  # fmt: skip
     """Decorator: register `fn` under `name`; its keyword-only defaults become its parameters."""
     kappa = _check_kappa(kappa)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -91,7 +101,8 @@ def register(name: str, kappa: str | int, *, stochastic: bool = False,
         defaults = {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
         SCORERS[name] = Scorer(name=name, kappa=kappa, fn=fn, stochastic=stochastic,
                                needs_calibration=needs_calibration, defaults=defaults,
-                               version=version, batched=batched)  # fmt: skip
+                               needs=tuple(needs), version=version, batched=batched,
+                               matches=matches)  # fmt: skip
         return fn
 
     return deco
@@ -108,7 +119,8 @@ def _check_kappa(kappa: str | int) -> str:
 
 
 def by_kappa(kappa: str | int) -> list[str]:
-    """Names of the registered scorers of one κ class ("0", "1", "2", "control", "baseline")."""
+    """Names of the registered scorers of one κ class ("0", "1", "2", "control", "baseline",
+    "criterion")."""
     k = _check_kappa(kappa)
     return [n for n, s in SCORERS.items() if s.kappa == k]
 
@@ -131,6 +143,11 @@ def non_monotone() -> list[str]:
 def baselines() -> list[str]:
     """Baselines and ablations (κ "baseline": gradient, bump, random, ...)."""
     return by_kappa("baseline")
+
+
+def criteria() -> list[str]:
+    """The published criteria (κ "criterion": `sics.selection.criteria`) and the adaptive selector."""
+    return by_kappa("criterion")
 
 
 def get_scorer(name: str) -> Scorer:

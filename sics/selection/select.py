@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from .groups import BlockStats, Stacked, equal_groups, stacked
-from .scorers import score_blocks
+from .scorers import get_scorer, score_blocks, scorer_rng
 
 ALLOCATIONS = ("block", "global")
 
@@ -122,14 +122,19 @@ def jaccard(masks: list[np.ndarray], reference: list[np.ndarray]) -> float:
 def pooled(stats: list[BlockStats]) -> BlockStats:
     """Every channel of every block as one group: the scorer's input under global allocation.
 
-    m (and the Taylor importance, when present) is the concatenation over blocks; the rank is
+    m (and the Taylor importance and every per-channel statistic, when present) is the
+    concatenation over blocks, with each channel's block in `extra["block_id"]`; the rank is
     the ascending rank of m over all channels, ties by position in the concatenation (the
     earlier one ranks higher, as `selection.select.select` keeps the earlier one).
     """
     m = np.concatenate([b.m for b in stats])
     has_taylor = all(b.taylor is not None for b in stats)
     taylor = np.concatenate([b.taylor for b in stats]) if has_taylor else None
-    return BlockStats.from_magnitudes(-1, m, taylor)
+    shared = set.intersection(*(set(b.extra) for b in stats)) if stats else set()
+    extra = {k: np.concatenate([b.extra[k] for b in stats]) for k in sorted(shared)
+             if all(np.ndim(b.extra[k]) == 1 for b in stats)}  # fmt: skip
+    extra["block_id"] = np.concatenate([np.full(b.H, i) for i, b in enumerate(stats)])  # for per-block criteria
+    return BlockStats.from_magnitudes(-1, m, taylor, extra)
 
 
 def scoring_groups(stats: list[BlockStats], allocation: str) -> list[BlockStats]:
@@ -149,10 +154,26 @@ def score_and_select(stats: list[BlockStats], scorer: str, S: float, seed: int =
     Under "global" the scores are computed once over the pooled group, split back per block,
     and the top round((1 - S) L H) of them kept over all blocks.
     """
+    found = get_scorer(scorer)
+    if found.matches:
+        return _matched(stats, found, S, seed, params, allocation)
     groups = scoring_groups(stats, allocation)
     scores = score_blocks(groups, scorer, S, seed, params)
     if allocation == "global":
         scores = np.split(scores[0], np.cumsum([b.H for b in stats])[:-1])
+    return scores, select(scores, S, allocation)
+
+
+def _matched(stats: list[BlockStats], found, S: float, seed: int, params: dict | None,
+             allocation: str) -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
+    """A control's (scores, masks), drawn against the selection of the scorer it matches (its
+    `of` parameter, at the same S and seed) and magnitude's, from a stream seeded by both."""
+    if allocation != "block":
+        raise ParameterError(f"scorer {found.name!r} matches per-block selections: allocation 'block'")
+    p = found.params(params)
+    target = score_and_select(stats, p["of"], S, seed)[1]
+    reference = score_and_select(stats, "magnitude", S)[1]
+    scores = found.fn(stats, S, scorer_rng(f"{found.name}:{p['of']}", seed), target, reference, **p)
     return scores, select(scores, S, allocation)
 
 

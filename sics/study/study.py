@@ -20,7 +20,7 @@ from ..errors import DataError, ParameterError
 from ..models.precision import emulates_bf16, precision, precision_label
 from ..paths import figures_dir
 from ..progress import enabled as progress_enabled
-from ..selection.groups import BlockStats, with_taylor
+from ..selection.groups import BlockStats, with_extra, with_taylor
 from ..selection.scorers import get_scorer
 from ..selection.select import score_and_select
 from ..training.checkpoints import Trained, train_or_load
@@ -108,6 +108,7 @@ class Study(StudyData, PerImageResults):
     _data: Cifar10 | None = None
     _test: DeviceBatches | None = None
     _taylor: dict = field(default_factory=dict)
+    _calibration_stats: dict = field(default_factory=dict)
     _magnitude_masks: dict = field(default_factory=dict)
     _dense: np.ndarray | None = None
     _stats: list[BlockStats] | None = None
@@ -197,8 +198,17 @@ class Study(StudyData, PerImageResults):
             self._taylor[seed] = self.unit.taylor(self.unit_inputs, seed)
         return self._taylor[seed]
 
+    def calibration_stats(self, seed: int) -> dict[str, list[np.ndarray]]:
+        """The calibration statistics of the published criteria, per group (`Unit.calibration_stats`)."""
+        if seed not in self._calibration_stats:
+            self._calibration_stats[seed] = self.unit.calibration_stats(self.unit_inputs, seed)
+        return self._calibration_stats[seed]
+
     def stats_for(self, scorer: str, seed: int) -> list[BlockStats]:
-        return with_taylor(self.stats, self.taylor(seed)) if get_scorer(scorer).needs_calibration else self.stats
+        """The stats with what `scorer` reads from the calibration subset of `seed`, if anything."""
+        found = get_scorer(scorer)
+        stats = with_taylor(self.stats, self.taylor(seed)) if found.needs_calibration else self.stats
+        return with_extra(stats, self.calibration_stats(seed)) if found.needs else stats
 
     def masks(self, scorer: str, S: float, seed: int = 0, params: dict | None = None,
               allocation: str = "block") -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip

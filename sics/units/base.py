@@ -16,7 +16,7 @@ from torch.nn.utils import skip_init
 
 from ..config import Profile
 from ..data import Cifar10, DeviceBatches
-from ..selection.groups import BlockStats
+from ..selection.groups import CALIBRATION_STATS, BlockStats
 
 
 @dataclass
@@ -62,6 +62,11 @@ class Unit:
     def taylor(self, inputs: UnitInputs, seed: int) -> list[np.ndarray]:
         """The gradient baseline's importance per group, from the calibration subset of `seed`."""
         raise NotImplementedError
+
+    def calibration_stats(self, inputs: UnitInputs, seed: int) -> dict[str, list[np.ndarray]]:
+        """The calibration statistics of the published criteria (`groups.CALIBRATION_STATS`),
+        per group, from the calibration subset of `seed`."""
+        raise NotImplementedError(f"unit {self.name!r} provides no calibration statistics")
 
     def masked(self, model: nn.Module, masks: list[np.ndarray]):
         """Context manager: the model with the pruned units zeroed (a hook), restored after."""
@@ -119,6 +124,105 @@ def activation_taylor(model: nn.Module, acts: list[nn.Module], x: torch.Tensor, 
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     return [t.cpu().numpy() for t in total]
+
+
+def calibration_stats(inputs: UnitInputs, seed: int, acts: list[nn.Module], channel_dim: int,
+                      groups: list[list[tuple[torch.Tensor, int]]]) -> dict[str, list[np.ndarray]]:  # fmt: skip
+    """`activation_stats` and `fisher_saliency` on the calibration subset of `seed`, each saved
+    with the study's calibration statistics (`<name>-s<seed>`), so they are computed once."""
+    def compute():
+        x, y = calibration_batch(inputs, seed)
+        return {**activation_stats(inputs.model, acts, x, channel_dim=channel_dim),
+                "fisher": fisher_saliency(inputs.model, groups, x, y)}
+
+    computed: dict[str, dict] = {}
+
+    def part(name: str) -> list[np.ndarray]:  # the four come from one computation, made once
+        if "all" not in computed:
+            computed["all"] = compute()
+        return computed["all"][name]
+
+    return {name: inputs.calibrated(f"{name}-s{seed}", lambda n=name: part(n)) for name in CALIBRATION_STATS}
+
+
+def weight_stats(w_in: torch.Tensor, w_out: torch.Tensor) -> dict[str, np.ndarray]:
+    """The weight statistics of a group's H channels (`groups.WEIGHT_STATS`), from their
+    input-side weights `w_in` (channel first) and output-side weights `w_out` (channel second,
+    as an fc2 column or a conv2 input slice). float64."""
+    a = w_in.detach().double().cpu().flatten(1)  # (H, fan-in)
+    b = w_out.detach().double().cpu().transpose(0, 1).flatten(1)  # (H, fan-out)
+    return dict(in_norm=a.norm(dim=1).numpy(), out_norm=b.norm(dim=1).numpy(),
+                l1=(a.abs().sum(1) + b.abs().sum(1)).numpy(), out_abs_mean=b.abs().mean(1).numpy(),
+                vectors=torch.cat([a, b], dim=1).numpy())  # fmt: skip
+
+
+@torch.no_grad()
+def activation_stats(model: nn.Module, acts: list[nn.Module], x: torch.Tensor, batch_size: int = 64,
+                     channel_dim: int = -1) -> dict[str, list[np.ndarray]]:  # fmt: skip
+    """Per channel of each module's output, over the calibration samples and every position
+    (token or pixel): mean |a|, ‖a‖₂ and the (population) variance of a. float64 sums, fp32 model."""
+    sums = [dict(n=0, abs=0.0, sq=0.0, lin=0.0) for _ in acts]
+
+    def hook(i):
+        def f(_module, _inp, out):
+            a = out.detach().double().movedim(channel_dim % out.dim(), -1).reshape(-1, out.shape[channel_dim])
+            s = sums[i]
+            s["n"] += a.shape[0]
+            s["abs"] = s["abs"] + a.abs().sum(0)
+            s["sq"] = s["sq"] + (a * a).sum(0)
+            s["lin"] = s["lin"] + a.sum(0)
+
+        return f
+
+    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(acts)]
+    was_training = model.training
+    model.eval()
+    try:
+        for s in range(0, len(x), batch_size):
+            model(x[s : s + batch_size])
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    out: dict[str, list[np.ndarray]] = {"act_abs_mean": [], "act_l2": [], "act_var": []}
+    for s in sums:
+        mean = s["lin"] / s["n"]
+        out["act_abs_mean"].append((s["abs"] / s["n"]).cpu().numpy())
+        out["act_l2"].append(torch.sqrt(s["sq"]).cpu().numpy())
+        out["act_var"].append((s["sq"] / s["n"] - mean * mean).clamp_min(0).cpu().numpy())
+    return out
+
+
+def fisher_saliency(model: nn.Module, groups: list[list[tuple[torch.Tensor, int]]], x: torch.Tensor,
+                    y: torch.Tensor) -> list[np.ndarray]:  # fmt: skip
+    """OBD's diagonal second-order saliency with the empirical Fisher for the Hessian, per channel:
+    Σ_w w² · E_n[g_w,n²], over each channel's weights, with g_n the gradient of sample n's own loss
+    (one backward pass per sample, so E[g²] is a mean of squares, not a square of means).
+
+    `groups`: per group, its (parameter, channel axis) pairs; a channel's weights are the slices
+    of those parameters at its index along the axis."""
+    params = [p for grp in groups for p, _ in grp]
+    acc = [torch.zeros_like(p, dtype=torch.float64) for p in params]
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(len(y)):
+            model.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
+            for a, p in zip(acc, params, strict=True):
+                a += p.grad.double() ** 2
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    out, k = [], 0
+    for grp in groups:
+        total = 0.0
+        for p, axis in grp:
+            term = (p.detach().double() ** 2) * (acc[k] / len(y))
+            total = total + term.movedim(axis, 0).reshape(p.shape[axis], -1).sum(1)
+            k += 1
+        out.append(total.cpu().numpy())
+    return out
 
 
 @contextmanager

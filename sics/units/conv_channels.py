@@ -13,7 +13,15 @@ from torch import nn
 from ..errors import ParameterError
 from ..models.resnet import CifarResNet
 from ..selection.groups import BlockStats
-from .base import Unit, activation_taylor, calibration_batch, narrowed, zeroed
+from .base import (
+    Unit,
+    activation_taylor,
+    calibration_batch,
+    calibration_stats,
+    narrowed,
+    weight_stats,
+    zeroed,
+)
 
 
 def residual_blocks(model: nn.Module) -> list[nn.Module]:
@@ -67,7 +75,12 @@ class ConvChannels(Unit):
     description = "inner channels of every residual block (conv1 filter c + BN, conv2 input slice c)"
 
     def stats(self, inputs) -> list[BlockStats]:
-        return [BlockStats.from_magnitudes(i, m) for i, m in enumerate(conv_magnitudes(inputs.model))]
+        """m_c, with the weight statistics of the published criteria (`groups.WEIGHT_STATS`):
+        conv1 filter c is the input side, conv2 input slice c the output side, |γ_c| of bn1."""
+        blocks = residual_blocks(inputs.model)
+        return [BlockStats.from_magnitudes(i, m, extra={**weight_stats(b.conv1.weight, b.conv2.weight),
+                                                        "bn_scale": b.bn1.weight.detach().double().abs().cpu().numpy()})
+                for i, (m, b) in enumerate(zip(conv_magnitudes(inputs.model), blocks, strict=True))]  # fmt: skip
 
     def taylor(self, inputs, seed: int) -> list[np.ndarray]:
         def compute():
@@ -75,6 +88,14 @@ class ConvChannels(Unit):
             return activation_taylor(inputs.model, [b.act1 for b in residual_blocks(inputs.model)], x, y, channel_dim=1)
 
         return inputs.calibrated(f"taylor-s{seed}", compute)
+
+    def calibration_stats(self, inputs, seed: int) -> dict[str, list[np.ndarray]]:
+        """Activation statistics after the block's first ReLU (over samples and pixels), and the
+        Fisher saliency of conv1 filter c, bn1's γ_c and β_c, and conv2 input slice c."""
+        blocks = residual_blocks(inputs.model)
+        return calibration_stats(inputs, seed, [b.act1 for b in blocks], 1,
+                                 [[(b.conv1.weight, 0), (b.bn1.weight, 0), (b.bn1.bias, 0), (b.conv2.weight, 1)]
+                                  for b in blocks])  # fmt: skip
 
     def masked(self, model, masks):
         return masked_conv(model, masks)

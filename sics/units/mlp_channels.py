@@ -12,7 +12,15 @@ from torch import nn
 from ..errors import ParameterError
 from ..models.resnet import CifarResNet
 from ..selection.groups import BlockStats
-from .base import Unit, activation_taylor, calibration_batch, narrowed, zeroed
+from .base import (
+    Unit,
+    activation_taylor,
+    calibration_batch,
+    calibration_stats,
+    narrowed,
+    weight_stats,
+    zeroed,
+)
 
 
 def mlp_blocks(model: nn.Module) -> list[nn.Module]:
@@ -23,13 +31,14 @@ def mlp_blocks(model: nn.Module) -> list[nn.Module]:
 
 
 def block_stats(model: nn.Module) -> list[BlockStats]:
-    """m_c and its rank for every block, from fc1 rows and fc2 columns (float64)."""
+    """m_c and its rank for every block, from fc1 rows and fc2 columns (float64), with the weight
+    statistics of the published criteria (`groups.WEIGHT_STATS`; no BN, so no "bn_scale")."""
     out = []
     for i, mlp in enumerate(mlp_blocks(model)):
         w1 = mlp.fc1.weight.detach().double().cpu()
         w2 = mlp.fc2.weight.detach().double().cpu()
         m = torch.sqrt((w1**2).sum(1) + (w2**2).sum(0)).numpy()
-        out.append(BlockStats.from_magnitudes(i, m))
+        out.append(BlockStats.from_magnitudes(i, m, extra=weight_stats(w1, w2)))
     return out
 
 
@@ -71,6 +80,13 @@ class MlpChannels(Unit):
             return taylor_importance(inputs.model, x, y)
 
         return inputs.calibrated(f"taylor-s{seed}", compute)
+
+    def calibration_stats(self, inputs, seed: int) -> dict[str, list[np.ndarray]]:
+        """Activation statistics of the post-GELU hidden channels (over samples and tokens), and
+        the Fisher saliency of fc1 row c, fc1 bias c and fc2 column c."""
+        return calibration_stats(inputs, seed, [mlp.act for mlp in mlp_blocks(inputs.model)], -1,
+                                 [[(mlp.fc1.weight, 0), (mlp.fc1.bias, 0), (mlp.fc2.weight, 1)]
+                                  for mlp in mlp_blocks(inputs.model)])  # fmt: skip
 
     def masked(self, model, masks):
         return masked(model, masks)

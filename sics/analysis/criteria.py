@@ -1,0 +1,97 @@
+"""The criteria study's analysis (pure, no torch): where published criteria land against the
+plateau Π(S), each non-monotone class against its matched control, and the rules of C1 (measured)
+and C7 (clustering), written before the numbers they judge were looked at.
+
+- **C1, measured.** Family: the weight-only criteria that are not transforms of m
+  (`selection.criteria.C1_FAMILY`: L1, fc1 norm, fc2 norm, FPGM) at every main S, each paired with
+  magnitude on the same images. Supported iff every 95% interval lies inside ±`margin` (both
+  bounds: a two-one-sided test per cell, no adjustment needed); not supported iff some difference
+  is significant after Holm over the family; inconclusive otherwise.
+- **C7, clustering.** Family: every published criterion that applies to the unit (gradient
+  included, random excluded) at every main S, paired with Π(S). "They cluster" means: every
+  criterion lands within ±`C7_MARGIN` (2 points) of the plateau. The margin is the size of the
+  difference the issue measured between L1 and L2 magnitude on the reference ViT (0.7–2.1
+  points), fixed before our criteria rows existed. Supported iff every 95% interval lies inside
+  ±2; not supported iff some criterion differs significantly (Holm) and its interval lies wholly
+  outside ±2; inconclusive otherwise. The spread (max − min of the criteria's mean accuracies)
+  is reported beside it.
+- **Matched controls.** Per class and S: class − `matched_random` of that class, seed s against
+  seed s on the same images (the control swaps as many channels per block, near the cut): does
+  the feature's shape matter, or only how far it moves the selection? Holm over classes × S.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .stats import _paired_from_diff
+from .summaries import ALPHA, stack, with_holm
+
+C7_MARGIN = 2.0  # points
+C1_RULE = ("family: L1, fc1-norm, fc2-norm and FPGM against magnitude at every S, paired. Supported iff "
+           "every interval lies within ±margin; not supported iff one differs significantly (Holm); "
+           "else inconclusive")  # fmt: skip
+C7_RULE = (f"family: every published criterion (gradient included) against Π(S) at every S, paired. "
+           f"Supported iff every interval lies within ±{C7_MARGIN:g}; not supported iff one differs "
+           f"significantly (Holm) with its interval wholly outside ±{C7_MARGIN:g}; else inconclusive")  # fmt: skip
+
+
+def criteria_summary(summary: pd.DataFrame, names) -> pd.DataFrame:
+    """The summary's rows of the criteria `names` (per-block allocation, default parameters), with
+    Holm over them all (`sig`)."""
+    rows = summary[summary["scorer"].isin(list(names)) & (summary["allocation"] == "block")]
+    return with_holm(rows.reset_index(drop=True))
+
+
+def _within(df: pd.DataFrame, margin: float) -> bool:
+    return bool(len(df)) and bool(((df["escape_low"] > -margin) & (df["escape_high"] < margin)).all())
+
+
+def c1_measured(summary: pd.DataFrame, family, margin: float = 0.5) -> tuple[str, str]:
+    """(verdict, measured): C1's measured part (module docstring)."""
+    fam = criteria_summary(summary, family)
+    if fam.empty or fam["escape_low"].isna().any():
+        return "inconclusive", "no intervals"
+    worst = fam.loc[fam["escape"].abs().idxmax()]
+    measured = (f"largest difference from magnitude {worst['escape']:+.1f} [{worst['escape_low']:+.1f}, "
+                f"{worst['escape_high']:+.1f}] ({worst['scorer']}, S={worst['sparsity']:g})")  # fmt: skip
+    if (fam["sig"] != "").any():
+        return "not supported", measured
+    return ("supported" if _within(fam, margin) else "inconclusive"), measured
+
+
+def c7(summary: pd.DataFrame, names) -> tuple[str, str, pd.DataFrame]:
+    """(verdict, measured, spread per S): C7 (module docstring)."""
+    fam = criteria_summary(summary, names)
+    spread = fam.groupby("sparsity").agg(lowest=("acc", "min"), highest=("acc", "max"), plateau=("plateau", "first"))
+    spread["spread"] = spread["highest"] - spread["lowest"]
+    if fam.empty or fam["escape_low"].isna().any():
+        return "inconclusive", "no intervals", spread.reset_index()
+    far = fam[(fam["sig"] != "") & ((fam["escape_low"] > C7_MARGIN) | (fam["escape_high"] < -C7_MARGIN))]
+    top = fam.loc[fam["escape"].abs().idxmax()]
+    measured = (f"spread {spread['spread'].min():.1f}-{spread['spread'].max():.1f} points; furthest from Π: "
+                f"{top['scorer']} {top['escape']:+.1f} [{top['escape_low']:+.1f}, {top['escape_high']:+.1f}] "
+                f"at S={top['sparsity']:g}")  # fmt: skip
+    if len(far):
+        return "not supported", measured, spread.reset_index()
+    return ("supported" if _within(fam, C7_MARGIN) else "inconclusive"), measured, spread.reset_index()
+
+
+def matched_table(rows: pd.DataFrame, correct, classes, control: str = "matched_random") -> pd.DataFrame:
+    """Each class's escape beyond its matched control, per S (module docstring). Columns: scorer,
+    sparsity, n_seeds, mean, low, high, p, p_holm, sig (points)."""
+    out = []
+    for (scorer, S), cls in rows[rows["scorer"].isin(list(classes))].groupby(["scorer", "sparsity"], sort=False):
+        ctrl = rows[(rows["scorer"] == control) & (rows["sparsity"] == S)
+                    & rows["params"].str.contains(f'"of": "{scorer}"', regex=False)]  # fmt: skip
+        seeds = sorted(set(cls["seed"]) & set(ctrl["seed"]))
+        if len(seeds) < 2:
+            continue
+        a = stack(correct, cls.set_index("seed").loc[seeds].reset_index())
+        b = stack(correct, ctrl.set_index("seed").loc[seeds].reset_index())
+        d = _paired_from_diff((a.astype(np.float64) - b) * 100.0)
+        out.append(dict(scorer=scorer, sparsity=float(S), n_seeds=len(seeds), mean=d.mean, low=d.low,
+                        high=d.high, p=d.p_value))  # fmt: skip
+    df = pd.DataFrame(out, columns=["scorer", "sparsity", "n_seeds", "mean", "low", "high", "p"])
+    return with_holm(df, p_col="p", alpha=ALPHA) if len(df) else df.assign(p_holm=[], sig=[])
