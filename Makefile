@@ -9,6 +9,7 @@ RETRAIN ?=
 N ?=
 UNIT ?=
 PRECISION ?=
+ONLY ?=
 PYTHON ?= python3
 # torch/torchvision builds: pinned to the ones this project is tested with; elsewhere override,
 # e.g. make test TORCH_SPEC="torch torchvision" (or a CUDA build from pytorch.org's index).
@@ -53,6 +54,7 @@ help:
 	@echo '  ENGINE      papermill (default) | inline: the same cells in this process, no jupyter'
 	@echo '  RETRAIN     1: train even where committed weights (figures/<profile>/weights.safetensors) exist'
 	@echo '  VERBOSE     1: show everything the notebooks print, not only progress and summaries'
+	@echo '  ONLY        make paper: some notebooks, e.g. 02,03; 09 (the criteria study) runs only when named'
 	@echo '  N           make verify: how many committed results to re-evaluate (default 10)'
 	@echo '  UNIT        make verify: the unit kind of the study (default: the profile default; e.g. tokens)'
 	@echo '  PRECISION   make verify: auto (the bundle precision where fast here, else fp32) | bf16 | fp32'
@@ -67,7 +69,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 paper: $(VENV)/.installed
-	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose)
+	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose) $(if $(ONLY),--only $(ONLY))
 
 verify: $(VENV)/.installed
 	$(PY) -m sics.cli.verify --profile $(PROFILE) $(if $(N),--n $(N)) $(if $(UNIT),--unit $(UNIT)) $(if $(PRECISION),--precision $(PRECISION))

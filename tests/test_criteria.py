@@ -166,3 +166,43 @@ def test_criteria_apply_where_their_statistics_exist():
     _, res = model_and_stats("ci_resnet")
     assert "bn_scale" not in applicable(criteria(), vit) and "bn_scale" in applicable(criteria(), res)
     assert set(applicable(criteria(), vit)) == set(criteria()) - {"bn_scale"}
+
+
+def test_batched_criteria_score_a_stack_as_they_score_each_group():
+    from sics.selection.groups import Stacked, with_extra
+    from sics.selection.scorers import SCORERS, get_scorer
+
+    rng = np.random.default_rng(3)
+    m = rng.lognormal(0.0, 0.5, (6, 32))
+    keys = ("in_norm", "out_norm", "l1", "out_abs_mean", "bn_scale", "act_abs_mean", "act_l2", "act_var", "fisher")
+    extra = {k: list(rng.random((6, 32))) for k in keys}
+    plain = with_extra([BlockStats.from_magnitudes(i, row) for i, row in enumerate(m)], extra)
+    stack = Stacked(plain, BlockStats.stack(plain))
+    for name in criteria():
+        if not get_scorer(name).batched:
+            continue
+        one_by_one = [np.asarray(SCORERS[name].fn(b, 0.7, np.random.default_rng(0))) for b in plain]
+        batched = score_blocks(stack, name, 0.7, seed=0)
+        if name == "sics_adaptive":  # (random draws: per-group and stacked streams differ)
+            continue
+        assert all(np.allclose(a, b, rtol=1e-12) for a, b in zip(batched, one_by_one, strict=True)), name
+
+
+def test_data_aware_criteria_read_their_seeds_calibration_subset():
+    """activation, wanda, flap and hessian are stochastic through the calibration subset: two
+    seeds draw other images, so other statistics and (here) other selections."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    p = resolve_profile("ci").replace(n_calib=16)
+    model = build_model(p).eval()
+    data = SimpleNamespace(train_x=torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8),
+                           train_y=torch.randint(0, 10, (64,)))  # fmt: skip
+    saved = {}
+    inputs = UnitInputs(model=model, profile=p, device=CPU, data=lambda: data, test=None, n_test=None,
+                        calibrated=lambda key, compute: saved.setdefault(key, compute()))  # fmt: skip
+    unit = get_unit("mlp_channels")
+    a, b = unit.calibration_stats(inputs, 0), unit.calibration_stats(inputs, 1)
+    assert set(a) == {"act_abs_mean", "act_l2", "act_var", "fisher"} and "fisher-s0" in saved
+    assert all(not np.allclose(a[k][0], b[k][0]) for k in a)
+    assert unit.calibration_stats(inputs, 0)["fisher"][0] is saved["fisher-s0"][0]  # computed once

@@ -208,7 +208,12 @@ def test_tied_magnitudes_rank_like_top_k():
             assert np.array_equal(top_k(s, k), ref), (name, k)
 
 
-@pytest.mark.parametrize("name", [n for n in SCORERS if SCORERS[n].stochastic and n != "gradient"])
+# the published criteria read statistics the synthetic blocks lack; tests/test_criteria.py has theirs
+OWN_STATS = ("criterion", "matched")
+
+
+@pytest.mark.parametrize("name", [n for n in SCORERS if SCORERS[n].stochastic and n != "gradient"
+                                  and SCORERS[n].kappa not in OWN_STATS])  # fmt: skip
 def test_seeds_reproduce_and_differ(name):
     blocks = synthetic_blocks(512)
     a = select(score_blocks(blocks, name, 0.7, seed=0), 0.7)
@@ -269,7 +274,7 @@ def _per_group(scorer_name: str):
     return type(scorer)(**{**scorer.__dict__, "batched": False})
 
 
-@pytest.mark.parametrize("name", sorted(SCORERS))
+@pytest.mark.parametrize("name", sorted(n for n in SCORERS if SCORERS[n].kappa not in OWN_STATS))
 def test_batched_scoring_of_equal_groups_gives_what_one_call_per_group_gives(name, monkeypatch):
     """Token pruning scores 10,000 groups per row in one call: bit for bit the per-group scores."""
     from sics.selection.groups import BlockStats, with_taylor

@@ -34,6 +34,12 @@ CLAIMS = {
     "C5": ("A fake non-monotone scorer derived from magnitude does worse than the gradient baseline.", "fake < gradient"),
     "C6": ("A Gaussian bump escapes by only +0.6 against +4.6 for the chaos-derived feature.", "+0.6 vs +4.6"),
 }  # fmt: skip
+# beyond the six, from the abstract: read by the criteria study (`sics.analysis.criteria`), not
+# part of the default ledger
+MORE_CLAIMS = {
+    "C7": ("SICS explains the clustering of diverse pruning methods: published criteria land on the plateau.",
+           "clustering"),
+}  # fmt: skip
 PAPER_C3, PAPER_C4 = 6.6, 2.6  # best escapes, points
 PAPER_BUMP, PAPER_CHAOS = 0.6, 4.6  # C6, converted from fractions (+0.006 / +0.046) to points
 
@@ -75,7 +81,7 @@ RULES = {
           "> 0; not supported iff its upper bound < margin; else inconclusive",
 }  # fmt: skip
 TABLE_OF = {"C1": "Table 1", "C2": "Tables 2-3", "C3": "Tables 2-3", "C4": "Tables 2-3",
-            "C5": "Table 4", "C6": "Table 5"}  # fmt: skip
+            "C5": "Table 4", "C6": "Table 5", "C7": "criteria table"}  # fmt: skip
 VERDICTS = ("supported", "not supported", "inconclusive")
 
 
@@ -96,12 +102,12 @@ def _iv(m: float, lo: float, hi: float) -> str:
 def _row(cid: str, measured: str, verdict: str, S=None, value=np.nan, low=np.nan, high=np.nan,
          basis: str = "measured", family: pd.DataFrame | None = None) -> dict:  # fmt: skip
     """One ledger row; `family` (the rows the claim tested) is recorded as scorer@S names."""
-    statement, paper = CLAIMS[cid]
+    statement, paper = {**CLAIMS, **MORE_CLAIMS}[cid]
     assert verdict in VERDICTS, verdict
     tested = "" if family is None else ";".join(f"{r.scorer}@{r.sparsity:g}" for r in family.itertuples())
     return dict(claim=cid, statement=statement, paper=paper, where=TABLE_OF[cid], sparsity=S,
                 measured=measured, value=value, low=low, high=high, verdict=verdict, basis=basis,
-                family=tested, rule=RULES[cid])  # fmt: skip
+                family=tested, rule=RULES.get(cid, ""))  # fmt: skip
 
 
 def _missing(cid: str, what: str) -> dict:

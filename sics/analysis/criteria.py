@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import claims
 from .stats import _paired_from_diff
 from .summaries import ALPHA, stack, with_holm
 
@@ -95,3 +96,24 @@ def matched_table(rows: pd.DataFrame, correct, classes, control: str = "matched_
                         high=d.high, p=d.p_value))  # fmt: skip
     df = pd.DataFrame(out, columns=["scorer", "sparsity", "n_seeds", "mean", "low", "high", "p"])
     return with_holm(df, p_col="p", alpha=ALPHA) if len(df) else df.assign(p_holm=[], sig=[])
+
+
+def ledger_rows(summary: pd.DataFrame, names, family, margin: float = claims.MARGIN) -> list[dict]:
+    """C1 with both parts (by construction, measured) and C7: ledger rows (`claims.ledger`'s columns)."""
+    main = summary[(summary["allocation"] == "block") & (summary["recovery_steps"] == 0)]
+    built = claims.c1(main)
+    v1, m1 = c1_measured(main, family, margin)
+    fam1 = criteria_summary(main, family)
+    verdict = v1 if built["verdict"] == "supported" else built["verdict"]
+    c1 = {**built, "measured": f"{built['measured']}; measured: {m1}", "verdict": verdict,
+          "basis": "construction + measured", "family": ";".join(f"{r.scorer}@{r.sparsity:g}" for r in fam1.itertuples()),
+          "rule": f"{built['rule']}. Measured: {C1_RULE}"}  # fmt: skip
+    v7, m7, _ = c7(main, names)
+    fam7 = criteria_summary(main, names)
+    row7 = claims._row("C7", m7, v7, family=fam7)
+    return [c1, {**row7, "rule": C7_RULE}]
+
+
+def ledger(summary: pd.DataFrame, names, family, margin: float = claims.MARGIN) -> pd.DataFrame:
+    """The criteria study's ledger: C1 (both parts) and C7 (`ledger_rows`)."""
+    return pd.DataFrame(ledger_rows(summary, names, family, margin))

@@ -237,3 +237,30 @@ def figure_units(summaries: dict[str, pd.DataFrame | None]) -> plt.Figure:
     fig.suptitle("Escape vs S per κ class, by pruning unit (bands: 95% paired CI; dashed: the paper's boundaries)")
     fig.tight_layout()
     return fig
+
+
+# --- beyond the paper: published criteria ------------------------------------------------------
+
+
+def figure_criteria(crit: pd.DataFrame, classes: pd.DataFrame) -> plt.Figure:
+    """Accuracy vs S of every published criterion (bands: 95% CI over seeds), beside the plateau
+    Π(S) and the range of the feature classes' mean accuracies (grey)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    band = classes.groupby("sparsity")["acc"].agg(["min", "max"]).sort_index()
+    ax.fill_between(band.index, band["min"], band["max"], color="0.85", label="feature classes (range)")
+    plateau = crit.groupby("sparsity")["plateau"].first().sort_index()
+    ax.plot(plateau.index, plateau.to_numpy(), color="black", lw=2.5, label="plateau Π(S)")
+    names = list(dict.fromkeys(crit["scorer"]))
+    colours = dict(zip(names, sns.color_palette("tab20", len(names)), strict=True))
+    for (name, alloc), d in crit.groupby(["scorer", "allocation"], sort=False):
+        d = d.sort_values("sparsity")
+        label = name if alloc == "block" else f"{name} ({alloc})"
+        ax.plot(d["sparsity"], d["acc"], marker="o", ms=3, lw=1.2, color=colours[name], label=label,
+                ls="-" if alloc == "block" else "--")  # fmt: skip
+        ax.fill_between(d["sparsity"], d["acc_low"], d["acc_high"], color=colours[name], alpha=0.12, lw=0)
+    ax.set_xlabel("sparsity S")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Published criteria against the plateau (bands: 95% CI over seeds)")
+    ax.legend(fontsize=7, ncol=2, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    return fig

@@ -261,3 +261,22 @@ def ablation_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         scorer="Π(S) accuracy", kappa="0", cell=lambda d: d["plateau"].map("{:.1f}".format))
     shown = pd.concat([plateau, shown[shown["scorer"] != "magnitude"]], ignore_index=True)
     return df, _wide(shown, "cell", index=["scorer", "kappa", "variant"])
+
+
+# --- beyond the paper: published criteria ------------------------------------------------------
+
+
+def criteria_table(crit: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Published criteria x S (`analysis.criteria.criteria_summary`): accuracy and the paired
+    difference from the plateau Π(S), with Jaccard against magnitude; *: significant (Holm)."""
+    df = crit[["scorer", "allocation", "sparsity", "n_seeds", "acc", "acc_low", "acc_high", "plateau", "escape",
+               "escape_low", "escape_high", "escape_p", "p_holm", "sig", "jaccard_magnitude"]].copy()  # fmt: skip
+    shown = df.assign(cell=[f"{r.acc:.1f} / {fmt_signed(r.escape, r.escape_low, r.escape_high)}{_star(r.sig)} "
+                            f"(J={r.jaccard_magnitude:.2f})" for r in df.itertuples()])  # fmt: skip
+    return df, _wide(shown, "cell", index=["scorer", "allocation"])
+
+
+def matched_view(matched: pd.DataFrame) -> pd.DataFrame:
+    """Class − matched control per S (`analysis.criteria.matched_table`), formatted wide."""
+    shown = matched.assign(cell=[f"{fmt_signed(r.mean, r.low, r.high)}{_star(r.sig)}" for r in matched.itertuples()])
+    return _wide(shown, "cell", index=["scorer"])

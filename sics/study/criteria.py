@@ -1,0 +1,41 @@
+"""The criteria study's sweeps (notebook 09): every published criterion that applies to the unit,
+the adaptive selector (main and fine grid), LAMP and magnitude under global allocation, and each
+non-monotone class's matched-perturbation control, all with their per-image results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..analysis import summarize
+from ..selection.criteria import PUBLISHED, applicable
+from ..selection.scorers import non_monotone
+from .stage import Results, Stage
+
+
+@dataclass
+class CriteriaResults:
+    names: list[str]  # the criteria that apply to this unit
+    main: Results  # criteria, the adaptive selector and the feature classes at the main S
+    matched: Results  # each non-monotone class's matched control (tag "matched"), with the classes
+    global_: Results  # LAMP and magnitude under global allocation
+    adaptive: Results  # the adaptive selector on the fine grid
+
+    def summary(self) -> pd.DataFrame:
+        """One summary of the main, global and fine-grid rows (`analysis.summarize`)."""
+        rows = pd.concat([self.main.rows, self.global_.rows, self.adaptive.rows]).drop_duplicates("key")
+        return summarize(rows, {**self.main.correct, **self.global_.correct, **self.adaptive.correct})
+
+
+def run_criteria(stage: Stage, sparsities, feature_classes, n_seeds: int | None = None) -> CriteriaResults:
+    """The study's sweeps, in order of value: criteria, adaptive, matched controls, global, fine grid."""
+    names = applicable(PUBLISHED, stage.study.stats)
+    main = stage.sweep([*names, "sics_adaptive", *feature_classes], sparsities, n_seeds=n_seeds)
+    matched = [stage.sweep(["matched_random"], sparsities, n_seeds=n_seeds, tag="matched",
+                           params={"matched_random": {"of": cls}}) for cls in non_monotone()]  # fmt: skip
+    rows = pd.concat([main.rows, *(m.rows for m in matched)]).drop_duplicates("key").reset_index(drop=True)
+    correct = {k: v for r in (main, *matched) for k, v in r.correct.items()}
+    global_ = stage.sweep(["lamp", "magnitude"], sparsities, n_seeds=n_seeds, allocation="global")
+    adaptive = stage.fine_sweep(["sics_adaptive"])
+    return CriteriaResults(names, main, Results(rows, correct), global_, adaptive)
