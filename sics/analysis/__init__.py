@@ -2,11 +2,14 @@
 
 - `stats`: paired intervals, tests and their simulation;
 - `summaries`: per-(scorer, S) summaries, escapes, paired comparisons, regime boundaries;
-- `claims`: the paper's claims, each with its rule and the comparisons it reads.
+- `claims`: the paper's claims, each with its rule and the comparisons it reads;
+- `power`: what a study's seeds can detect, and how many would decide each claim;
+- `criteria`: the published criteria against the plateau, matched controls, C1 measured and C7.
 
 The summaries' functions are also reachable here (`analysis.summarize`), as the notebooks use them.
 """
 
+from .power import power_table
 from .summaries import (
     ALPHA,
     ESCAPE_KAPPAS,
@@ -22,4 +25,4 @@ from .summaries import (
 )
 
 __all__ = ["ALPHA", "ESCAPE_KAPPAS", "PLATEAU_SCORER", "escape_family", "nearest", "negate", "paired_table",
-           "regime_boundaries", "result_key", "summarize", "with_holm"]  # fmt: skip
+           "power_table", "regime_boundaries", "result_key", "summarize", "with_holm"]  # fmt: skip

@@ -280,3 +280,23 @@ def matched_view(matched: pd.DataFrame) -> pd.DataFrame:
     """Class − matched control per S (`analysis.criteria.matched_table`), formatted wide."""
     shown = matched.assign(cell=[f"{fmt_signed(r.mean, r.low, r.high)}{_star(r.sig)}" for r in matched.itertuples()])
     return _wide(shown, "cell", index=["scorer"])
+
+
+def power_view(power: pd.DataFrame) -> pd.DataFrame:
+    """The power table (`analysis.power.power_table`) for reading: one row per claim, class and S."""
+    if power.empty:
+        return power
+
+    def count(v) -> str:
+        return "-" if pd.isna(v) else f"{int(v)}"
+
+    need = [count(r.seeds_for_paper) if not pd.isna(r.paper) else f"{count(r.seeds_for_equivalence)} (equivalence)"
+            for r in power.itertuples()]  # fmt: skip
+    return pd.DataFrame({
+        "claim": power["claim"], "scorer": power["scorer"], "S": power["sparsity"].map("{:g}".format),
+        "seeds": power["n_seeds"], "seed SD": power["seed_sd"].map("{:.2f}".format),
+        "image SE": power["image_se"].map("{:.2f}".format), "family": power["family"],
+        "MDE now (80%)": power["mde_now"].map("{:.2f}".format),
+        "paper": power["paper"].map(lambda v: "no escape" if pd.isna(v) else f"+{v:g}"),
+        "seeds needed": need,
+    })  # fmt: skip
