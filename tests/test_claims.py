@@ -41,7 +41,7 @@ def pairs(c5: dict | None = None, c6: dict | None = None, half: float = 0.3) -> 
 
 
 PAPER_LIKE = {0.5: {"logistic_smooth": -0.1}, 0.6: {},
-              0.7: {"logistic_smooth": 5.0, "tent_smooth": 4.0, "logistic_raw": 1.0},
+              0.7: {"logistic_smooth": 6.6, "tent_smooth": 4.0, "logistic_raw": 1.0},
               0.8: {"logistic_smooth": -1.0, "tent_smooth": -0.8, "sine_smooth": -0.9,
                     "logistic_raw": 2.6, "tent_raw": 1.0}}
 PAPER_PAIRS = dict(c5={S: -2.0 for S in (0.5, 0.6, 0.7, 0.8)}, c6={0.7: 4.0})
@@ -86,12 +86,13 @@ def test_c3_tests_every_smooth_class_not_the_winner_alone():
     df = summary({**PAPER_LIKE, 0.7: at}, half=0.6)
     best = df[(df["sparsity"] == 0.7) & (df["scorer"] == "logistic_smooth")].iloc[0]
     assert best["escape_low"] > 0  # the winner alone would read "supported" (winner's curse)
-    assert verdicts(df)["C3"] == "inconclusive"
+    assert verdicts(df)["C3"] == "not the paper's size"  # not significant, and +6.6 lies above
     assert verdicts(summary(PAPER_LIKE))["C3"] == "supported"
     hurts = {**PAPER_LIKE, 0.7: {"logistic_smooth": -2.0, "tent_smooth": -1.5, "sine_smooth": -1.0}}
     assert verdicts(summary(hurts))["C3"] == "not supported"
     wide = {**PAPER_LIKE, 0.7: {"logistic_smooth": 0.5}}
-    assert verdicts(summary(wide, half=3.0))["C3"] == "inconclusive"
+    assert verdicts(summary(wide, half=3.0))["C3"] == "not the paper's size"  # [-2.5, 3.5] excludes 6.6
+    assert verdicts(summary(wide, half=6.5))["C3"] == "inconclusive"  # [-6, 7] holds it: nothing decided
 
 
 def test_c4_rules():
@@ -119,7 +120,8 @@ def test_c6_is_paired_at_s_near_0_7():
     c5 = {S: -2.0 for S in (0.5, 0.6, 0.7, 0.8)}
     assert verdicts(df, pairs(c5=c5, c6={0.7: 4.0}))["C6"] == "supported"
     assert verdicts(df, pairs(c5=c5, c6={0.7: 0.0}))["C6"] == "not supported"  # within ±margin
-    assert verdicts(df, pairs(c5=c5, c6={0.7: 0.2}, half=1.0))["C6"] == "inconclusive"
+    assert verdicts(df, pairs(c5=c5, c6={0.7: 0.2}, half=1.0))["C6"] == "not the paper's size"
+    assert verdicts(df, pairs(c5=c5, c6={0.7: 1.0}, half=3.5))["C6"] == "inconclusive"  # holds +4.0
     assert verdicts(df, pairs(c5=c5, c6={0.5: 4.0}))["C6"] == "inconclusive"  # not at S≈0.7
 
 
@@ -162,3 +164,19 @@ def test_holm_family_marks_direction():
 @pytest.mark.parametrize("S,expected", [(0.5, "0"), (0.64, "0"), (0.7, "1"), (0.76, "2")])
 def test_paper_regime(S, expected):
     assert claims.paper_regime(S)[0] == expected
+
+
+def test_verdicts_judge_size_as_well_as_sign():
+    """A significant effect below the paper's interval is "smaller than the paper"; the ledger
+    says whether the paper's value lies inside our interval."""
+    small = {**PAPER_LIKE, 0.7: {"logistic_smooth": 2.0}, 0.8: {**PAPER_LIKE[0.8], "logistic_raw": 1.0}}
+    led = claims.ledger(summary(small), pairs(c5={S: -2.0 for S in (0.5, 0.6, 0.7, 0.8)}, c6={0.7: 2.0}))
+    got = dict(zip(led["claim"], led["verdict"]))
+    assert got["C3"] == got["C4"] == got["C6"] == "smaller than the paper"
+    inside = dict(zip(led["claim"], led["paper_inside"]))
+    assert inside["C3"] is False and inside["C6"] is False and np.isnan(inside["C2"]) and np.isnan(inside["C5"])
+    led = claims.ledger(summary(PAPER_LIKE), pairs(**PAPER_PAIRS))
+    assert dict(zip(led["claim"], led["paper_inside"]))["C3"] is True
+    assert all("Size:" in r for r in led.set_index("claim").loc[["C3", "C4", "C6"], "rule"])
+    verdict, inside = claims.sized("C5", "inconclusive", -1.0, 1.0)  # no number: the sign's verdict
+    assert verdict == "inconclusive" and np.isnan(inside)

@@ -82,7 +82,13 @@ RULES = {
 }  # fmt: skip
 TABLE_OF = {"C1": "Table 1", "C2": "Tables 2-3", "C3": "Tables 2-3", "C4": "Tables 2-3",
             "C5": "Table 4", "C6": "Table 5", "C7": "criteria table"}  # fmt: skip
-VERDICTS = ("supported", "not supported", "inconclusive")
+VERDICTS = ("supported", "smaller than the paper", "not the paper's size", "not supported", "inconclusive")
+# the paper's numbers the size verdicts compare with (points): C3's and C4's best escape, C6's
+# chaos − bump difference
+PAPER_VALUE = {"C3": PAPER_C3, "C4": PAPER_C4, "C6": PAPER_CHAOS - PAPER_BUMP}
+SIZE_RULE = ("Size: where the sign rule says supported but the paper's value lies above the interval, "
+             "'smaller than the paper'; where the effect is not significant (the rule says inconclusive) "
+             "and the paper's value lies outside the interval, 'not the paper's size'")
 
 
 def paper_regime(S: float) -> tuple[str, str]:
@@ -103,11 +109,30 @@ def _row(cid: str, measured: str, verdict: str, S=None, value=np.nan, low=np.nan
          basis: str = "measured", family: pd.DataFrame | None = None) -> dict:  # fmt: skip
     """One ledger row; `family` (the rows the claim tested) is recorded as scorer@S names."""
     statement, paper = {**CLAIMS, **MORE_CLAIMS}[cid]
+    verdict, inside = sized(cid, verdict, low, high)
     assert verdict in VERDICTS, verdict
     tested = "" if family is None else ";".join(f"{r.scorer}@{r.sparsity:g}" for r in family.itertuples())
     return dict(claim=cid, statement=statement, paper=paper, where=TABLE_OF[cid], sparsity=S,
                 measured=measured, value=value, low=low, high=high, verdict=verdict, basis=basis,
-                family=tested, rule=RULES.get(cid, ""))  # fmt: skip
+                family=tested, rule=RULES.get(cid, "") + (f". {SIZE_RULE}" if cid in PAPER_VALUE else ""),
+                paper_inside=inside)  # fmt: skip
+
+
+def sized(cid: str, verdict: str, low: float, high: float) -> tuple[str, object]:
+    """(the verdict judged in size as well as sign, whether the paper's value lies in [low, high]).
+
+    `SIZE_RULE`: a "supported" whose interval lies wholly below the paper's value becomes
+    "smaller than the paper"; an "inconclusive" (no significant effect) whose interval excludes
+    the paper's value becomes "not the paper's size". Claims without a number keep their verdict."""
+    paper = PAPER_VALUE.get(cid)
+    if paper is None or not (np.isfinite(low) and np.isfinite(high)):
+        return verdict, np.nan
+    inside = bool(low <= paper <= high)
+    if verdict == "supported" and high < paper:
+        return "smaller than the paper", inside
+    if verdict == "inconclusive" and not inside:
+        return "not the paper's size", inside
+    return verdict, inside
 
 
 def _missing(cid: str, what: str) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ img { max-width: 100%; height: auto; }
 pre { background: #f7f7f7; padding: .6em; overflow-x: auto; font-size: 12px; }
 .verdict-supported { background: #dff0d8; } .verdict-not-supported { background: #f8d7da; }
 .verdict-inconclusive { background: #fcf3cf; }
+.verdict-smaller-than-the-paper, .verdict-not-the-paper-s-size { background: #fde2c8; }
 nav a { margin-right: 1em; } figure { margin: 1.5em 0; } figcaption { color: #555; font-size: 13px; }
 .jp-InputPrompt, .jp-OutputPrompt { display: none; }
 """
@@ -79,7 +81,8 @@ def _matrix_html(matrix: pd.DataFrame, statements: dict[str, str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in matrix.columns)
     rows = []
     for claim, row in matrix.iterrows():
-        cells = "".join(f'<td class="verdict-{str(v).replace(" ", "-")}">{html.escape(str(v))}</td>' for v in row)
+        cells = "".join(f'<td class="verdict-{re.sub("[^a-z]+", "-", str(v).lower())}">{html.escape(str(v))}</td>'
+                        for v in row)  # fmt: skip
         rows.append(f"<tr><th>{claim}</th><td>{html.escape(statements.get(claim, ''))}</td>{cells}</tr>")
     return f"<table><tr><th>claim</th><th>the paper states</th>{head}</tr>{''.join(rows)}</table>"
 
