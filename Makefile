@@ -10,6 +10,12 @@ N ?=
 UNIT ?=
 PRECISION ?=
 ONLY ?=
+EXECUTOR ?=
+CHUNK ?=
+SLURM_PARTITION ?=
+SLURM_TIME ?=
+SLURM_GPUS ?=
+SLURM_CPUS ?=
 PYTHON ?= python3
 # torch/torchvision builds: pinned to the ones this project is tested with; elsewhere override,
 # e.g. make test TORCH_SPEC="torch torchvision" (or a CUDA build from pytorch.org's index).
@@ -23,6 +29,8 @@ endif
 ifneq ($(RETRAIN),)
 export SICS_RETRAIN := $(RETRAIN)
 endif
+# sweeps as jobs (sics.study.executor): EXECUTOR=local|slurm, and the cluster settings
+$(foreach v,EXECUTOR CHUNK SLURM_PARTITION SLURM_TIME SLURM_GPUS SLURM_CPUS,$(if $($(v)),$(eval export SICS_$(v) := $($(v)))))
 ifneq ($(WEIGHTS),)
 export SICS_WEIGHTS := $(abspath $(WEIGHTS))
 endif
@@ -55,6 +63,8 @@ help:
 	@echo '  RETRAIN     1: train even where committed weights (figures/<profile>/weights.safetensors) exist'
 	@echo '  VERBOSE     1: show everything the notebooks print, not only progress and summaries'
 	@echo '  ONLY        make paper: some notebooks, e.g. 02,03; 09 (the criteria study) runs only when named'
+	@echo '  EXECUTOR    inline (default) | local | slurm: a sweep'\''s pending rows as submitit jobs (docs/extending.md);'
+	@echo '              CHUNK rows per job (20), SLURM_PARTITION, SLURM_TIME minutes (60), SLURM_GPUS (1), SLURM_CPUS (8)'
 	@echo '  N           make verify: how many committed results to re-evaluate (default 10)'
 	@echo '  UNIT        make verify: the unit kind of the study (default: the profile default; e.g. tokens)'
 	@echo '  PRECISION   make verify: auto (the bundle precision where fast here, else fp32) | bf16 | fp32'

@@ -150,3 +150,26 @@ def file_size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def parts_dir(path: Path) -> Path:
+    """The folder of a sweep's part files, one per job (`sics.study.executor`)."""
+    return path.parent / "sweep.parts"
+
+
+def merge_parts(path: Path) -> int:
+    """Append to `path` every finished row of its part files that it lacks (in file order), then
+    remove the merged part files. Returns the rows added. Safe to run twice, or concurrently with
+    a reader: rows are keyed, and a part is removed only once its rows are in `path`."""
+    folder = parts_dir(path)
+    if not folder.is_dir():
+        return 0
+    have, added = set(read_rows(path)["key"]), 0
+    for part in sorted(folder.glob("*.csv")):
+        for row in read_rows(part).to_dict("records"):
+            if row["key"] not in have:
+                append_row(path, {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()})
+                have.add(row["key"])
+                added += 1
+        part.unlink()
+    return added

@@ -22,7 +22,8 @@ from ..provenance import git_revision
 from ..selection.complexity import kappa_hat
 from ..selection.scorers import check_scorers, get_scorer
 from ..selection.select import check_sparsity, jaccard, kappa_inputs, mask_hash, overlap
-from .rows import append_row, file_size, read_rows
+from . import executor
+from .rows import append_row, file_size, merge_parts, read_rows
 from .study import Study
 
 
@@ -74,6 +75,26 @@ def measure(study: Study, sc: str, S: float, seed: int, p: dict, allocation: str
     )  # fmt: skip
 
 
+def _run_here(study: Study, todo: list, total: int, params: dict, allocation: str, recovery_steps: int,
+              tag: str, rev: str) -> None:  # fmt: skip
+    """Evaluate the pending rows in this process, appending each to sweep.csv as it finishes."""
+    path = study.sweep_path
+    seen, have = file_size(path), set()
+    bar = progress_bar(desc=f"sweep {tag}", total=total, initial=total - len(todo), unit="row",
+                       disable=not study.progress or not todo)  # fmt: skip
+    for (sc, S, seed), key in todo:
+        if file_size(path) != seen:  # another run appended rows meanwhile: skip those it finished
+            seen = file_size(path)
+            have = set(read_rows(path)["key"])
+        if key in have:
+            bar.update()
+            continue
+        seen = append_row(path, measure(study, sc, S, seed, params.get(sc, {}), allocation, recovery_steps,
+                                        tag=tag, key=key, rev=rev))  # fmt: skip
+        bar.update()
+    bar.close()
+
+
 def run_sweep(
     study: Study,
     scorers: Iterable[str],
@@ -102,25 +123,17 @@ def run_sweep(
         default = all(get_scorer(n).params(p) == get_scorer(n).params() for n, p in params.items())
         tag = "main" if allocation == "block" and not recovery_steps and default else "variant"
     path = study.sweep_path
-    seen = file_size(path)
+    merge_parts(path)  # rows of jobs that ended without their merge (`sics.study.executor`)
     have = set(read_rows(path)["key"])
     jobs = [(sc, S, seed) for S in sparsities for sc in scorers for seed in seeds_for(sc, n_seeds)]
     keys = [row_key(study, sc, S, seed, params.get(sc, {}), allocation, recovery_steps) for sc, S, seed in jobs]
     todo = [(job, key) for job, key in zip(jobs, keys, strict=True) if key not in have]
-    rev = git_revision()
-    bar = progress_bar(desc=f"sweep {tag}", total=len(jobs), initial=len(jobs) - len(todo), unit="row",
-                       disable=not study.progress or not todo)  # fmt: skip
-    for (sc, S, seed), key in todo:
-        if file_size(path) != seen:  # another run appended rows meanwhile: skip those it finished
-            seen = file_size(path)
-            have = set(read_rows(path)["key"])
-        if key in have:
-            bar.update()
-            continue
-        seen = append_row(path, measure(study, sc, S, seed, params.get(sc, {}), allocation, recovery_steps,
-                                        tag=tag, key=key, rev=rev))  # fmt: skip
-        bar.update()
-    bar.close()
+    rev, kind = git_revision(), executor.chosen()
+    if kind != "inline" and todo:
+        executor.run_jobs(study, todo, measure, params=params, allocation=allocation, recovery_steps=recovery_steps,
+                          tag=tag, rev=rev, kind=kind)  # fmt: skip
+    else:
+        _run_here(study, todo, len(jobs), params, allocation, recovery_steps, tag, rev)
     done = read_rows(path)  # typed as a reader of sweep.csv sees it, with any other run's rows
     result = done[done["key"].isin(set(keys))].copy()
     return result.reset_index(drop=True)
