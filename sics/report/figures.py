@@ -264,3 +264,28 @@ def figure_criteria(crit: pd.DataFrame, classes: pd.DataFrame) -> plt.Figure:
     ax.legend(fontsize=7, ncol=2, loc="lower left", framealpha=0.9)
     fig.tight_layout()
     return fig
+
+
+def figure_seeds(seeds: pd.DataFrame) -> plt.Figure:
+    """Each seed's own escape, per class and S (`analysis.seeds.per_seed`): filled where the seed's
+    selection escapes on its own (exact paired test, Holm over the seeds), ringed where an outlier."""
+    grid = sorted(seeds["sparsity"].unique())
+    fig, axes = plt.subplots(1, len(grid), figsize=(3.2 * len(grid), 4.2), sharey=True, squeeze=False)
+    names = list(dict.fromkeys(seeds["scorer"]))
+    colours = _class_palette({n: str(k) for n, k in zip(seeds["scorer"], seeds["kappa"], strict=True)})
+    for ax, S in zip(axes[0], grid, strict=True):
+        at = seeds[seeds["sparsity"] == S]
+        for i, name in enumerate(names):
+            d = at[at["scorer"] == name]
+            x = i + np.linspace(-0.18, 0.18, len(d)) if len(d) > 1 else np.full(len(d), float(i))
+            ax.scatter(x, d["escape"], s=22, color=colours[name], edgecolors=colours[name],
+                       facecolors=[colours[name] if e else "none" for e in d["escapes"]])  # fmt: skip
+            out = d["outlier"].to_numpy()
+            ax.scatter(x[out], d["escape"][out], s=90, facecolors="none", edgecolors="black", lw=0.8)
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.set_xticks(range(len(names)), names, rotation=70, fontsize=7)
+        ax.set_title(f"S={S:g}")
+    axes[0, 0].set_ylabel("per-seed escape from Π(S) (points)")
+    fig.suptitle("Seeds as a distribution: filled = the seed escapes on its own (Holm over seeds); ringed = outlier")
+    fig.tight_layout()
+    return fig

@@ -300,3 +300,11 @@ def power_view(power: pd.DataFrame) -> pd.DataFrame:
         "paper": power["paper"].map(lambda v: "no escape" if pd.isna(v) else f"+{v:g}"),
         "seeds needed": need,
     })  # fmt: skip
+
+
+def seeds_view(shares: pd.DataFrame) -> pd.DataFrame:
+    """Per class x S (`analysis.seeds.seed_shares`): seeds that escape on their own / seeds, the
+    median per-seed escape, and the outlier seeds (†)."""
+    shown = shares.assign(cell=[f"{int(r.escaping)}/{int(r.n_seeds)}, median {r.median:+.1f}"
+                                + (f" † seed {r.outliers}" if r.outliers else "") for r in shares.itertuples()])  # fmt: skip
+    return _wide(shown, "cell", index=["scorer", "kappa"]).rename(columns={"kappa": "κ"})

@@ -1,0 +1,67 @@
+"""Seeds as a distribution (pure, no torch): each seed's own escape, whether that seed's selection
+escapes on its own, and which seeds are outliers.
+
+The interval of `stats` estimates the mean escape over seeds. A few seeds gaining a lot while most
+gain nothing gives the same mean as every seed gaining a little, so beside it:
+
+- **the share of seeds that escape**: seed s escapes when its own selection beats the plateau on
+  the same images by the exact paired (McNemar) test, b images it gets right and the plateau
+  wrong against c the other way, two-sided binomial p of b out of b + c, with Holm over the
+  class's seeds at that S (a family per class and S);
+- **outlier seeds**: a robust z-score |d_s − median| / (1.4826 · MAD) above 3 (MAD the median
+  absolute deviation of the class's per-seed escapes at that S; none when the MAD is 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from ..selection.scorers import NON_MONOTONE_KAPPAS
+from .stats import holm
+from .summaries import ALPHA, correct_of, plateau_keys
+
+OUTLIER_Z = 3.0
+
+
+def per_seed(rows: pd.DataFrame, correct, kappas=NON_MONOTONE_KAPPAS, alpha: float = ALPHA) -> pd.DataFrame:
+    """One row per (class, S, seed) of the main rows: escape (points), b, c, p, p_holm, escapes,
+    robust z, outlier."""
+    main = rows[(rows["allocation"] == "block") & (rows["recovery_steps"] == 0) & (rows["tag"] == "main")]
+    main = main[main["kappa"].astype(str).isin(kappas)]
+    plat = plateau_keys(rows)
+    out = []
+    for (scorer, S), g in main.groupby(["scorer", "sparsity"], sort=False):
+        if (float(S), "block", 0) not in plat:
+            continue
+        ref = np.asarray(correct[plat[(float(S), "block", 0)]], dtype=bool)
+        cells = []
+        for r in g.sort_values("seed").itertuples():
+            c_s = correct_of(correct, r)
+            b, c = int((c_s & ~ref).sum()), int((~c_s & ref).sum())
+            p = float(sps.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
+            cells.append(dict(scorer=scorer, kappa=str(r.kappa), sparsity=float(S), seed=int(r.seed),
+                              escape=(b - c) / len(ref) * 100.0, b=b, c=c, p=p))  # fmt: skip
+        d = pd.DataFrame(cells)
+        d["p_holm"] = holm(d["p"].to_numpy())
+        d["escapes"] = (d["p_holm"] < alpha) & (d["escape"] > 0)
+        med = d["escape"].median()
+        mad = 1.4826 * (d["escape"] - med).abs().median()
+        d["robust_z"] = (d["escape"] - med) / mad if mad > 0 else 0.0
+        d["outlier"] = d["robust_z"].abs() > OUTLIER_Z
+        out.append(d)
+    cols = ["scorer", "kappa", "sparsity", "seed", "escape", "b", "c", "p", "p_holm", "escapes", "robust_z", "outlier"]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
+def seed_shares(seeds: pd.DataFrame) -> pd.DataFrame:
+    """Per class and S: seeds, the mean and median per-seed escape, the share of seeds that escape
+    on their own, and the outlier seeds."""
+    if seeds.empty:
+        return pd.DataFrame(columns=["scorer", "kappa", "sparsity", "n_seeds", "mean", "median", "escaping", "share", "outliers"])
+    g = seeds.groupby(["scorer", "kappa", "sparsity"], sort=False)
+    return g.apply(lambda d: pd.Series(dict(
+        n_seeds=len(d), mean=d["escape"].mean(), median=d["escape"].median(), escaping=int(d["escapes"].sum()),
+        share=d["escapes"].mean(), outliers=" ".join(str(s) for s in d.loc[d["outlier"], "seed"]))),
+        include_groups=False).reset_index()  # fmt: skip
