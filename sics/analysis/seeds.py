@@ -8,6 +8,8 @@ gain nothing gives the same mean as every seed gaining a little, so beside it:
   the same images by the exact paired (McNemar) test, b images it gets right and the plateau
   wrong against c the other way, two-sided binomial p of b out of b + c, with Holm over the
   class's seeds at that S (a family per class and S);
+- **the median seed escape** with a distribution-free interval (`stats.median_interval`): the
+  mean's interval under-covers when a few seeds gain a lot, the median's does not;
 - **outlier seeds**: a robust z-score |d_s − median| / (1.4826 · MAD) above 3 (MAD the median
   absolute deviation of the class's per-seed escapes at that S; none when the MAD is 0).
 """
@@ -19,7 +21,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..selection.scorers import NON_MONOTONE_KAPPAS
-from .stats import holm
+from .stats import holm, median_interval
 from .summaries import ALPHA, correct_of, plateau_keys
 
 OUTLIER_Z = 3.0
@@ -55,13 +57,19 @@ def per_seed(rows: pd.DataFrame, correct, kappas=NON_MONOTONE_KAPPAS, alpha: flo
     return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
 
 
-def seed_shares(seeds: pd.DataFrame) -> pd.DataFrame:
-    """Per class and S: seeds, the mean and median per-seed escape, the share of seeds that escape
-    on their own, and the outlier seeds."""
+def seed_shares(seeds: pd.DataFrame, power: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per class and S: seeds, the mean and the median per-seed escape with the median's
+    distribution-free interval (`stats.median_interval`, widened by the cell's image SE where the
+    `power` table gives it), the share of seeds that escape on their own, and the outlier seeds."""
+    image_se = {} if power is None or power.empty else {(r.scorer, r.sparsity): r.image_se for r in power.itertuples()}
+    cols = ["scorer", "kappa", "sparsity", "n_seeds", "mean", "median", "median_low", "median_high",
+            "escaping", "share", "outliers"]  # fmt: skip
     if seeds.empty:
-        return pd.DataFrame(columns=["scorer", "kappa", "sparsity", "n_seeds", "mean", "median", "escaping", "share", "outliers"])
-    g = seeds.groupby(["scorer", "kappa", "sparsity"], sort=False)
-    return g.apply(lambda d: pd.Series(dict(
-        n_seeds=len(d), mean=d["escape"].mean(), median=d["escape"].median(), escaping=int(d["escapes"].sum()),
-        share=d["escapes"].mean(), outliers=" ".join(str(s) for s in d.loc[d["outlier"], "seed"]))),
-        include_groups=False).reset_index()  # fmt: skip
+        return pd.DataFrame(columns=cols)
+    out = []
+    for (scorer, kappa, S), d in seeds.groupby(["scorer", "kappa", "sparsity"], sort=False):
+        med, lo, hi = median_interval(d["escape"], image_se.get((scorer, S), 0.0))
+        out.append(dict(scorer=scorer, kappa=kappa, sparsity=S, n_seeds=len(d), mean=d["escape"].mean(),
+                        median=med, median_low=lo, median_high=hi, escaping=int(d["escapes"].sum()),
+                        share=d["escapes"].mean(), outliers=" ".join(str(s) for s in d.loc[d["outlier"], "seed"])))  # fmt: skip
+    return pd.DataFrame(out, columns=cols)

@@ -304,7 +304,7 @@ def power_view(power: pd.DataFrame) -> pd.DataFrame:
 
 def seeds_view(shares: pd.DataFrame) -> pd.DataFrame:
     """Per class x S (`analysis.seeds.seed_shares`): seeds that escape on their own / seeds, the
-    median per-seed escape, and the outlier seeds (†)."""
-    shown = shares.assign(cell=[f"{int(r.escaping)}/{int(r.n_seeds)}, median {r.median:+.1f}"
+    median per-seed escape with its distribution-free interval, and the outlier seeds (†)."""
+    shown = shares.assign(cell=[f"{int(r.escaping)}/{int(r.n_seeds)}, median {fmt_signed(r.median, r.median_low, r.median_high)}"
                                 + (f" † seed {r.outliers}" if r.outliers else "") for r in shares.itertuples()])  # fmt: skip
     return _wide(shown, "cell", index=["scorer", "kappa"]).rename(columns={"kappa": "κ"})
