@@ -1,6 +1,7 @@
 """`make paper`: run the notebooks in order, headlessly, and stop at the first failure.
 
     python -m sics.cli.paper --profile quick [--data PATH] [--only 02,03] [--engine papermill|inline]
+                             [--set n_seeds=20]   (a notebook parameter, for every notebook)
 
 Each notebook reads its parameters from the cell tagged `parameters`; papermill injects
 `profile` and `data`. The notebooks hit the artifact cache (checkpoint, sweep rows, per-image
@@ -199,6 +200,22 @@ def _pack(profile: str, out: Path, notebook: str, status: str, seconds: float) -
     print(f"[sics] packed {len(manifest['files'])} files to {out} after {notebook}", flush=True)
 
 
+def parse_sets(items: list[str]) -> dict:
+    """`--set NAME=VALUE` pairs as notebook parameters (VALUE a Python literal, else a string)."""
+    import ast
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise SicsError(f"--set wants NAME=VALUE, got {item!r}")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out
+
+
 def execute(src: Path, dest: Path, params: dict, engine: str, out: Forward, quiet_warnings: bool) -> None:
     """Run one notebook with `params` (papermill, writing the executed copy to `dest`, or inline)."""
     with notebook_environment():
@@ -216,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,03")
     ap.add_argument("--engine", choices=("papermill", "inline"), default="papermill")
     ap.add_argument("--verbose", action="store_true", help="show everything the notebooks print")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a notebook parameter for every notebook that has it, e.g. n_seeds=20 (a Python literal)")
     ap.add_argument("--pack-to", default="", help="after each notebook (and on SIGTERM) copy the profile's "
                     "study files to this folder (`sics.ship`); go on past a failed notebook")  # fmt: skip
     args = ap.parse_args(argv)
@@ -229,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [n for n in (*NOTEBOOKS, *ON_REQUEST) if (n in NOTEBOOKS and not wanted) or n[:2] in wanted]
         out_dir = figures_dir(profile) / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
-        params = dict(profile=profile, data=args.data)
+        params = dict(profile=profile, data=args.data, **parse_sets(args.set))
         quiet_warnings = not os.environ.get("PYTHONWARNINGS")
         times, failed = {}, []
         for name in chosen:
