@@ -87,8 +87,8 @@ VERDICTS = ("supported", "smaller than the paper", "not the paper's size", "not 
 # chaos − bump difference
 PAPER_VALUE = {"C3": PAPER_C3, "C4": PAPER_C4, "C6": PAPER_CHAOS - PAPER_BUMP}
 SIZE_RULE = ("Size: where the sign rule says supported but the paper's value lies above the interval, "
-             "'smaller than the paper'; where the effect is not significant (the rule says inconclusive) "
-             "and the paper's value lies outside the interval, 'not the paper's size'")
+             "'smaller than the paper'; where the rule says inconclusive, the interval holds 0 (no "
+             "significant effect) and the paper's value lies outside it, 'not the paper's size'")
 
 
 def paper_regime(S: float) -> tuple[str, str]:
@@ -122,15 +122,16 @@ def sized(cid: str, verdict: str, low: float, high: float) -> tuple[str, object]
     """(the verdict judged in size as well as sign, whether the paper's value lies in [low, high]).
 
     `SIZE_RULE`: a "supported" whose interval lies wholly below the paper's value becomes
-    "smaller than the paper"; an "inconclusive" (no significant effect) whose interval excludes
-    the paper's value becomes "not the paper's size". Claims without a number keep their verdict."""
+    "smaller than the paper"; an "inconclusive" whose interval holds 0 (no significant effect)
+    and excludes the paper's value becomes "not the paper's size" (an inconclusive C4 with a
+    significant κ=2 escape keeps its verdict). Claims without a number keep their verdict."""
     paper = PAPER_VALUE.get(cid)
     if paper is None or not (np.isfinite(low) and np.isfinite(high)):
         return verdict, np.nan
     inside = bool(low <= paper <= high)
     if verdict == "supported" and high < paper:
         return "smaller than the paper", inside
-    if verdict == "inconclusive" and not inside:
+    if verdict == "inconclusive" and not inside and low <= 0 <= high:
         return "not the paper's size", inside
     return verdict, inside
 

@@ -76,7 +76,7 @@ def seeds_needed(comp: Components, effect: float, alpha: float = 0.05, power: fl
     if not np.isfinite(effect) or effect <= 0:
         return None
     lo, hi = 2, n_max
-    if mde(comp, hi, alpha, power) > effect:
+    if not np.isfinite(mde(comp, hi, alpha, power)) or mde(comp, hi, alpha, power) > effect:
         return None
     while lo < hi:  # MDE falls with n
         mid = (lo + hi) // 2

@@ -21,8 +21,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..selection.scorers import NON_MONOTONE_KAPPAS
-from .stats import holm, median_interval
-from .summaries import ALPHA, correct_of, plateau_keys
+from .stats import holm, median_interval, paired_escape
+from .summaries import ALPHA, correct_of, plateau_keys, stack
 
 OUTLIER_Z = 3.0
 
@@ -46,6 +46,7 @@ def per_seed(rows: pd.DataFrame, correct, kappas=NON_MONOTONE_KAPPAS, alpha: flo
             cells.append(dict(scorer=scorer, kappa=str(r.kappa), sparsity=float(S), seed=int(r.seed),
                               escape=(b - c) / len(ref) * 100.0, b=b, c=c, p=p))  # fmt: skip
         d = pd.DataFrame(cells)
+        d["image_se"] = paired_escape(stack(correct, g), ref, stochastic=True).se_image  # the cell's
         d["p_holm"] = holm(d["p"].to_numpy())
         d["escapes"] = (d["p_holm"] < alpha) & (d["escape"] > 0)
         med = d["escape"].median()
@@ -53,22 +54,22 @@ def per_seed(rows: pd.DataFrame, correct, kappas=NON_MONOTONE_KAPPAS, alpha: flo
         d["robust_z"] = (d["escape"] - med) / mad if mad > 0 else 0.0
         d["outlier"] = d["robust_z"].abs() > OUTLIER_Z
         out.append(d)
-    cols = ["scorer", "kappa", "sparsity", "seed", "escape", "b", "c", "p", "p_holm", "escapes", "robust_z", "outlier"]
+    cols = ["scorer", "kappa", "sparsity", "seed", "escape", "b", "c", "p", "p_holm", "escapes", "robust_z", "outlier",
+            "image_se"]  # fmt: skip
     return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
 
 
-def seed_shares(seeds: pd.DataFrame, power: pd.DataFrame | None = None) -> pd.DataFrame:
+def seed_shares(seeds: pd.DataFrame) -> pd.DataFrame:
     """Per class and S: seeds, the mean and the median per-seed escape with the median's
-    distribution-free interval (`stats.median_interval`, widened by the cell's image SE where the
-    `power` table gives it), the share of seeds that escape on their own, and the outlier seeds."""
-    image_se = {} if power is None or power.empty else {(r.scorer, r.sparsity): r.image_se for r in power.itertuples()}
+    distribution-free interval (`stats.median_interval`, widened by the cell's shared-image SE),
+    the share of seeds that escape on their own, and the outlier seeds."""
     cols = ["scorer", "kappa", "sparsity", "n_seeds", "mean", "median", "median_low", "median_high",
             "escaping", "share", "outliers"]  # fmt: skip
     if seeds.empty:
         return pd.DataFrame(columns=cols)
     out = []
     for (scorer, kappa, S), d in seeds.groupby(["scorer", "kappa", "sparsity"], sort=False):
-        med, lo, hi = median_interval(d["escape"], image_se.get((scorer, S), 0.0))
+        med, lo, hi = median_interval(d["escape"], float(d["image_se"].iloc[0]))
         out.append(dict(scorer=scorer, kappa=kappa, sparsity=S, n_seeds=len(d), mean=d["escape"].mean(),
                         median=med, median_low=lo, median_high=hi, escaping=int(d["escapes"].sum()),
                         share=d["escapes"].mean(), outliers=" ".join(str(s) for s in d.loc[d["outlier"], "seed"])))  # fmt: skip

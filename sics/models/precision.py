@@ -40,7 +40,7 @@ def uses_bf16(device: torch.device, eval_precision: str = "auto", cpu_auto: bool
 
 
 def emulates_bf16(device: torch.device, eval_precision: str = "auto") -> bool:
-    """Whether an evaluation in this precision runs bf16 emulated in fp32 here (`sics.bf16`):
+    """Whether an evaluation in this precision runs bf16 emulated in fp32 here (`sics.models.bf16`):
     bf16 on a CPU without bf16 matrix units, unless `SICS_BF16=native`."""
     device = torch.device(device)
     if device.type != "cpu" or not uses_bf16(device, eval_precision):
@@ -56,7 +56,7 @@ def autocast(device: torch.device, eval_precision: str = "auto", *, cpu_auto: bo
 
     A profile whose results are committed fixes its precision (its bundle was measured in it, and
     new results must pair with the bundle's on the same images), whatever the machine: on a CPU
-    without bf16 units that bf16 is emulated in fp32 arithmetic (`sics.bf16`), unless `emulate`
+    without bf16 units that bf16 is emulated in fp32 arithmetic (`sics.models.bf16`), unless `emulate`
     is False. `cpu_auto=False` makes "auto" mean bf16 on CUDA only (training: the weights a
     profile trains must not depend on which CPU trained them).
     """

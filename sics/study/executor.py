@@ -62,6 +62,7 @@ class JobSpec:
     tag: str
     rev: str
     parts: str  # the folder of the part files
+    precision: str  # the submitter's (`Study.precision`): a job's per-image results must pair with it
 
 
 def run_chunk(spec: JobSpec, chunk: list, part: str, measure) -> int:
@@ -69,6 +70,9 @@ def run_chunk(spec: JobSpec, chunk: list, part: str, measure) -> int:
     into `<parts>/<part>.csv`, skipping rows already there (a resubmitted job resumes). Returns the
     rows written."""
     study = prepare(spec.profile, spec.data, unit=spec.unit, unit_params=spec.unit_params, progress=False)
+    if study.precision != spec.precision:  # its results would land in another cache folder
+        raise ParameterError(f"this job evaluates in {study.precision}, the submitting run in {spec.precision}: "
+                             "submit from a machine of the jobs' kind (a GPU node for GPU jobs)")  # fmt: skip
     path = Path(spec.parts) / f"{part}.csv"
     have = set(read_rows(path)["key"]) | set(read_rows(study.sweep_path)["key"])
     stop_after = _int("SICS_JOB_STOP_AFTER", 0)  # fault injection for the tests: die after n rows
@@ -108,7 +112,7 @@ def run_jobs(study, todo: list, measure, *, params: dict, allocation: str, recov
     parts = parts_dir(study.sweep_path)
     parts.mkdir(parents=True, exist_ok=True)
     spec = JobSpec(study.profile, study.data_spec, study.unit.name, study.unit.key(), params, allocation,
-                   recovery_steps, tag, rev, str(parts))  # fmt: skip
+                   recovery_steps, tag, rev, str(parts), study.precision)  # fmt: skip
     first = chunks[0][0][1] if chunks else "none"  # part names: stable for a chunking of these rows
     names = [f"{first[:8]}-{len(todo)}-{i}" for i in range(len(chunks))]
     ex = _executor(kind, study.sweep_path.parent / "jobs")
@@ -120,6 +124,8 @@ def run_jobs(study, todo: list, measure, *, params: dict, allocation: str, recov
         except Exception as e:  # a dead job's finished rows are in its part: merged below, kept
             failed.append(f"{job.job_id}: {str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}")
     merge_parts(study.sweep_path)
-    if failed:
-        raise ParameterError(f"{len(failed)} of {len(jobs)} sweep jobs failed ({'; '.join(failed[:3])}); "
-                             "their finished rows are kept: run again to finish the rest")  # fmt: skip
+    missing = {key for _, key in todo} - set(read_rows(study.sweep_path)["key"])
+    if failed or missing:
+        raise ParameterError(f"{len(failed)} of {len(jobs)} sweep jobs failed, {len(missing)} rows missing "
+                             f"({'; '.join(failed[:3]) or 'no job reported an error'}); their finished rows "
+                             "are kept: run again to finish the rest")  # fmt: skip

@@ -165,11 +165,20 @@ def merge_parts(path: Path) -> int:
     if not folder.is_dir():
         return 0
     have, added = set(read_rows(path)["key"]), 0
-    for part in sorted(folder.glob("*.csv")):
-        for row in read_rows(part).to_dict("records"):
+    # a part is claimed (renamed) first: a job still appending starts a new part file, merged next
+    # time; a claim left by a merger that died is merged again (rows are keyed: at worst a repeat,
+    # which `read_rows` reads once)
+    for part in sorted([*folder.glob("*.csv"), *folder.glob("*.merging-*")]):
+        claimed = part if ".merging-" in part.name else part.with_suffix(f".merging-{os.getpid()}")
+        try:
+            if claimed != part:
+                os.rename(part, claimed)
+        except FileNotFoundError:
+            continue  # another merger took it
+        for row in read_rows(claimed).to_dict("records"):
             if row["key"] not in have:
                 append_row(path, {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()})
                 have.add(row["key"])
                 added += 1
-        part.unlink()
+        claimed.unlink(missing_ok=True)
     return added

@@ -158,7 +158,7 @@ class Study(StudyData, PerImageResults):
 
     @property
     def precision(self) -> str:
-        """Where and in which precision this study evaluates, e.g. 'cpu-bf16' (`evaluate.precision`)."""
+        """Where and in which precision this study evaluates, e.g. 'cpu-bf16' (`models.precision.precision`)."""
         return precision(self.device, self.profile.eval_precision)
 
     @property

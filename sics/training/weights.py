@@ -2,7 +2,7 @@
 
 A CPU-trained reference model takes hours to train and a few MB to store, so it is committed as
 `figures/<profile>/weights.safetensors` with `weights.json` (sha256, the training fields it was
-made with, its checkpoint id, history and test accuracy). `train.train_or_load` uses them when
+made with, its checkpoint id, history and test accuracy). `checkpoints.train_or_load` uses them when
 they are present and fit the profile, and retrains only when told to (`SICS_RETRAIN=1`, or
 `make paper RETRAIN=1`). A file whose hash or recipe does not match is a one-line error, never a
 silent retrain: the user decides whether hours of training are worth it.
