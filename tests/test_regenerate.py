@@ -15,6 +15,11 @@ from sics.paths import REPO
 INPUTS = ("weights.safetensors", "weights.json", "sweep.csv", "results.zip")
 
 
+def is_input(name: str) -> bool:
+    """A study's committed inputs: weights, rows, per-image results, calibration statistics."""
+    return name in INPUTS or (name.startswith("calibration-") and name.endswith(".npz"))
+
+
 def committed_files() -> dict[str, list[str]]:
     """Study folder -> its committed files, as git lists them."""
     out = subprocess.run(["git", "ls-files", "figures"], cwd=REPO, capture_output=True, text=True, check=True)
@@ -36,7 +41,7 @@ def regenerated(tmp_path_factory):
     base = tmp_path_factory.mktemp("regenerate")
     for folder, names in files.items():
         for name in names:
-            if name in INPUTS or name == "provenance.json":
+            if is_input(name) or name == "provenance.json":
                 (base / "figures" / folder).mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(REPO / "figures" / folder / name, base / "figures" / folder / name)
     with pytest.MonkeyPatch.context() as mp:
