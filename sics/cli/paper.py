@@ -226,7 +226,7 @@ def execute(src: Path, dest: Path, params: dict, engine: str, out: Forward, quie
                 run_inline(src, params, quiet_warnings)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default=os.environ.get("SICS_PROFILE", "auto"))
     ap.add_argument("--data", default="", help="CIFAR-10 source (default: $SICS_DATA or download)")
@@ -237,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="a notebook parameter for every notebook that has it, e.g. n_seeds=20 (a Python literal)")
     ap.add_argument("--pack-to", default="", help="after each notebook (and on SIGTERM) copy the profile's "
                     "study files to this folder (`sics.ship`); go on past a failed notebook")  # fmt: skip
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.pack_to:
         _running["out"] = Path(args.pack_to)
         signal.signal(signal.SIGTERM, _on_term)

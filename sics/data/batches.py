@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+
 class DeviceBatches:
     """A split held on the device as uint8; batches are normalised (and augmented) there."""
 
