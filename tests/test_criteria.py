@@ -150,15 +150,14 @@ def test_the_adaptive_selector_follows_the_papers_boundaries():
     assert ADAPTIVE_BOUNDARIES == (0.65, 0.75) and ADAPTIVE_CLASSES == ("magnitude", "logistic_smooth", "logistic_raw")
     for S, chosen in ((0.5, "magnitude"), (0.64, "magnitude"), (0.65, "logistic_smooth"), (0.7, "logistic_smooth"),
                       (0.75, "logistic_raw"), (0.85, "logistic_raw")):  # fmt: skip
-        masks = select(score_blocks(stats, "sics_adaptive", S, 3), S)
-        same_class = [select(score_blocks(stats, chosen, S, seed), S) for seed in range(20)]
-        # its own seeded draw of the chosen class: magnitude exactly, a non-monotone class not
-        if chosen == "magnitude":
-            assert jaccard(masks, same_class[0]) == 1.0
-        else:
-            assert jaccard(masks, select(score_blocks(stats, "magnitude", S), S)) < 1.0
-            other = "logistic_raw" if chosen == "logistic_smooth" else "logistic_smooth"
-            assert chosen != other
+        got = score_blocks(stats, "sics_adaptive", S, 3)
+        # the chosen class's own function on the adaptive selector's stream: the same scores
+        from sics.selection.scorers import get_scorer, scorer_rng
+
+        want = get_scorer(chosen).fn(BlockStats.stack(stats), S, scorer_rng("sics_adaptive", 3))
+        assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)), (S, chosen)
+        if chosen != "magnitude":  # and a non-monotone class moves magnitude's selection
+            assert jaccard(select(got, S), select(score_blocks(stats, "magnitude", S), S)) < 1.0
 
 
 def test_criteria_apply_where_their_statistics_exist():
