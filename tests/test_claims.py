@@ -180,3 +180,45 @@ def test_verdicts_judge_size_as_well_as_sign():
     assert all("Size:" in r for r in led.set_index("claim").loc[["C3", "C4", "C6"], "rule"])
     verdict, inside = claims.sized("C5", "inconclusive", -1.0, 1.0)  # no number: the sign's verdict
     assert verdict == "inconclusive" and np.isnan(inside)
+
+
+def _ledger_pair():
+    """A default ledger (C1-C6) and a criteria ledger (C1 with its measured part, C7) as the
+    notebooks make them, from one synthetic summary."""
+    base = claims.ledger(pd.DataFrame(columns=["scorer", "kappa", "sparsity", "escape", "escape_low", "escape_high",
+                                               "escape_p", "overlap_magnitude", "acc", "plateau", "n_seeds"]))  # fmt: skip
+    extra = pd.DataFrame([{**base.iloc[0].to_dict(), "measured": "by construction; measured: x", "basis":
+                           "construction + measured", "value": 0.25, "low": -0.123456789, "high": 0.5},
+                          {"claim": "C7", "statement": "clustering", "paper": "clustering", "verdict": "inconclusive",
+                           "value": 1.5, "low": float("nan"), "high": 3.0}])  # fmt: skip
+    return base, extra
+
+
+def test_merged_ledger_replaces_the_criteria_studys_claims_in_claim_order():
+    base, extra = _ledger_pair()
+    out = claims.merged(base, extra)
+    assert list(out["claim"]) == [*claims.CLAIMS, "C7"]
+    assert out.loc[0, "basis"] == "construction + measured" and out.loc[0, "value"] == 0.25
+    assert list(out.columns[: len(base.columns)]) == list(base.columns)
+    assert claims.merged(base, None) is base and claims.merged(base, extra.iloc[:0]) is base
+
+
+def test_saved_ledgers_merge_in_either_order_and_resaving_changes_no_byte(tmp_path):
+    """06 saves the ledger with 09's rows merged in, 09 merges its rows into 06's: the files agree,
+    and saving again (as every `make paper` does) rewrites them byte for byte."""
+    from sics.report import tables
+    from sics.report.output import Output
+
+    base, extra = _ledger_pair()
+    out = Output(tmp_path, "caption")
+    tables.save_claims(base, out, title="Claims ledger: test")
+    assert tables.update_claims(extra, out) is not None  # 09 after 06
+    after_09 = {s: (tmp_path / f"claims.{s}").read_bytes() for s in ("csv", "md", "tex")}
+    tables.save_table(extra, "claims_criteria", out)
+    tables.save_claims(base, out, title="Claims ledger: test")  # 06 after 09
+    assert {s: (tmp_path / f"claims.{s}").read_bytes() for s in ("csv", "md", "tex")} == after_09
+    tables.update_claims(tables.read_ledger("claims_criteria", out), out)
+    assert (tmp_path / "claims.csv").read_bytes() == after_09["csv"]
+    text = after_09["md"].decode()
+    assert text.startswith("**Claims ledger: test**") and "| C7 " in text and "-0.123457" in after_09["csv"].decode()
+    assert tables.update_claims(extra, Output(tmp_path / "empty", "c")) is None

@@ -4,9 +4,18 @@ simulation from the interval's own model; the seed counts are the fewest that re
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from sics.analysis.power import Components, mde, seeds_needed, simulated_power
+from sics.analysis import summaries
+from sics.analysis.power import (
+    Components,
+    mde,
+    power_table,
+    seeds_needed,
+    simulated_power,
+    throughput,
+)
 
 REPS = 10_000  # Monte Carlo SD of a power near 0.8: 0.004; the check allows 3 of them
 
@@ -43,3 +52,36 @@ def test_degenerate_components_give_an_answer_not_an_error():
     assert mde(Components(0.0, 0.0), 2) == 0.0 and seeds_needed(Components(0.0, 0.0), 2.6) == 2
     assert np.isnan(mde(Components(float("nan"), 0.1), 5)) and np.isnan(mde(Components(1.0, 0.1), 1))
     assert mde(Components(0.0, 0.04), 2) > 0  # images only: the normal test
+
+
+def test_throughput_counts_rows_per_hour_by_tag_and_precision():
+    rows = pd.DataFrame(dict(tag=["main", "main", "main", "matched"], seconds=[10.0, 30.0, 20.0, 36.0],
+                             precision=["cpu-bf16", "cpu-bf16", None, "cpu-bf16"]))  # fmt: skip
+    out = throughput(rows).set_index(["tag", "precision"])
+    assert out.loc[("main", "cpu-bf16"), "rows"] == 2 and out.loc[("main", "cpu-bf16"), "median_s"] == 20.0
+    assert out.loc[("main", "cpu-bf16"), "rows_per_hour"] == 180.0
+    assert out.loc[("main", "not recorded"), "rows"] == 1 and out.loc[("matched", "cpu-bf16"), "total_h"] == 0.01
+
+
+def test_the_seed_share_splits_the_escapes_variance_at_the_current_seeds():
+    # two classes' seeds around the plateau: one seed-driven, one whose seeds differ little
+    rng = np.random.default_rng(0)
+    n_img, correct, rows = 2000, {}, []
+    plateau = rng.random(n_img) < 0.5
+    shared = rng.random(n_img) < 0.05  # images every seed of a class gets wrong or right alike
+    for scorer, spread in (("logistic_raw", 0.3), ("tent_raw", 0.0)):
+        for s in range(8):
+            gain = ~plateau & (rng.random(n_img) < 0.02 + spread * rng.random())  # this seed's own escape
+            flips = shared if spread == 0 else rng.random(n_img) < 0.05
+            correct[f"{scorer}{s}"] = (plateau ^ flips) | gain
+            rows.append(dict(scorer=scorer, kappa="2", sparsity=0.8, seed=s, allocation="block", recovery_steps=0,
+                             tag="main", mask_hash=f"{scorer}{s}"))  # fmt: skip
+    correct["m"] = plateau
+    rows = pd.DataFrame([*rows, dict(scorer="magnitude", kappa="0", sparsity=0.8, seed=0, allocation="block",
+                                     recovery_steps=0, tag="main", mask_hash="m")])  # fmt: skip
+    keyed = {summaries.result_key(r): correct[r.mask_hash] for r in rows.itertuples()}
+    table = power_table(rows, keyed, sparsities=(0.8,)).set_index("scorer")
+    share, n = table["seed_share"], table["n_seeds"]
+    assert ((share > 0) & (share < 1)).all() and share["logistic_raw"] > 0.8 > 0.5 > share["tent_raw"]
+    expected = table["seed_sd"] ** 2 / n / (table["seed_sd"] ** 2 / n + table["image_se"] ** 2)
+    assert np.allclose(share, expected)

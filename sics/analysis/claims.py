@@ -257,3 +257,14 @@ def ledger(summary: pd.DataFrame, pairs: dict | None = None, claims=tuple(CLAIMS
     if "allocation" in summary:
         main = summary[(summary["allocation"] == "block") & (summary["recovery_steps"] == 0)]
     return pd.DataFrame([RULE_FNS[c](main, pairs=pairs, margin=margin, alpha=alpha) for c in claims])
+
+
+def merged(ledger: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:
+    """`ledger` with the rows of `extra` (the criteria study's C1 and C7) in place of its rows of the
+    same claims, in claim order; an absent or empty `extra` leaves it as it is."""
+    if extra is None or extra.empty:
+        return ledger
+    out = pd.concat([ledger[~ledger["claim"].isin(extra["claim"])], extra], ignore_index=True)
+    order = {c: i for i, c in enumerate([*CLAIMS, *MORE_CLAIMS])}
+    out = out.iloc[np.argsort(out["claim"].map(order).fillna(len(order)).to_numpy(), kind="stable")]
+    return out[[*ledger.columns, *(c for c in extra.columns if c not in ledger.columns)]].reset_index(drop=True)

@@ -113,7 +113,8 @@ def power_table(rows: pd.DataFrame, correct, sparsities=(0.5, 0.6, 0.7, 0.8), ma
     """Per non-monotone class and main S: the variance components, the minimum detectable escape
     now (80% power after Holm over the claim's family, as Bonferroni: α/m), the seeds that would
     detect the paper's effect, and for C2 the seeds that would show equivalence within `margin`
-    (None: not reachable with any number of seeds, the shared images' part alone exceeds it)."""
+    (None: not reachable with any number of seeds, the shared images' part alone exceeds it).
+    `seed_share` splits the escape's variance: the seeds' part σ²/n of σ²/n + C."""
     main = rows[(rows["allocation"] == "block") & (rows["recovery_steps"] == 0) & (rows["tag"] == "main")]
     main = main[main["kappa"].astype(str).isin(NON_MONOTONE_KAPPAS)
                 & np.isclose(main["sparsity"].to_numpy(float)[:, None], np.asarray(sparsities, float)).any(1)]
@@ -140,4 +141,21 @@ def power_table(rows: pd.DataFrame, correct, sparsities=(0.5, 0.6, 0.7, 0.8), ma
         out.append(dict(mde_now=mde(comp, r.n_seeds, alpha, power),
                         seeds_for_paper=None if equivalence else seeds_needed(comp, r.paper, alpha, power),
                         seeds_for_equivalence=seeds_needed(comp, margin, 0.05, power) if equivalence else None))  # fmt: skip
-    return pd.concat([df, pd.DataFrame(out)], axis=1)
+    df = pd.concat([df, pd.DataFrame(out)], axis=1)
+    seed_part = df["seed_sd"] ** 2 / df["n_seeds"]
+    df["seed_share"] = seed_part / (seed_part + df["image_se"] ** 2)  # of Var(d̄) at the current seeds
+    return df
+
+
+def throughput(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows measured per hour, per sweep tag and precision (the machine shows in the precision: a
+    CPU with bf16 units runs `cpu-bf16`, one without `cpu-bf16 (emulated in fp32)`; rows older
+    than the precision column read "not recorded"), from each row's own `seconds`: selection,
+    surgery and the evaluation on every test image."""
+    precision = rows["precision"].fillna("") if "precision" in rows else pd.Series("", index=rows.index)
+    rows = rows.assign(precision=precision.replace("", "not recorded"))
+    g = rows.groupby(["tag", "precision"], sort=True)["seconds"]
+    out = g.agg(rows="size", median_s="median", total_h="sum").reset_index()
+    out["total_h"] /= 3600.0
+    out["rows_per_hour"] = 3600.0 / out["median_s"]
+    return out

@@ -13,7 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis.claims import BUMP, CHAOS, FAKE, GRADIENT, PAPER_BUMP, PAPER_CHAOS, paper_regime
+from ..analysis.claims import (
+    BUMP,
+    CHAOS,
+    FAKE,
+    GRADIENT,
+    PAPER_BUMP,
+    PAPER_CHAOS,
+    merged,
+    paper_regime,
+)
 from ..analysis.summaries import escape_family
 from ..files import write_csv, write_text
 from ..selection.scorers import NON_MONOTONE_KAPPAS, feature_classes, kappa0
@@ -240,9 +249,44 @@ def _first(g: pd.DataFrame, scorer: str) -> pd.Series | None:
 
 
 
+LEDGER_NUMBERS = ("sparsity", "value", "low", "high")
+
+
+def read_ledger(name: str, out: Output) -> pd.DataFrame | None:
+    """A ledger saved by `save_table` in `out`'s folder, read back as written (text as text, so that
+    saving it again changes no byte; its numeric columns as numbers), or None if there is none."""
+    path = out.folder / f"{name}.csv"
+    if not path.exists():
+        return None
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for col in set(LEDGER_NUMBERS) & set(df.columns):
+        df[col] = pd.to_numeric(df[col].replace("", np.nan))
+    return df
+
+
+def save_claims(ledger: pd.DataFrame, out: Output, title: str) -> pd.DataFrame:
+    """Save the claims ledger (`claims.{csv,md,tex}`), with the criteria study's C1 and C7 merged in
+    where notebook 09 has saved them (`claims_criteria.csv`); returns the ledger saved."""
+    ledger = merged(ledger, read_ledger("claims_criteria", out))
+    save_table(ledger, "claims", out, shown=claims_table(ledger), title=title)
+    return ledger
+
+
+def update_claims(criteria: pd.DataFrame, out: Output) -> pd.DataFrame | None:
+    """Merge the criteria study's C1 and C7 into the ledger already saved in `out`'s folder (made by
+    notebook 06 or 08), keeping its title; None (nothing written) where there is none."""
+    ledger, md = read_ledger("claims", out), out.folder / "claims.md"
+    if ledger is None or not md.exists():
+        return None
+    title = md.read_text().split("\n", 1)[0].strip("*")
+    ledger = merged(ledger, criteria)
+    save_table(ledger, "claims", out, shown=claims_table(ledger), title=title)
+    return ledger
+
+
 def claims_table(ledger: pd.DataFrame) -> pd.DataFrame:
     """The ledger as shown (markdown/LaTeX): statement, paper, ours, verdict."""
-    return ledger[["claim", "statement", "paper", "where", "measured", "verdict"]]
+    return ledger[["claim", "statement", "paper", "where", "measured", "verdict"]].fillna("")
 
 
 def ablation_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -296,6 +340,7 @@ def power_view(power: pd.DataFrame) -> pd.DataFrame:
         "claim": power["claim"], "scorer": power["scorer"], "S": power["sparsity"].map("{:g}".format),
         "seeds": power["n_seeds"], "seed SD": power["seed_sd"].map("{:.2f}".format),
         "image SE": power["image_se"].map("{:.2f}".format), "family": power["family"],
+        "seed share": power["seed_share"].map("{:.0%}".format),
         "MDE now (80%)": power["mde_now"].map("{:.2f}".format),
         "paper": power["paper"].map(lambda v: "no escape" if pd.isna(v) else f"+{v:g}"),
         "seeds needed": need,

@@ -133,6 +133,11 @@ class Stage:
                                            kept=masks[block][stats.rank_order])))  # fmt: skip
         return pd.concat(parts, ignore_index=True)
 
+    def all_rows(self) -> pd.DataFrame:
+        """Every finished row of this model in the study's `sweep.csv`, whichever stage made it."""
+        st = self.study
+        return of_model(read_rows(st.sweep_path), st.trained.ckpt_id, st.n_test)
+
     def sweep(self, scorers, sparsities, **kwargs) -> Results:
         """`run_sweep` over `scorers` (plus the plateau's magnitude), with its per-image results."""
         names = list(dict.fromkeys([PLATEAU_SCORER, *scorers])) if scorers else []
