@@ -347,6 +347,15 @@ def power_view(power: pd.DataFrame) -> pd.DataFrame:
     })  # fmt: skip
 
 
+def throughput_view(speed: pd.DataFrame) -> pd.DataFrame:
+    """The throughput table (`analysis.power.throughput`) for reading."""
+    return pd.DataFrame({
+        "sweep": speed["tag"], "precision": speed["precision"], "rows": speed["rows"],
+        "median s/row": speed["median_s"].map("{:.1f}".format), "hours": speed["total_h"].map("{:.2f}".format),
+        "rows/hour": speed["rows_per_hour"].map("{:.0f}".format),
+    })  # fmt: skip
+
+
 def seeds_view(shares: pd.DataFrame) -> pd.DataFrame:
     """Per class x S (`analysis.seeds.seed_shares`): seeds that escape on their own / seeds, the
     median per-seed escape with its distribution-free interval, and the outlier seeds (†)."""
