@@ -103,3 +103,12 @@ def test_notebooks_get_text_progress_unless_it_is_off(monkeypatch, env, progress
         assert "ignore::DeprecationWarning" in os.environ["PYTHONWARNINGS"]
     assert os.environ.get("SICS_PROGRESS") == env.get("SICS_PROGRESS")  # restored
     assert "PYTHONWARNINGS" not in os.environ
+
+
+def test_the_criteria_study_runs_on_the_vit_and_on_the_resnet_unless_one_is_set():
+    from sics.cli.paper import runs_of
+
+    assert runs_of("09_criteria", {}) == [("09_criteria", {}), ("09_criteria-resnet", {"arch": "resnet"})]
+    assert runs_of("09_criteria", {"arch": "resnet"}) == [("09_criteria", {})]  # the --set wins, once
+    assert runs_of("09_criteria", {"n_seeds": 20}) == runs_of("09_criteria", {})
+    assert runs_of("06_claims", {"arch": "resnet"}) == [("06_claims", {})]

@@ -13,7 +13,6 @@ PY=${PYTHON:-.venv/bin/python}
 paper() { "$PY" -m sics.cli.paper --engine inline "$@"; }
 # 1. the criteria study (notebook 09) on the reference ViT, then beside it the ResNet
 paper --profile reference --only 09
-paper --profile reference --only 09 --set arch=resnet
 # 2. more seeds, cheapest study first so that each finishes and can be committed: tokens at 10
 #    (07), the ResNet's main grid at 20 (08), the reference ViT's at 20 (02-03)
 paper --profile reference --only 07 --set n_seeds=10

@@ -46,6 +46,17 @@ NOTEBOOKS = ("01_finetune", "02_plateau", "03_kappa_spectrum", "04_fake_nonmonot
              "05_bump_vs_chaos", "06_claims", "07_tokens", "08_architectures")  # fmt: skip
 # run when asked (`--only 09`), not by default, until their committed results regenerate without data
 ON_REQUEST = ("09_criteria",)
+# notebooks run once per parameter set: the criteria study on the ViT and on the ResNet beside it
+# (a `--set` of the same parameter runs it once, as set)
+RUNS = {"09_criteria": ({}, {"arch": "resnet"})}
+
+
+def runs_of(name: str, sets: dict) -> list[tuple[str, dict]]:
+    """(the executed copy's name, its extra parameters) for each run of notebook `name`."""
+    runs = RUNS.get(name, ({},))
+    if any(set(r) & set(sets) for r in runs):
+        return [(name, {})]
+    return [(name + "".join(f"-{v}" for v in r.values()), r) for r in runs]
 
 
 class NotebookFailed(SicsError):
@@ -252,11 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [n for n in (*NOTEBOOKS, *ON_REQUEST) if (n in NOTEBOOKS and not wanted) or n[:2] in wanted]
         out_dir = figures_dir(profile) / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
-        params = dict(profile=profile, data=args.data, **parse_sets(args.set))
+        sets = parse_sets(args.set)
+        params = dict(profile=profile, data=args.data, **sets)
         quiet_warnings = not os.environ.get("PYTHONWARNINGS")
         times, failed = {}, []
-        for name in chosen:
-            src = notebooks_dir() / f"{name}.ipynb"
+        for name, extra in [run for n in chosen for run in runs_of(n, sets)]:
+            src = notebooks_dir() / f"{name.split('-')[0]}.ipynb"
             if not src.exists():
                 continue
             print(f"[sics] {name} (profile={profile}, engine={args.engine}) ...", flush=True)
@@ -264,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             out = Forward(sys.stdout, args.verbose)
             _running.update(profile=profile, notebook=name, t0=t0)
             try:
-                execute(src, out_dir / f"{name}.ipynb", params, args.engine, out, quiet_warnings)
+                execute(src, out_dir / f"{name}.ipynb", {**params, **extra}, args.engine, out, quiet_warnings)
             except NotebookFailed as e:
                 if not args.pack_to:
                     raise
