@@ -247,7 +247,7 @@ def _first(g: pd.DataFrame, scorer: str) -> pd.Series | None:
     return hit.iloc[0] if len(hit) else None
 
 
-
+# --- the claims ledger ---------------------------------------------------------------------------
 
 LEDGER_NUMBERS = ("sparsity", "value", "low", "high")
 
