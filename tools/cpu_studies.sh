@@ -11,10 +11,12 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE  # no spinning threads if something else wakes up on the cores
 PY=${PYTHON:-.venv/bin/python}
 paper() { "$PY" -m sics.cli.paper --engine inline "$@"; }
-# 1. the criteria study (notebook 09) on the reference ViT, then beside it the ResNet
-paper --profile reference --only 09
-# 2. more seeds, cheapest study first so that each finishes and can be committed: tokens at 10
-#    (07), the ResNet's main grid at 20 (08), the reference ViT's at 20 (02-03)
+# 1. the criteria study (notebook 09) on the reference ViT, then beside it the ResNet (one
+#    command: `make paper ONLY=09` runs both), with the token study's 10 seeds (07) between them,
+#    being the cheapest to finish
+paper --profile reference --only 09 --set arch=""
 paper --profile reference --only 07 --set n_seeds=10
+paper --profile reference --only 09 --set arch=resnet
+# 2. the main grid at 20 seeds, the ResNet's (08) first, being the cheaper; then the reference ViT's
 paper --profile reference --only 08 --set n_seeds=20
 paper --profile reference --only 02,03 --set n_seeds=20
