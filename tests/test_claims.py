@@ -188,9 +188,10 @@ def _ledger_pair():
     base = claims.ledger(pd.DataFrame(columns=["scorer", "kappa", "sparsity", "escape", "escape_low", "escape_high",
                                                "escape_p", "overlap_magnitude", "acc", "plateau", "n_seeds"]))  # fmt: skip
     extra = pd.DataFrame([{**base.iloc[0].to_dict(), "measured": "by construction; measured: x", "basis":
-                           "construction + measured", "value": 0.25, "low": -0.123456789, "high": 0.5},
-                          {"claim": "C7", "statement": "clustering", "paper": "clustering", "verdict": "inconclusive",
-                           "value": 1.5, "low": float("nan"), "high": 3.0}])  # fmt: skip
+                           "construction + measured", "value": 0.25, "low": -0.123456789, "high": 0.5,
+                           "paper_inside": True},
+                          {"claim": "C7", "statement": "clustering", "paper": "+6.6", "verdict": "inconclusive",
+                           "value": 1.5, "low": float("nan"), "high": 3.0, "paper_inside": False}])  # fmt: skip
     return base, extra
 
 
@@ -210,15 +211,28 @@ def test_saved_ledgers_merge_in_either_order_and_resaving_changes_no_byte(tmp_pa
     from sics.report.output import Output
 
     base, extra = _ledger_pair()
-    out = Output(tmp_path, "caption")
+    out = Output(tmp_path, "measured on A | ckpt=m-1 | rev=06")  # 06's caption, and 09's (another rev)
+    out_09 = Output(tmp_path, "measured on B | ckpt=m-1 | rev=09")
     tables.save_claims(base, out, title="Claims ledger: test")
-    assert tables.update_claims(extra, out) is not None  # 09 after 06
+    assert tables.update_claims(extra, out_09) is not None  # 09 after 06
     after_09 = {s: (tmp_path / f"claims.{s}").read_bytes() for s in ("csv", "md", "tex")}
-    tables.save_table(extra, "claims_criteria", out)
+    tables.save_table(extra, "claims_criteria", out_09)
     tables.save_claims(base, out, title="Claims ledger: test")  # 06 after 09
     assert {s: (tmp_path / f"claims.{s}").read_bytes() for s in ("csv", "md", "tex")} == after_09
-    tables.update_claims(tables.read_ledger("claims_criteria", out), out)
+    tables.update_claims(tables.read_ledger("claims_criteria", out_09), out_09)
     assert (tmp_path / "claims.csv").read_bytes() == after_09["csv"]
-    text = after_09["md"].decode()
-    assert text.startswith("**Claims ledger: test**") and "| C7 " in text and "-0.123457" in after_09["csv"].decode()
+    text, csv = after_09["md"].decode(), after_09["csv"].decode()
+    assert text.startswith("**Claims ledger: test**") and text.rstrip().endswith("rev=06_") and "| C7 " in text
+    assert "-0.123457" in csv and ",+6.6," in csv and "True" in csv and "False" in csv
     assert tables.update_claims(extra, Output(tmp_path / "empty", "c")) is None
+
+
+def test_a_criteria_ledger_of_another_checkpoint_is_not_merged(tmp_path, capsys):
+    from sics.report import tables
+    from sics.report.output import Output
+
+    base, extra = _ledger_pair()
+    tables.save_table(extra, "claims_criteria", Output(tmp_path, "ckpt=old-1 | rev=x"))
+    saved = tables.save_claims(base, Output(tmp_path, "ckpt=new-2 | rev=y"), title="t")
+    assert "C7" not in set(saved["claim"]) and saved.loc[0, "basis"] == base.loc[0, "basis"]
+    assert "another checkpoint" in capsys.readouterr().out

@@ -109,6 +109,9 @@ def test_the_criteria_study_runs_on_the_vit_and_on_the_resnet_unless_one_is_set(
     from sics.cli.paper import runs_of
 
     assert runs_of("09_criteria", {}) == [("09_criteria", {}), ("09_criteria-resnet", {"arch": "resnet"})]
-    assert runs_of("09_criteria", {"arch": "resnet"}) == [("09_criteria", {})]  # the --set wins, once
+    # a --set of the parameter runs it once, as set, and the copy's name still says which
+    assert runs_of("09_criteria", {"arch": "resnet"}) == [("09_criteria-resnet", {"arch": "resnet"})]
+    assert runs_of("09_criteria", {"arch": ""}) == [("09_criteria", {"arch": ""})]
+    assert runs_of("09_criteria", {"arch": "../x"}) == [("09_criteria-___x", {"arch": "../x"})]
     assert runs_of("09_criteria", {"n_seeds": 20}) == runs_of("09_criteria", {})
     assert runs_of("06_claims", {"arch": "resnet"}) == [("06_claims", {})]

@@ -143,7 +143,8 @@ def power_table(rows: pd.DataFrame, correct, sparsities=(0.5, 0.6, 0.7, 0.8), ma
                         seeds_for_equivalence=seeds_needed(comp, margin, 0.05, power) if equivalence else None))  # fmt: skip
     df = pd.concat([df, pd.DataFrame(out)], axis=1)
     seed_part = df["seed_sd"] ** 2 / df["n_seeds"]
-    df["seed_share"] = seed_part / (seed_part + df["image_se"] ** 2)  # of Var(d̄) at the current seeds
+    total = seed_part + df["image_se"] ** 2  # Var(d̄) at the current seeds; 0: no share to speak of
+    df["seed_share"] = (seed_part / total.where(total > 0)).astype(float)
     return df
 
 

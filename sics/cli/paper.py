@@ -27,6 +27,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -52,11 +53,14 @@ RUNS = {"09_criteria": ({}, {"arch": "resnet"})}
 
 
 def runs_of(name: str, sets: dict) -> list[tuple[str, dict]]:
-    """(the executed copy's name, its extra parameters) for each run of notebook `name`."""
+    """(the executed copy's name, its own parameters) for each run of notebook `name`: one per
+    parameter set in `RUNS`, or the one run `--set` fixes; a non-empty value names the copy."""
     runs = RUNS.get(name, ({},))
-    if any(set(r) & set(sets) for r in runs):
-        return [(name, {})]
-    return [(name + "".join(f"-{v}" for v in r.values()), r) for r in runs]
+    fixed = {k for r in runs for k in r} & set(sets)
+    if fixed:
+        runs = ({k: sets[k] for k in sorted(fixed)},)
+    return [(name + "".join(f"-{re.sub(r'[^A-Za-z0-9_]', '_', str(v))}" for v in r.values() if v != ""), r)
+            for r in runs]  # fmt: skip
 
 
 class NotebookFailed(SicsError):
@@ -267,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         params = dict(profile=profile, data=args.data, **sets)
         quiet_warnings = not os.environ.get("PYTHONWARNINGS")
         times, failed = {}, []
-        for name, extra in [run for n in chosen for run in runs_of(n, sets)]:
-            src = notebooks_dir() / f"{name.split('-')[0]}.ipynb"
+        for notebook, (name, extra) in [(n, run) for n in chosen for run in runs_of(n, sets)]:
+            src = notebooks_dir() / f"{notebook}.ipynb"
             if not src.exists():
                 continue
             print(f"[sics] {name} (profile={profile}, engine={args.engine}) ...", flush=True)

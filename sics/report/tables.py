@@ -8,6 +8,7 @@ non-κ=0 feature class at every S shown; `analysis.escape_family`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -259,28 +260,45 @@ def read_ledger(name: str, out: Output) -> pd.DataFrame | None:
     if not path.exists():
         return None
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for col in set(LEDGER_NUMBERS) & set(df.columns):
+    for col in (c for c in LEDGER_NUMBERS if c in df.columns):
         df[col] = pd.to_numeric(df[col].replace("", np.nan))
     return df
 
 
+def _title_and_caption(md: Path) -> tuple[str, str]:
+    """The title and caption of a table `save_table` wrote (its first and last lines)."""
+    lines = md.read_text().strip().split("\n")
+    return lines[0].strip("*"), lines[-1].strip("_")
+
+
+def _ckpt(caption: str) -> str | None:
+    found = re.search(r"ckpt=(\S+)", caption)
+    return found.group(1) if found else None
+
+
 def save_claims(ledger: pd.DataFrame, out: Output, title: str) -> pd.DataFrame:
     """Save the claims ledger (`claims.{csv,md,tex}`), with the criteria study's C1 and C7 merged in
-    where notebook 09 has saved them (`claims_criteria.csv`); returns the ledger saved."""
-    ledger = merged(ledger, read_ledger("claims_criteria", out))
+    where notebook 09 has saved them for the same model (`claims_criteria.*`, its checkpoint in
+    the caption); returns the ledger saved."""
+    criteria, md = read_ledger("claims_criteria", out), out.folder / "claims_criteria.md"
+    if criteria is not None and md.exists() and _ckpt(_title_and_caption(md)[1]) != _ckpt(out.caption):
+        print(f"[sics] {md.name} belongs to another checkpoint: the ledger keeps its own C1 and no C7")
+        criteria = None
+    ledger = merged(ledger, criteria)
     save_table(ledger, "claims", out, shown=claims_table(ledger), title=title)
     return ledger
 
 
 def update_claims(criteria: pd.DataFrame, out: Output) -> pd.DataFrame | None:
     """Merge the criteria study's C1 and C7 into the ledger already saved in `out`'s folder (made by
-    notebook 06 or 08), keeping its title; None (nothing written) where there is none."""
+    notebook 06 or 08), keeping its title and caption, so that the files do not depend on which
+    notebook ran last; None (nothing written) where there is none."""
     ledger, md = read_ledger("claims", out), out.folder / "claims.md"
     if ledger is None or not md.exists():
         return None
-    title = md.read_text().split("\n", 1)[0].strip("*")
+    title, caption = _title_and_caption(md)
     ledger = merged(ledger, criteria)
-    save_table(ledger, "claims", out, shown=claims_table(ledger), title=title)
+    save_table(ledger, "claims", Output(out.folder, caption), shown=claims_table(ledger), title=title)
     return ledger
 
 
@@ -340,7 +358,7 @@ def power_view(power: pd.DataFrame) -> pd.DataFrame:
         "claim": power["claim"], "scorer": power["scorer"], "S": power["sparsity"].map("{:g}".format),
         "seeds": power["n_seeds"], "seed SD": power["seed_sd"].map("{:.2f}".format),
         "image SE": power["image_se"].map("{:.2f}".format), "family": power["family"],
-        "seed share": power["seed_share"].map("{:.0%}".format),
+        "seed share": power["seed_share"].map(lambda v: "-" if pd.isna(v) else f"{v:.0%}"),
         "MDE now (80%)": power["mde_now"].map("{:.2f}".format),
         "paper": power["paper"].map(lambda v: "no escape" if pd.isna(v) else f"+{v:g}"),
         "seeds needed": need,
