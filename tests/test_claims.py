@@ -61,6 +61,11 @@ def test_c1_holds_by_construction_and_fails_when_a_mask_differs():
     assert led["verdict"].iloc[0] == "supported" and led["basis"].iloc[0] == "construction"
     df = summary(PAPER_LIKE, hashes={(0.7, "log_magnitude"): "other"})
     assert verdicts(df)["C1"] == "not supported"
+    # an S where magnitude is the only κ=0 scorer (the fine grid of notebook 09) compares nothing
+    fine = summary(PAPER_LIKE)
+    alone = fine[fine["scorer"] == "magnitude"].assign(sparsity=0.85)
+    led = claims.ledger(pd.concat([fine, alone], ignore_index=True), None, ["C1"])
+    assert "identical masks at 4/4 S" in led["measured"].iloc[0]
 
 
 def test_c2_needs_narrow_intervals_to_be_supported():

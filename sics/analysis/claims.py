@@ -160,7 +160,9 @@ def _txt(r) -> str:
 
 def c1(summary: pd.DataFrame, **_) -> dict:
     k0 = summary[summary["kappa"] == "0"]
-    if k0["scorer"].nunique() < 2:
+    compared = k0.groupby("sparsity")["scorer"].nunique()
+    k0 = k0[k0["sparsity"].isin(compared[compared >= 2].index)]  # an S with one κ=0 scorer tells nothing
+    if k0.empty:
         return _missing("C1", "κ=0 scorers")
     same = k0.groupby("sparsity")["mask_hash"].nunique().eq(1)
     spread = k0.groupby("sparsity")["acc"].agg(lambda a: a.max() - a.min()).max()

@@ -335,7 +335,7 @@ def criteria_table(crit: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                "escape_low", "escape_high", "escape_p", "p_holm", "sig", "jaccard_magnitude"]].copy()  # fmt: skip
     shown = df.assign(cell=[f"{r.acc:.1f} / {fmt_signed(r.escape, r.escape_low, r.escape_high)}{_star(r.sig)} "
                             f"(J={r.jaccard_magnitude:.2f})" for r in df.itertuples()])  # fmt: skip
-    return df, _wide(shown, "cell", index=["scorer", "allocation"])
+    return df, _wide(shown, "cell", index=["scorer", "allocation"]).fillna("–")  # –: not run at that S
 
 
 def matched_view(matched: pd.DataFrame) -> pd.DataFrame:
