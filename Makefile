@@ -10,6 +10,7 @@ N ?=
 UNIT ?=
 PRECISION ?=
 ONLY ?=
+SET ?=
 EXECUTOR ?=
 CHUNK ?=
 SLURM_PARTITION ?=
@@ -43,7 +44,7 @@ CLEAN := figures/quick figures/ci figures/quick-tokens figures/ci-tokens figures
 
 help:
 	@echo 'targets:'
-	@echo '  make paper    run notebooks 01-06: every table and figure -> figures/<profile>/'
+	@echo '  make paper    run notebooks 01-09: every table and figure -> figures/<profile>/'
 	@echo '  make verify   re-evaluate a random sample of the committed results (needs DATA) and compare'
 	@echo '  make site     a static HTML report of the committed runs -> site/index.html (offline)'
 	@echo '  make test     unit tests, then nbval over the notebooks (ci profile)'
@@ -62,7 +63,8 @@ help:
 	@echo '  ENGINE      papermill (default) | inline: the same cells in this process, no jupyter'
 	@echo '  RETRAIN     1: train even where committed weights (figures/<profile>/weights.safetensors) exist'
 	@echo '  VERBOSE     1: show everything the notebooks print, not only progress and summaries'
-	@echo '  ONLY        make paper: some notebooks, e.g. 02,03; 09 (the criteria study, on the ViT and the ResNet) runs only when named'
+	@echo '  ONLY        make paper: some notebooks, e.g. 02,03 (09, the criteria study, studies the ViT; SET=arch=resnet the ResNet beside it)'
+	@echo '  SET         make paper: notebook parameters NAME=VALUE (space-separated), e.g. SET="n_seeds=20 arch=resnet"'
 	@echo '  EXECUTOR    inline (default) | local | slurm: a sweep'\''s pending rows as submitit jobs (docs/extending.md);'
 	@echo '              CHUNK rows per job (20), SLURM_PARTITION, SLURM_TIME minutes (60), SLURM_GPUS (1), SLURM_CPUS (8)'
 	@echo '  N           make verify: how many committed results to re-evaluate (default 10)'
@@ -79,7 +81,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 paper: $(VENV)/.installed
-	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose) $(if $(ONLY),--only $(ONLY))
+	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose) $(if $(ONLY),--only $(ONLY)) $(foreach s,$(SET),--set $(s))
 
 verify: $(VENV)/.installed
 	$(PY) -m sics.cli.verify --profile $(PROFILE) $(if $(N),--n $(N)) $(if $(UNIT),--unit $(UNIT)) $(if $(PRECISION),--precision $(PRECISION))

@@ -105,8 +105,11 @@ def test_notebooks_get_text_progress_unless_it_is_off(monkeypatch, env, progress
     assert "PYTHONWARNINGS" not in os.environ
 
 
-def test_the_criteria_study_runs_on_the_vit_and_on_the_resnet_unless_one_is_set():
+def test_a_notebook_runs_once_per_parameter_set_unless_one_is_set(monkeypatch):
+    from sics.cli import paper
     from sics.cli.paper import runs_of
+
+    monkeypatch.setitem(paper.RUNS, "09_criteria", ({}, {"arch": "resnet"}))
 
     assert runs_of("09_criteria", {}) == [("09_criteria", {}), ("09_criteria-resnet", {"arch": "resnet"})]
     # a --set of the parameter runs it once, as set, and the copy's name still says which

@@ -11,9 +11,8 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE  # no spinning threads if something else wakes up on the cores
 PY=${PYTHON:-.venv/bin/python}
 paper() { "$PY" -m sics.cli.paper --engine inline "$@"; }
-# 1. the criteria study (notebook 09) on the reference ViT, then beside it the ResNet (one
-#    command: `make paper ONLY=09` runs both), with the token study's 10 seeds (07) between them,
-#    being the cheapest to finish
+# 1. the criteria study (notebook 09) on the reference ViT, then beside it the ResNet, with the
+#    token study's 10 seeds (07) between them, being the cheapest to finish
 paper --profile reference --only 09 --set arch=""
 paper --profile reference --only 07 --set n_seeds=10
 paper --profile reference --only 09 --set arch=resnet

@@ -44,12 +44,13 @@ from ..paths import figures_dir, notebooks_dir
 from ..study.stage import pack_open
 
 NOTEBOOKS = ("01_finetune", "02_plateau", "03_kappa_spectrum", "04_fake_nonmonotone",
-             "05_bump_vs_chaos", "06_claims", "07_tokens", "08_architectures")  # fmt: skip
-# run when asked (`--only 09`), not by default, until their committed results regenerate without data
-ON_REQUEST = ("09_criteria",)
-# notebooks run once per parameter set: the criteria study on the ViT and on the ResNet beside it
-# (a `--set` of the same parameter runs it once, as set)
-RUNS = {"09_criteria": ({}, {"arch": "resnet"})}
+             "05_bump_vs_chaos", "06_claims", "07_tokens", "08_architectures", "09_criteria")  # fmt: skip
+# run when asked (`--only NN`), not by default, until their committed results regenerate without data
+ON_REQUEST: tuple[str, ...] = ()
+# notebooks run once per parameter set (a `--set` of the same parameter runs it once, as set). The
+# ResNet's criteria study joins, as {"09_criteria": ({}, {"arch": "resnet"})}, once it is committed;
+# until then `make paper ONLY=09 SET=arch=resnet DATA=...` runs it
+RUNS: dict[str, tuple[dict, ...]] = {}
 
 
 def runs_of(name: str, sets: dict) -> list[tuple[str, dict]]:
