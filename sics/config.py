@@ -152,6 +152,8 @@ PROFILES: dict[str, Profile] = {
             warmup_epochs=2.0,
             augment="crop_flip",
             n_seeds=5,
+            unit_seeds=(("tokens", 10),),  # the token study's 10 seeds (issue 23), cheap on tokens
+            fine_seeds=5,
             eval_batch_size=1000,
             # sized for <= 60 min of study on a 2-core CPU with AMX (docs/profiles.md): bf16
             # evaluation (2x fp32 there, 6x slower on AVX2-only CPUs), the ablations at the S of
