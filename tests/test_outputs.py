@@ -11,9 +11,10 @@ from PIL import Image
 from sics.analysis.claims import VERDICTS
 from sics.selection.scorers import NINE
 
-TABLES = [f"table{i}" for i in range(1, 6)] + ["dense", "claims", "phase"] + [
-    f"ablation_{a}" for a in ("allocation", "envelope", "axis", "lambda", "recovery")]
-FIGURES = ["fig1", "fig2", "fig3", "fig_phase", "training_curve"]
+TABLES = [f"table{i}" for i in range(1, 6)] + ["dense", "claims", "phase", "power", "seeds", "throughput"] + [
+    f"ablation_{a}" for a in ("allocation", "envelope", "axis", "lambda", "recovery")] + [
+    "criteria", "criteria_global", "criteria_spread", "matched", "claims_criteria"]  # 09
+FIGURES = ["fig1", "fig2", "fig3", "fig_phase", "training_curve", "fig_seeds", "fig_criteria"]
 
 
 def test_every_table_figure_and_record_is_made(gpu_dry_run):
@@ -34,7 +35,7 @@ def test_every_table_figure_and_record_is_made(gpu_dry_run):
     sweep = pd.read_csv(out / "sweep.csv", dtype={"kappa": str, "mask_hash": str})
     assert {"scorer", "kappa", "sparsity", "seed", "accuracy", "mask_hash"} <= set(sweep.columns)
     assert sweep["accuracy"].between(0, 1).all()
-    assert set(sweep["kappa"]) == {"0", "1", "2", "control", "baseline"}
+    assert set(sweep["kappa"]) == {"0", "1", "2", "control", "baseline", "criterion", "matched"}  # 09: the last two
     assert sweep["tag"].str.startswith("ablation-").any()  # the ablations wrote their own rows
     main_rows = sweep[sweep["tag"] == "main"]
     assert (main_rows["allocation"] == "block").all() and (main_rows["recovery_steps"] == 0).all()
@@ -47,9 +48,10 @@ def test_every_table_figure_and_record_is_made(gpu_dry_run):
         assert (nm["mask_hash"] != k0["mask_hash"].iloc[0]).all()
 
     claims = pd.read_csv(out / "claims.csv")
-    assert claims["claim"].tolist() == ["C1", "C2", "C3", "C4", "C5", "C6"]
+    assert claims["claim"].tolist() == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]  # C7 and C1's measured part: 09
     assert set(claims["verdict"]) <= set(VERDICTS)
-    assert claims.loc[0, "verdict"] == "supported" and claims.loc[0, "basis"] == "construction"
+    assert claims.loc[0, "basis"] == "construction + measured"
+    assert claims.loc[0, "measured"].startswith("by construction; identical masks at 4/4 S")
     c3 = set(claims.loc[2, "family"].split(";"))
     assert {f"{n}@0.7" for n in ("logistic_smooth", "tent_smooth", "sine_smooth")} == c3
 
@@ -69,7 +71,7 @@ def test_every_table_figure_and_record_is_made(gpu_dry_run):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["profile"] == "ci" and "torch" in prov["environment"]
     for stage in ("01_finetune", "02_plateau", "03_kappa_spectrum", "04_fake_nonmonotone",
-                  "05_bump_vs_chaos", "06_claims", "make_paper"):
+                  "05_bump_vs_chaos", "06_claims", "09_criteria", "make_paper"):
         assert stage in prov["stages"], stage
     assert prov["stages"]["01_finetune"]["data"].startswith("CIFAR-10 image-folder archive tiny.tar.gz")
     assert prov["stages"]["02_plateau"]["ckpt_id"].startswith("ci-")
