@@ -26,7 +26,7 @@ from ..errors import SicsError
 from ..files import write_text
 from ..paths import REPO, SMOKE_PROFILES, figures_root
 
-CLAIMS = ("C1", "C2", "C3", "C4", "C5", "C6")
+CLAIMS = ("C1", "C2", "C3", "C4", "C5", "C6", "C7")  # C7: where the criteria study (09) ran
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
@@ -63,7 +63,7 @@ def verdict_matrix(folders: list[Path] | None = None) -> pd.DataFrame:
     cols = {}
     for folder in folders:
         ledger = pd.read_csv(folder / "claims.csv").set_index("claim")
-        cols[study_label(folder)] = ledger["verdict"].reindex(list(CLAIMS))
+        cols[study_label(folder)] = ledger["verdict"].reindex(list(CLAIMS)).fillna("–")  # –: not studied there
     matrix = pd.DataFrame(cols)
     matrix.index.name = "claim"
     return matrix

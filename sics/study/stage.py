@@ -133,10 +133,12 @@ class Stage:
                                            kept=masks[block][stats.rank_order])))  # fmt: skip
         return pd.concat(parts, ignore_index=True)
 
-    def all_rows(self) -> pd.DataFrame:
-        """Every finished row of this model in the study's `sweep.csv`, whichever stage made it."""
+    def swept_rows(self) -> pd.DataFrame:
+        """The rows this stage's sweeps returned, as `sweep.csv` holds them: the same whatever other
+        notebooks have added to the study since, so outputs drawn from them regenerate unchanged."""
         st = self.study
-        return of_model(read_rows(st.sweep_path), st.trained.ckpt_id, st.n_test)
+        rows = of_model(read_rows(st.sweep_path), st.trained.ckpt_id, st.n_test)
+        return rows[rows["key"].isin(self._rows)].reset_index(drop=True)
 
     def sweep(self, scorers, sparsities, **kwargs) -> Results:
         """`run_sweep` over `scorers` (plus the plateau's magnitude), with its per-image results."""
