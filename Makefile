@@ -63,7 +63,7 @@ help:
 	@echo '  ENGINE      papermill (default) | inline: the same cells in this process, no jupyter'
 	@echo '  RETRAIN     1: train even where committed weights (figures/<profile>/weights.safetensors) exist'
 	@echo '  VERBOSE     1: show everything the notebooks print, not only progress and summaries'
-	@echo '  ONLY        make paper: some notebooks, e.g. 02,03 (09, the criteria study, studies the ViT; SET=arch=resnet the ResNet beside it)'
+	@echo '  ONLY        make paper: some notebooks, e.g. 02,03 (09, the criteria study, runs on the ViT and on the ResNet; SET=arch=resnet only the ResNet)'
 	@echo '  SET         make paper: notebook parameters NAME=VALUE (space-separated), e.g. SET="n_seeds=20 arch=resnet"'
 	@echo '  EXECUTOR    inline (default) | local | slurm: a sweep'\''s pending rows as submitit jobs (docs/extending.md);'
 	@echo '              CHUNK rows per job (20), SLURM_PARTITION, SLURM_TIME minutes (60), SLURM_GPUS (1), SLURM_CPUS (8)'

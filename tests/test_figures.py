@@ -27,3 +27,15 @@ def test_a_registered_baseline_scorer_is_drawn_in_figure_1(tiny_tree, monkeypatc
     assert "weight_noise (κ=baseline)" in drawn["fig1"]
     pal = figures._class_palette({"weight_noise": "baseline", "gradient": "baseline", "bump": "baseline"})
     assert pal["weight_noise"] not in (pal["gradient"], pal["bump"]) and np.all(np.isfinite(pal["weight_noise"]))
+
+
+def test_a_long_caption_is_broken_at_its_fields_to_the_figure_width():
+    fields = ["profile=reference (6x128, H=512, patch 4)", "data=CIFAR-10 (JPEG q75 copy), n_test=10000",
+              "measured on CPU (AMD EPYC, avx2, 2 threads), cpu-bf16 (emulated in fp32)", "ckpt=reference-8c6836ea2613",
+              "rev=605c6e2ded"]  # fmt: skip
+    caption = " | ".join(fields)
+    wrapped = figures.wrap_caption(caption, 4.0)  # 4 in at 6 pt: 87 characters a line
+    lines = wrapped.split("\n")
+    assert len(lines) > 1 and all(len(line) <= 87 for line in lines)
+    assert " | ".join(lines) == caption  # broken only between fields, nothing lost
+    assert figures.wrap_caption(caption, 20.0) == caption  # a wide figure keeps one line

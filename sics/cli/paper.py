@@ -47,10 +47,9 @@ NOTEBOOKS = ("01_finetune", "02_plateau", "03_kappa_spectrum", "04_fake_nonmonot
              "05_bump_vs_chaos", "06_claims", "07_tokens", "08_architectures", "09_criteria")  # fmt: skip
 # run when asked (`--only NN`), not by default, until their committed results regenerate without data
 ON_REQUEST: tuple[str, ...] = ()
-# notebooks run once per parameter set (a `--set` of the same parameter runs it once, as set). The
-# ResNet's criteria study joins, as {"09_criteria": ({}, {"arch": "resnet"})}, once it is committed;
-# until then `make paper ONLY=09 SET=arch=resnet DATA=...` runs it
-RUNS: dict[str, tuple[dict, ...]] = {}
+# notebooks run once per parameter set (a `--set` of the same parameter runs it once, as set): the
+# criteria study on the profile's ViT, then on the ResNet beside it
+RUNS: dict[str, tuple[dict, ...]] = {"09_criteria": ({}, {"arch": "resnet"})}
 
 
 def runs_of(name: str, sets: dict) -> list[tuple[str, dict]]:

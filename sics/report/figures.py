@@ -30,9 +30,22 @@ ZONE_COLORS = ("#e8f1fa", "#fdf1dc", "#fbe3e3")
 METADATA = {"pdf": {"CreationDate": None, "Producer": None, "Creator": None}, "png": {"Software": None}}
 
 
+def wrap_caption(caption: str, width_in: float, fontsize: float = 6) -> str:
+    """The caption broken at its " | " fields into lines no wider than the figure, so a long
+    caption does not widen the saved figure (bbox "tight" grows to fit any text)."""
+    limit = max(40, int(width_in * 72 / (0.55 * fontsize)))  # characters per line, ~0.55 em each
+    lines: list[str] = []
+    for field in caption.split(" | "):
+        if lines and len(lines[-1]) + 3 + len(field) <= limit:
+            lines[-1] += " | " + field
+        else:
+            lines.append(field)
+    return "\n".join(lines)
+
+
 def save_figure(fig: plt.Figure, name: str, out: Output) -> dict[str, Path]:
     """`name`.pdf and `name`.png in `out`'s folder, with its caption at the foot (deterministic bytes)."""
-    fig.text(0.01, 0.003, out.caption, fontsize=6, color="0.4", va="bottom")
+    fig.text(0.01, 0.0, wrap_caption(out.caption, fig.get_figwidth()), fontsize=6, color="0.4", va="top")
     return {
         ext: atomic_write(out.folder / f"{name}.{ext}", lambda p, e=ext: fig.savefig(
             p, format=e, dpi=150, bbox_inches="tight", metadata=METADATA[e]))
