@@ -31,8 +31,9 @@ METADATA = {"pdf": {"CreationDate": None, "Producer": None, "Creator": None}, "p
 
 
 def wrap_caption(caption: str, width_in: float, fontsize: float = 6) -> str:
-    """The caption broken at its " | " fields into lines no wider than the figure, so a long
-    caption does not widen the saved figure (bbox "tight" grows to fit any text)."""
+    """The caption broken at its " | " fields into lines no wider than the figure (a single field
+    wider than that keeps a line of its own), so a long caption does not widen the saved figure
+    (bbox "tight" grows to fit any text)."""
     limit = max(40, int(width_in * 72 / (0.55 * fontsize)))  # characters per line, ~0.55 em each
     lines: list[str] = []
     for field in caption.split(" | "):
