@@ -3,7 +3,8 @@ plateau Π(S), each non-monotone class against its matched control, and the rule
 and C7 (clustering), written before the numbers they judge were looked at.
 
 - **C1, measured.** Family: the weight-only criteria that are not transforms of m
-  (`selection.criteria.C1_FAMILY`: L1, fc1 norm, fc2 norm, FPGM) at every main S, each paired with
+  (`selection.criteria.C1_FAMILY`: L1, fc1 norm, fc2 norm, FPGM) at every main S (0.5-0.8; the
+  fine grid's rows are reported, not judged), each paired with
   magnitude on the same images. Supported iff every 95% interval lies inside ±`margin` (both
   bounds: a two-one-sided test per cell, no adjustment needed); not supported iff some difference
   is significant after Holm over the family with its interval wholly outside ±`margin` (with
@@ -32,10 +33,10 @@ from .stats import _paired_from_diff
 from .summaries import ALPHA, stack, with_holm
 
 C7_MARGIN = 2.0  # points
-C1_RULE = ("family: L1, fc1-norm, fc2-norm and FPGM against magnitude at every S, paired. Supported iff "
+C1_RULE = ("family: L1, fc1-norm, fc2-norm and FPGM against magnitude at every main S, paired. Supported iff "
            "every interval lies within ±margin; not supported iff one differs significantly (Holm) with its "
            "interval wholly outside ±margin; else inconclusive")  # fmt: skip
-C7_RULE = (f"family: every published criterion (gradient included) against Π(S) at every S, paired. "
+C7_RULE = (f"family: every published criterion (gradient included) against Π(S) at every main S, paired. "
            f"Supported iff every interval lies within ±{C7_MARGIN:g}; not supported iff one differs "
            f"significantly (Holm) with its interval wholly outside ±{C7_MARGIN:g}; else inconclusive")  # fmt: skip
 
@@ -45,6 +46,14 @@ def criteria_summary(summary: pd.DataFrame, names) -> pd.DataFrame:
     Holm over them all (`sig`)."""
     rows = summary[summary["scorer"].isin(list(names)) & (summary["allocation"] == "block")]
     return with_holm(rows.reset_index(drop=True))
+
+
+def at(summary: pd.DataFrame, sparsities) -> pd.DataFrame:
+    """The summary's rows at `sparsities` (all of them when None): the verdicts judge the main S
+    only, so the fine grid's rows never change a claim's family."""
+    if sparsities is None:
+        return summary
+    return summary[summary["sparsity"].round(6).isin([round(float(s), 6) for s in sparsities])]
 
 
 def _within(df: pd.DataFrame, margin: float) -> bool:
@@ -101,9 +110,10 @@ def matched_table(rows: pd.DataFrame, correct, classes, control: str = "matched_
     return with_holm(df, p_col="p", alpha=ALPHA) if len(df) else df.assign(p_holm=[], sig=[])
 
 
-def ledger_rows(summary: pd.DataFrame, names, family, margin: float = claims.MARGIN) -> list[dict]:
-    """C1 with both parts (by construction, measured) and C7: ledger rows (`claims.ledger`'s columns)."""
-    main = summary[(summary["allocation"] == "block") & (summary["recovery_steps"] == 0)]
+def ledger_rows(summary: pd.DataFrame, names, family, margin: float = claims.MARGIN, sparsities=None) -> list[dict]:
+    """C1 with both parts (by construction, measured) and C7 at `sparsities` (the main S): ledger
+    rows (`claims.ledger`'s columns)."""
+    main = at(summary[(summary["allocation"] == "block") & (summary["recovery_steps"] == 0)], sparsities)
     built = claims.c1(main)
     v1, m1 = c1_measured(main, family, margin)
     fam1 = criteria_summary(main, family)
@@ -117,6 +127,6 @@ def ledger_rows(summary: pd.DataFrame, names, family, margin: float = claims.MAR
     return [c1, {**row7, "rule": C7_RULE}]
 
 
-def ledger(summary: pd.DataFrame, names, family, margin: float = claims.MARGIN) -> pd.DataFrame:
-    """The criteria study's ledger: C1 (both parts) and C7 (`ledger_rows`)."""
-    return pd.DataFrame(ledger_rows(summary, names, family, margin))
+def ledger(summary: pd.DataFrame, names, family, margin: float = claims.MARGIN, sparsities=None) -> pd.DataFrame:
+    """The criteria study's ledger: C1 (both parts) and C7 at `sparsities` (`ledger_rows`)."""
+    return pd.DataFrame(ledger_rows(summary, names, family, margin, sparsities))

@@ -1,6 +1,7 @@
-"""The criteria study's sweeps (notebook 09): every published criterion that applies to the unit,
-the adaptive selector (main and fine grid), LAMP and magnitude under global allocation, and each
-non-monotone class's matched-perturbation control, all with their per-image results."""
+"""The criteria study's sweeps (notebook 09): every published criterion that applies to the unit
+and the adaptive selector, at the main S and over the fine grid, LAMP and magnitude under global
+allocation, and each non-monotone class's matched-perturbation control, all with their per-image
+results."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ class CriteriaResults:
     matched: Results  # each non-monotone class's matched control (tag "matched"), with the classes
     global_: Results  # LAMP and magnitude under global allocation
     adaptive: Results  # the adaptive selector on the fine grid
+    fine: Results  # the published criteria on the fine grid (its main-S rows are those of `main`)
 
     def summary(self) -> pd.DataFrame:
         """One summary of the main, global and fine-grid rows (`analysis.summarize`)."""
-        rows = pd.concat([self.main.rows, self.global_.rows, self.adaptive.rows]).drop_duplicates("key")
-        return summarize(rows, {**self.main.correct, **self.global_.correct, **self.adaptive.correct})
+        parts = (self.main, self.global_, self.adaptive, self.fine)
+        rows = pd.concat([r.rows for r in parts]).drop_duplicates("key")
+        return summarize(rows, {k: v for r in parts for k, v in r.correct.items()})
 
 
 def run_criteria(stage: Stage, sparsities, feature_classes, n_seeds: int | None = None) -> CriteriaResults:
@@ -38,4 +41,5 @@ def run_criteria(stage: Stage, sparsities, feature_classes, n_seeds: int | None 
     correct = {k: v for r in (main, *matched) for k, v in r.correct.items()}
     global_ = stage.sweep(["lamp", "magnitude"], sparsities, n_seeds=n_seeds, allocation="global")
     adaptive = stage.fine_sweep(["sics_adaptive"])
-    return CriteriaResults(names, main, Results(rows, correct), global_, adaptive)
+    fine = stage.fine_sweep(names)
+    return CriteriaResults(names, main, Results(rows, correct), global_, adaptive, fine)
