@@ -13,7 +13,7 @@ from sics.selection.scorers import NINE
 
 TABLES = [f"table{i}" for i in range(1, 6)] + ["dense", "claims", "phase", "power", "seeds", "throughput"] + [
     f"ablation_{a}" for a in ("allocation", "envelope", "axis", "lambda", "recovery")] + [
-    "criteria", "criteria_global", "criteria_spread", "matched", "claims_criteria"]  # 09
+    "criteria", "criteria_fine", "criteria_global", "criteria_spread", "adaptive", "matched", "claims_criteria"]  # 09
 FIGURES = ["fig1", "fig2", "fig3", "fig_phase", "training_curve", "fig_seeds", "fig_criteria"]
 
 
@@ -67,6 +67,18 @@ def test_every_table_figure_and_record_is_made(gpu_dry_run):
     assert (t2["escape_low"] <= t2["escape"]).all() and (t2["escape"] <= t2["escape_high"]).all()
     phase = pd.read_csv(out / "phase.csv")
     assert sorted(phase["sparsity"].unique()) == [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+    # 09: the criteria table and the verdicts at the main S, the fine grid in a table of its own,
+    # where the adaptive selector is magnitude below its first boundary (S = 0.65)
+    assert sorted(pd.read_csv(out / "criteria.csv")["sparsity"].unique()) == [0.5, 0.6, 0.7, 0.8]
+    fine = pd.read_csv(out / "criteria_fine.csv")
+    assert {"l1_magnitude", "fpgm", "wanda", "gradient", "random", "sics_adaptive"} <= set(fine["scorer"])
+    assert (fine.groupby("scorer")["sparsity"].nunique() == 6).all()
+    versus = pd.read_csv(out / "adaptive.csv")
+    assert {"magnitude", "gradient", "l1_magnitude"} <= set(versus["versus"])
+    low = versus[(versus["versus"] == "magnitude") & (versus["sparsity"] < 0.65)]
+    assert len(low) == 3 and (low["mean"] == 0).all()
+    assert (versus.loc[versus["versus"] == "gradient", "sparsity"].nunique()) == 6
 
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["profile"] == "ci" and "torch" in prov["environment"]

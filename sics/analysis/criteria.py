@@ -18,6 +18,10 @@ and C7 (clustering), written before the numbers they judge were looked at.
   ±2; not supported iff some criterion differs significantly (Holm) and its interval lies wholly
   outside ±2; inconclusive otherwise. The spread (max − min of the criteria's mean accuracies)
   is reported beside it.
+- **The adaptive selector over the fine grid.** Per S: `sics_adaptive` − each published criterion
+  (Π(S) included), on the same images; seed s against seed s where both are seeded, against the
+  one selection where the other is deterministic. Reported with Holm over the whole table, not
+  judged by a claim.
 - **Matched controls.** Per class and S: class − `matched_random` of that class, seed s against
   seed s on the same images (the control swaps as many channels per block, near the cut): does
   the feature's shape matter, or only how far it moves the selection? Holm over classes × S.
@@ -89,6 +93,41 @@ def c7(summary: pd.DataFrame, names) -> tuple[str, str, pd.DataFrame]:
     if len(far):
         return "not supported", measured, spread.reset_index()
     return ("supported" if _within(fam, C7_MARGIN) else "inconclusive"), measured, spread.reset_index()
+
+
+def _difference(a: pd.DataFrame, b: pd.DataFrame, correct) -> tuple[int, object] | None:
+    """a − b on the same images (points, `_paired_from_diff`): seed-paired where both groups are
+    seeded, else against b's one selection; None when fewer than two pairs exist."""
+    if len(b) == 1:
+        seeds = sorted(a["seed"])
+        d = stack(correct, a).astype(np.float64) - stack(correct, b)
+    else:
+        seeds = sorted(set(a["seed"]) & set(b["seed"]))
+        if len(seeds) < 2:
+            return None
+        d = (stack(correct, a.set_index("seed").loc[seeds].reset_index()).astype(np.float64)
+             - stack(correct, b.set_index("seed").loc[seeds].reset_index()))  # fmt: skip
+    return len(seeds), _paired_from_diff(d * 100.0, stochastic=True)
+
+
+def versus_table(rows: pd.DataFrame, correct, scorer: str, others) -> pd.DataFrame:
+    """`scorer` − each of `others` per S, at every S where both ran (per-block allocation, main
+    tag), with Holm over the table. Columns: scorer, versus, sparsity, n_seeds, mean, low, high,
+    p, p_holm, sig (points)."""
+    rows = rows[(rows["allocation"] == "block") & (rows["recovery_steps"] == 0) & (rows["tag"] == "main")]
+    out = []
+    for S, at_s in rows.groupby("sparsity"):
+        a = at_s[at_s["scorer"] == scorer]
+        for other in others:
+            b = at_s[at_s["scorer"] == other]
+            got = _difference(a, b, correct) if len(a) and len(b) and other != scorer else None
+            if got is None:
+                continue
+            n, d = got
+            out.append(dict(scorer=scorer, versus=other, sparsity=float(S), n_seeds=n, mean=d.mean,
+                            low=d.low, high=d.high, p=d.p_value))  # fmt: skip
+    df = pd.DataFrame(out, columns=["scorer", "versus", "sparsity", "n_seeds", "mean", "low", "high", "p"])
+    return with_holm(df, p_col="p", alpha=ALPHA) if len(df) else df.assign(p_holm=[], sig=[])
 
 
 def matched_table(rows: pd.DataFrame, correct, classes, control: str = "matched_random") -> pd.DataFrame:

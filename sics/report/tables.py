@@ -328,14 +328,24 @@ def ablation_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 # --- beyond the paper: published criteria ------------------------------------------------------
 
 
-def criteria_table(crit: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def criteria_table(crit: pd.DataFrame, compact: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Published criteria x S (`analysis.criteria.criteria_summary`): accuracy and the paired
-    difference from the plateau Π(S), with Jaccard against magnitude; *: significant (Holm)."""
+    difference from the plateau Π(S), with Jaccard against magnitude; *: significant (Holm).
+    `compact` (for the fine grid's many columns) shows accuracy and difference only."""
     df = crit[["scorer", "allocation", "sparsity", "n_seeds", "acc", "acc_low", "acc_high", "plateau", "escape",
                "escape_low", "escape_high", "escape_p", "p_holm", "sig", "jaccard_magnitude"]].copy()  # fmt: skip
-    shown = df.assign(cell=[f"{r.acc:.1f} / {fmt_signed(r.escape, r.escape_low, r.escape_high)}{_star(r.sig)} "
-                            f"(J={r.jaccard_magnitude:.2f})" for r in df.itertuples()])  # fmt: skip
-    return df, _wide(shown, "cell", index=["scorer", "allocation"]).fillna("–")  # –: not run at that S
+    if compact:
+        cells = [f"{r.acc:.1f} ({r.escape:+.1f}){_star(r.sig)}" for r in df.itertuples()]
+    else:
+        cells = [f"{r.acc:.1f} / {fmt_signed(r.escape, r.escape_low, r.escape_high)}{_star(r.sig)} "
+                 f"(J={r.jaccard_magnitude:.2f})" for r in df.itertuples()]  # fmt: skip
+    return df, _wide(df.assign(cell=cells), "cell", index=["scorer", "allocation"]).fillna("–")  # –: not run at that S
+
+
+def versus_view(versus: pd.DataFrame) -> pd.DataFrame:
+    """One scorer against others per S (`analysis.criteria.versus_table`), formatted wide."""
+    shown = versus.assign(cell=[f"{fmt_signed(r.mean, r.low, r.high)}{_star(r.sig)}" for r in versus.itertuples()])
+    return _wide(shown, "cell", index=["versus"]).fillna("–")
 
 
 def matched_view(matched: pd.DataFrame) -> pd.DataFrame:

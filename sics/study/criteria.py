@@ -30,6 +30,12 @@ class CriteriaResults:
         rows = pd.concat([r.rows for r in parts]).drop_duplicates("key")
         return summarize(rows, {k: v for r in parts for k, v in r.correct.items()})
 
+    def fine_grid(self) -> Results:
+        """The adaptive selector's and the criteria's rows over the fine grid, with their
+        per-image results."""
+        rows = pd.concat([self.adaptive.rows, self.fine.rows]).drop_duplicates("key").reset_index(drop=True)
+        return Results(rows, {**self.adaptive.correct, **self.fine.correct})
+
 
 def run_criteria(stage: Stage, sparsities, feature_classes, n_seeds: int | None = None) -> CriteriaResults:
     """The study's sweeps, in order of value: criteria, adaptive, matched controls, global, fine grid."""
