@@ -259,7 +259,7 @@ def figure_units(summaries: dict[str, pd.DataFrame | None]) -> plt.Figure:
 def figure_criteria(crit: pd.DataFrame, classes: pd.DataFrame) -> plt.Figure:
     """Accuracy vs S of every published criterion (bands: 95% CI over seeds), beside the plateau
     Π(S) and the range of the feature classes' mean accuracies (grey)."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    fig, ax = plt.subplots(figsize=(9.0, 4.6))
     band = classes.groupby("sparsity")["acc"].agg(["min", "max"]).sort_index()
     ax.fill_between(band.index, band["min"], band["max"], color="0.85", label="feature classes (range)")
     plateau = crit.groupby("sparsity")["plateau"].first().sort_index()
@@ -275,7 +275,7 @@ def figure_criteria(crit: pd.DataFrame, classes: pd.DataFrame) -> plt.Figure:
     ax.set_xlabel("sparsity S")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Published criteria against the plateau (bands: 95% CI over seeds)")
-    ax.legend(fontsize=7, ncol=2, loc="lower left", framealpha=0.9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside: the curves fill the axes
     fig.tight_layout()
     return fig
 
