@@ -68,6 +68,7 @@ class Profile:
     # beyond the paper: phase-diagram grid (start, stop, step) and ablation budget
     fine_grid: tuple[float, float, float] = (0.40, 0.90, 0.025)
     fine_seeds: int | None = None  # seeds on the fine grid (None: n_seeds)
+    criteria_seeds: int | None = None  # seeds of the criteria study, notebook 09 (None: n_seeds)
     ablation_seeds: int = 3
     recovery_steps: int = 100  # steps of recovery fine-tuning in the recovery ablation
     ablation_sparsities: tuple[float, ...] | None = None  # None: the notebook's main sparsities
@@ -154,6 +155,7 @@ PROFILES: dict[str, Profile] = {
             n_seeds=5,
             unit_seeds=(("tokens", 10),),  # tokens are cheap: 10 seeds, where the image noise dominates
             fine_seeds=5,
+            criteria_seeds=5,
             eval_batch_size=1000,
             # sized for <= 60 min of study on a 2-core CPU with AMX (docs/profiles.md): bf16
             # evaluation (2x fp32 there, 6x slower on AVX2-only CPUs), the ablations at the S of
@@ -236,6 +238,8 @@ PROFILES: dict[str, Profile] = {
             n_seeds=5,
             eval_batch_size=1000,
             fine_grid=(0.40, 0.90, 0.05),
+            fine_seeds=5,
+            criteria_seeds=5,
             ablation_seeds=3,
             recovery_steps=100,
         ),
