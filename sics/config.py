@@ -67,8 +67,8 @@ class Profile:
     fp32_decisions: bool = False
     # beyond the paper: phase-diagram grid (start, stop, step) and ablation budget
     fine_grid: tuple[float, float, float] = (0.40, 0.90, 0.025)
-    fine_seeds: int | None = None  # seeds on the fine grid (None: n_seeds)
-    criteria_seeds: int | None = None  # seeds of the criteria study, notebook 09 (None: n_seeds)
+    fine_seeds: int | None = None  # seeds on the fine grid (None: the main grid's, `seeds(unit)`)
+    criteria_seeds: int | None = None  # seeds of notebook 09 at the main S (None: the main grid's)
     ablation_seeds: int = 3
     recovery_steps: int = 100  # steps of recovery fine-tuning in the recovery ablation
     ablation_sparsities: tuple[float, ...] | None = None  # None: the notebook's main sparsities

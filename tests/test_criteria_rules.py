@@ -8,6 +8,7 @@ import pytest
 from scipy import stats as sps
 
 from sics.analysis import criteria as crit
+from sics.analysis.stats import holm
 
 MAIN = (0.5, 0.6, 0.7, 0.8)
 KAPPA0 = ("magnitude", "magnitude_sq", "log_magnitude")
@@ -47,10 +48,22 @@ def test_c1_measured_is_not_supported_when_one_differs_beyond_the_margin():
     assert led.loc[0, "basis"] == "construction + measured"
 
 
-def test_c1_measured_is_inconclusive_when_a_significant_difference_stays_inside_the_margin():
-    """0.45 ± 0.3 is significant, but its interval reaches past the margin and is not wholly
-    outside it either: neither rule applies."""
-    assert verdicts(summary({**{n: 0.0 for n in C1}, "l1_magnitude": 0.45}))["C1"] == "inconclusive"
+def test_c1_measured_is_inconclusive_when_a_significant_difference_straddles_the_margin():
+    """0.6 ± 0.3 is significant after Holm over the 16 cells, but its interval [0.3, 0.9] is
+    neither within the margin nor wholly outside it: neither rule applies."""
+    s = summary({**{n: 0.0 for n in C1}, "l1_magnitude": 0.6})
+    assert crit.criteria_summary(s, C1)["sig"].eq("up").sum() == 4  # one per S
+    assert verdicts(s)["C1"] == "inconclusive"
+
+
+def test_c1_measured_needs_holm_to_call_a_difference_beyond_the_margin():
+    """1.7 ± 1.176: the interval [0.52, 2.88] lies wholly outside the margin and p = 0.005, but
+    Holm over the 16 cells lifts p above 0.05, so the difference is not called."""
+    s = summary({**{n: 0.0 for n in C1}, "l1_magnitude": 1.7}, half=1.176)
+    fam = crit.criteria_summary(s, C1)
+    hit = fam[fam["scorer"] == "l1_magnitude"]
+    assert (hit["escape_p"] < 0.05).all() and (hit["p_holm"] > 0.05).all()
+    assert verdicts(s)["C1"] == "inconclusive"
 
 
 def test_c1_fails_by_construction_whatever_the_measured_part_says():
@@ -113,8 +126,57 @@ def test_versus_table_pairs_seeds_and_recovers_the_built_in_differences():
     assert (v["p_holm"] >= v["p"]).all() and set(v["sig"]) <= {"up", "down", ""}
 
 
-def test_versus_table_ignores_other_allocations_and_tags():
+def test_versus_table_ignores_other_allocations_tags_and_recovery():
     rows, correct = rows_and_correct()
     moved = rows.assign(allocation=np.where(rows["scorer"] == "C", "global", "block"))
     assert set(crit.versus_table(moved, correct, "A", ["B", "C"])["versus"]) == {"B"}
     assert crit.versus_table(rows.assign(tag="matched"), correct, "A", ["B"]).empty
+    assert crit.versus_table(rows.assign(recovery_steps=100), correct, "A", ["B"]).empty
+
+
+def test_versus_table_pairs_only_the_seeds_both_have():
+    rows, correct = rows_and_correct()
+    extra = rows[rows["scorer"] == "B"].copy()
+    for seed in range(5, 20):  # B with 20 seeds: A's 5 pair with B's first 5
+        more = extra.assign(seed=seed, mask_hash=extra["mask_hash"] + f"x{seed}")
+        for r in more.itertuples():
+            correct[(r.mask_hash, 0, 0)] = correct[(f"B-{r.sparsity}-0", 0, 0)]
+        rows = pd.concat([rows, more], ignore_index=True)
+    v = crit.versus_table(rows, correct, "A", ["B"])
+    assert (v["n_seeds"] == 5).all()
+    shifted = rows[~((rows["scorer"] == "B") & (rows["seed"] < 2))]  # B from seed 2: 3 pairs
+    assert (crit.versus_table(shifted, correct, "A", ["B"])["n_seeds"] == 3).all()
+    one = rows[~((rows["scorer"] == "B") & (rows["seed"] != 3))]  # a seeded B with one seed: no pairs
+    assert crit.versus_table(one, correct, "A", ["B"]).empty
+
+
+def test_pairing_by_seed_narrows_the_interval_when_seeds_share_their_luck():
+    """A's seed s is B's seed s with 1% of the images flipped, and the seeds differ a lot among
+    themselves: paired by seed the difference is sharp, unpaired it would carry the seeds' spread."""
+    rng = np.random.default_rng(1)
+    rows, correct = [], {}
+    for seed in range(5):
+        b = rng.random(4000) < rng.uniform(0.3, 0.7)  # each seed its own accuracy
+        a = b | (rng.random(4000) < 0.02)
+        for name, c in (("A", a), ("B", b)):
+            correct[(f"{name}{seed}", 0, 0)] = c
+            rows.append(dict(scorer=name, sparsity=0.7, seed=seed, allocation="block", recovery_steps=0,
+                             tag="main", mask_hash=f"{name}{seed}"))  # fmt: skip
+    v = crit.versus_table(pd.DataFrame(rows), correct, "A", ["B"]).iloc[0]
+    acc = {n: np.array([correct[(f"{n}{s}", 0, 0)].mean() * 100 for s in range(5)]) for n in "AB"}
+    unpaired_half = 2.78 * np.sqrt((acc["A"].var(ddof=1) + acc["B"].var(ddof=1)) / 5)
+    assert v["high"] - v["low"] < 0.2 * 2 * unpaired_half and v["low"] > 0
+
+
+def test_identical_selections_stay_out_of_the_holm_family():
+    """Where A keeps C's channels for every seed (here at S = 0.5) the cell is exactly 0 and not
+    tested: the family is the other cells, Holm-adjusted among themselves."""
+    rows, correct = rows_and_correct()
+    at = (rows["scorer"] == "A") & (rows["sparsity"] == 0.5)
+    rows.loc[at, "mask_hash"] = "C-0.5-0"
+    v = crit.versus_table(rows, correct, "A", ["B", "C"])
+    zero = v[(v["versus"] == "C") & (v["sparsity"] == 0.5)]
+    assert len(zero) == 1 and zero["identical"].all() and (zero["mean"] == 0).all()
+    assert (zero["p_holm"] == 1).all() and (zero["sig"] == "").all()
+    tested = v[~v["identical"]]
+    assert len(tested) == 3 and np.allclose(tested["p_holm"], holm(tested["p"].to_numpy()))

@@ -79,6 +79,9 @@ def test_every_table_figure_and_record_is_made(gpu_dry_run):
     low = versus[(versus["versus"] == "magnitude") & (versus["sparsity"] < 0.65)]
     assert len(low) == 3 and (low["mean"] == 0).all()
     assert (versus.loc[versus["versus"] == "gradient", "sparsity"].nunique()) == 6
+    assert low["identical"].all() and "lamp" not in set(versus["versus"])  # LAMP per block is magnitude
+    judged = pd.read_csv(out / "claims_criteria.csv").set_index("claim")["family"]
+    assert {c.split("@")[1] for f in judged for c in f.split(";")} == {"0.5", "0.6", "0.7", "0.8"}
 
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["profile"] == "ci" and "torch" in prov["environment"]

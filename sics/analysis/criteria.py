@@ -20,8 +20,8 @@ and C7 (clustering), written before the numbers they judge were looked at.
   is reported beside it.
 - **The adaptive selector over the fine grid.** Per S: `sics_adaptive` − each published criterion
   (Π(S) included), on the same images; seed s against seed s where both are seeded, against the
-  one selection where the other is deterministic. Reported with Holm over the whole table, not
-  judged by a claim.
+  one selection where the other is deterministic. Reported with Holm over the table's cells where
+  the selections differ, not judged by a claim.
 - **Matched controls.** Per class and S: class − `matched_random` of that class, seed s against
   seed s on the same images (the control swaps as many channels per block, near the cut): does
   the feature's shape matter, or only how far it moves the selection? Holm over classes × S.
@@ -29,12 +29,14 @@ and C7 (clustering), written before the numbers they judge were looked at.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
 from . import claims
-from .stats import _paired_from_diff
-from .summaries import ALPHA, stack, with_holm
+from .stats import Paired, _paired_from_diff
+from .summaries import ALPHA, Correct, is_stochastic, stack, with_holm
 
 C7_MARGIN = 2.0  # points
 C1_RULE = ("family: L1, fc1-norm, fc2-norm and FPGM against magnitude at every main S, paired. Supported iff "
@@ -52,7 +54,7 @@ def criteria_summary(summary: pd.DataFrame, names) -> pd.DataFrame:
     return with_holm(rows.reset_index(drop=True))
 
 
-def at(summary: pd.DataFrame, sparsities) -> pd.DataFrame:
+def at(summary: pd.DataFrame, sparsities: Iterable[float] | None) -> pd.DataFrame:
     """The summary's rows at `sparsities` (all of them when None): the verdicts judge the main S
     only, so the fine grid's rows never change a claim's family."""
     if sparsities is None:
@@ -95,39 +97,49 @@ def c7(summary: pd.DataFrame, names) -> tuple[str, str, pd.DataFrame]:
     return ("supported" if _within(fam, C7_MARGIN) else "inconclusive"), measured, spread.reset_index()
 
 
-def _difference(a: pd.DataFrame, b: pd.DataFrame, correct) -> tuple[int, object] | None:
-    """a − b on the same images (points, `_paired_from_diff`): seed-paired where both groups are
-    seeded, else against b's one selection; None when fewer than two pairs exist."""
-    if len(b) == 1:
-        seeds = sorted(a["seed"])
-        d = stack(correct, a).astype(np.float64) - stack(correct, b)
-    else:
+def _difference(a: pd.DataFrame, b: pd.DataFrame, correct: Correct, a_seeded: bool,
+                b_seeded: bool) -> tuple[int, Paired] | None:  # fmt: skip
+    """a − b on the same images (points, `_paired_from_diff`): seed s against seed s where both
+    are seeded, else every seed of the seeded one against the other's one selection; None when
+    that leaves fewer than two seeds of a seeded scorer."""
+    if a_seeded and b_seeded:
         seeds = sorted(set(a["seed"]) & set(b["seed"]))
-        if len(seeds) < 2:
-            return None
-        d = (stack(correct, a.set_index("seed").loc[seeds].reset_index()).astype(np.float64)
-             - stack(correct, b.set_index("seed").loc[seeds].reset_index()))  # fmt: skip
-    return len(seeds), _paired_from_diff(d * 100.0, stochastic=True)
+        a, b = (g[g["seed"].isin(seeds)] for g in (a, b))
+    else:
+        seeds = sorted((b if b_seeded else a)["seed"])
+    if (a_seeded or b_seeded) and len(seeds) < 2:
+        return None
+    d = stack(correct, a).astype(np.float64) - stack(correct, b)  # [seeds or 1, images], broadcast
+    return len(seeds), _paired_from_diff(d * 100.0, stochastic=a_seeded or b_seeded)
 
 
-def versus_table(rows: pd.DataFrame, correct, scorer: str, others) -> pd.DataFrame:
-    """`scorer` − each of `others` per S, at every S where both ran (per-block allocation, main
-    tag), with Holm over the table. Columns: scorer, versus, sparsity, n_seeds, mean, low, high,
-    p, p_holm, sig (points)."""
+def versus_table(rows: pd.DataFrame, correct: Correct, scorer: str, others: Iterable[str]) -> pd.DataFrame:
+    """`scorer` − each of `others` per S, at every S where both ran (one-shot, per-block
+    allocation, main tag). Holm over the table's cells where the two selections differ; a cell
+    where they are the same for every seed (e.g. the adaptive selector is magnitude below its
+    first boundary) is exactly 0 and stays out of the family (`identical`). Columns: scorer,
+    versus, sparsity, n_seeds, mean, low, high, p, identical, p_holm, sig (points)."""
     rows = rows[(rows["allocation"] == "block") & (rows["recovery_steps"] == 0) & (rows["tag"] == "main")]
+    a_seeded = is_stochastic(scorer, rows)
     out = []
     for S, at_s in rows.groupby("sparsity"):
         a = at_s[at_s["scorer"] == scorer]
         for other in others:
             b = at_s[at_s["scorer"] == other]
-            got = _difference(a, b, correct) if len(a) and len(b) and other != scorer else None
+            if other == scorer or a.empty or b.empty:
+                continue
+            got = _difference(a, b, correct, a_seeded, is_stochastic(other, rows))
             if got is None:
                 continue
             n, d = got
+            same = set(a["mask_hash"]) == set(b["mask_hash"]) and a["mask_hash"].nunique() == 1
             out.append(dict(scorer=scorer, versus=other, sparsity=float(S), n_seeds=n, mean=d.mean,
-                            low=d.low, high=d.high, p=d.p_value))  # fmt: skip
-    df = pd.DataFrame(out, columns=["scorer", "versus", "sparsity", "n_seeds", "mean", "low", "high", "p"])
-    return with_holm(df, p_col="p", alpha=ALPHA) if len(df) else df.assign(p_holm=[], sig=[])
+                            low=d.low, high=d.high, p=d.p_value, identical=same))  # fmt: skip
+    cols = ["scorer", "versus", "sparsity", "n_seeds", "mean", "low", "high", "p", "identical"]
+    df = pd.DataFrame(out, columns=cols)
+    tested = with_holm(df[~df["identical"].astype(bool)], p_col="p", alpha=ALPHA)
+    df = df.join(tested[["p_holm", "sig"]])
+    return df.fillna({"p_holm": 1.0, "sig": ""}).astype({"p_holm": float})
 
 
 def matched_table(rows: pd.DataFrame, correct, classes, control: str = "matched_random") -> pd.DataFrame:
@@ -149,7 +161,8 @@ def matched_table(rows: pd.DataFrame, correct, classes, control: str = "matched_
     return with_holm(df, p_col="p", alpha=ALPHA) if len(df) else df.assign(p_holm=[], sig=[])
 
 
-def ledger_rows(summary: pd.DataFrame, names, family, margin: float = claims.MARGIN, sparsities=None) -> list[dict]:
+def ledger_rows(summary: pd.DataFrame, names, family, margin: float = claims.MARGIN,
+                sparsities: Iterable[float] | None = None) -> list[dict]:  # fmt: skip
     """C1 with both parts (by construction, measured) and C7 at `sparsities` (the main S): ledger
     rows (`claims.ledger`'s columns)."""
     main = at(summary[(summary["allocation"] == "block") & (summary["recovery_steps"] == 0)], sparsities)
@@ -166,6 +179,7 @@ def ledger_rows(summary: pd.DataFrame, names, family, margin: float = claims.MAR
     return [c1, {**row7, "rule": C7_RULE}]
 
 
-def ledger(summary: pd.DataFrame, names, family, margin: float = claims.MARGIN, sparsities=None) -> pd.DataFrame:
+def ledger(summary: pd.DataFrame, names, family, margin: float = claims.MARGIN,
+           sparsities: Iterable[float] | None = None) -> pd.DataFrame:  # fmt: skip
     """The criteria study's ledger: C1 (both parts) and C7 at `sparsities` (`ledger_rows`)."""
     return pd.DataFrame(ledger_rows(summary, names, family, margin, sparsities))

@@ -258,7 +258,7 @@ def figure_units(summaries: dict[str, pd.DataFrame | None]) -> plt.Figure:
 
 def figure_criteria(crit: pd.DataFrame, classes: pd.DataFrame) -> plt.Figure:
     """Accuracy vs S of every published criterion (bands: 95% CI over seeds), beside the plateau
-    Π(S) and the range of the feature classes' mean accuracies (grey)."""
+    Π(S) and the range of the feature classes' mean accuracies (grey, at the S of `classes`)."""
     fig, ax = plt.subplots(figsize=(9.0, 4.6))
     band = classes.groupby("sparsity")["acc"].agg(["min", "max"]).sort_index()
     ax.fill_between(band.index, band["min"], band["max"], color="0.85", label="feature classes (range)")

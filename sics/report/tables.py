@@ -335,7 +335,7 @@ def criteria_table(crit: pd.DataFrame, compact: bool = False) -> tuple[pd.DataFr
     df = crit[["scorer", "allocation", "sparsity", "n_seeds", "acc", "acc_low", "acc_high", "plateau", "escape",
                "escape_low", "escape_high", "escape_p", "p_holm", "sig", "jaccard_magnitude"]].copy()  # fmt: skip
     if compact:
-        cells = [f"{r.acc:.1f} ({r.escape:+.1f}){_star(r.sig)}" for r in df.itertuples()]
+        cells = [f"{r.acc:.1f} ({fmt_signed(r.escape)}){_star(r.sig)}" for r in df.itertuples()]
     else:
         cells = [f"{r.acc:.1f} / {fmt_signed(r.escape, r.escape_low, r.escape_high)}{_star(r.sig)} "
                  f"(J={r.jaccard_magnitude:.2f})" for r in df.itertuples()]  # fmt: skip

@@ -22,19 +22,27 @@ class CriteriaResults:
     matched: Results  # each non-monotone class's matched control (tag "matched"), with the classes
     global_: Results  # LAMP and magnitude under global allocation
     adaptive: Results  # the adaptive selector on the fine grid
-    fine: Results  # the published criteria on the fine grid (its main-S rows are those of `main`)
+    fine: Results  # the published criteria on the fine grid (main S included, with `fine_seeds`)
 
     def summary(self) -> pd.DataFrame:
-        """One summary of the main, global and fine-grid rows (`analysis.summarize`)."""
-        parts = (self.main, self.global_, self.adaptive, self.fine)
-        rows = pd.concat([r.rows for r in parts]).drop_duplicates("key")
-        return summarize(rows, {k: v for r in parts for k, v in r.correct.items()})
+        """The main S (`analysis.summarize`): the main and global rows, at the criteria's seeds.
+        The fine grid's rows stay out, since its seeds may differ (its own `fine_summary`)."""
+        return _summary(self.main, self.global_)
+
+    def fine_summary(self) -> pd.DataFrame:
+        """The fine grid (`analysis.summarize`): the criteria's and the adaptive selector's rows."""
+        return _summary(self.fine, self.adaptive)
 
     def fine_grid(self) -> Results:
         """The adaptive selector's and the criteria's rows over the fine grid, with their
         per-image results."""
         rows = pd.concat([self.adaptive.rows, self.fine.rows]).drop_duplicates("key").reset_index(drop=True)
         return Results(rows, {**self.adaptive.correct, **self.fine.correct})
+
+
+def _summary(*parts: Results) -> pd.DataFrame:
+    rows = pd.concat([r.rows for r in parts]).drop_duplicates("key")
+    return summarize(rows, {k: v for r in parts for k, v in r.correct.items()})
 
 
 def run_criteria(stage: Stage, sparsities, feature_classes, n_seeds: int | None = None) -> CriteriaResults:
