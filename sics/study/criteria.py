@@ -31,13 +31,13 @@ class CriteriaResults:
 
     def fine_summary(self) -> pd.DataFrame:
         """The fine grid (`analysis.summarize`): the criteria's and the adaptive selector's rows."""
-        return _summary(self.fine, self.adaptive)
+        return self.fine_grid().summary()
 
     def fine_grid(self) -> Results:
         """The adaptive selector's and the criteria's rows over the fine grid, with their
         per-image results."""
-        rows = pd.concat([self.adaptive.rows, self.fine.rows]).drop_duplicates("key").reset_index(drop=True)
-        return Results(rows, {**self.adaptive.correct, **self.fine.correct})
+        rows = pd.concat([self.fine.rows, self.adaptive.rows]).drop_duplicates("key").reset_index(drop=True)
+        return Results(rows, {**self.fine.correct, **self.adaptive.correct})
 
 
 def _summary(*parts: Results) -> pd.DataFrame:
