@@ -174,7 +174,7 @@ def stage_info(study, seconds: float, **extra) -> dict:
                 data=study.data_source,
                 data_loaded=study.data_loaded, precision=study.precision,
                 ckpt_id=study.trained.ckpt_id, dense_accuracy=study.dense_accuracy,
-                n_test=study.n_test, n_seeds=p.seeds(study.unit.name), train_seed=p.train_seed,
+                n_test=study.n_test, train_seed=p.train_seed,
                 trained_now=study.trained.trained_now,
                 weights_sha256=study.trained.weights_sha256,
                 train_seconds=round(study.trained.train_seconds, 1), **extra)  # fmt: skip

@@ -75,6 +75,9 @@ def test_papermill_and_inline_engines_give_the_same_tables(tiny_tree, tmp_path, 
     stages = json.loads((outputs["inline"] / "provenance.json").read_text())["stages"]
     assert set(stages["make_paper --only 01,02"]["seconds_per_notebook"]) == {"01_finetune", "02_plateau"}
     assert "make_paper" not in stages  # a partial run never stands in for the full run's timing
+    swept = pd.read_csv(outputs["inline"] / "sweep.csv")
+    counts = swept.groupby(["scorer", "tag", "allocation", "sparsity"])["seed"].nunique()
+    assert stages["02_plateau"]["seeds_per_cell"] == sorted(set(counts)) and max(counts) == PROFILES["ci"].n_seeds
 
 
 def test_the_terminal_gets_the_sics_lines_and_the_summary_with_the_time_in_all(capsys):

@@ -170,7 +170,9 @@ class Stage:
         bundle, so the outputs regenerate, and the selections rebuild, without recomputing."""
         seconds = time.time() - self.t0
         if self._rows:
-            extra = {"rows": len(self._rows), "evaluation_seconds": round(float(sum(self._rows.values())), 1), **extra}
+            cells = self.swept_rows().groupby(["scorer", "tag", "allocation", "sparsity"])["seed"].nunique()
+            extra = {"rows": len(self._rows), "evaluation_seconds": round(float(sum(self._rows.values())), 1),
+                     "seeds_per_cell": sorted({int(c) for c in cells}), **extra}  # fmt: skip
         self.study.save_calibration()
         pack_results(self.study)
         _OPEN[:] = [st for st in _OPEN if st is not self]
