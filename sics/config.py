@@ -239,7 +239,7 @@ PROFILES: dict[str, Profile] = {
             eval_batch_size=1000,
             fine_grid=(0.40, 0.90, 0.05),
             fine_seeds=5,
-            criteria_seeds=5,
+            criteria_seeds=20,  # at 5, the data-aware criteria and matched controls at S >= 0.7 were undecided
             ablation_seeds=3,
             recovery_steps=100,
         ),
