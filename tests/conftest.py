@@ -22,8 +22,8 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture(scope="session", autouse=True)
 def isolated_inductor_cache(tmp_path_factory):
     """Inductor compiles into a cache of this session's own: its cache key does not hold
-    ATEN_CPU_CAPABILITY, so kernels another run built for AVX-512 are reused under
-    `ATEN_CPU_CAPABILITY=avx2` and train to NaN (or abort) instead of compiling afresh."""
+    ATEN_CPU_CAPABILITY, so kernels another run built natively are reused under
+    `ATEN_CPU_CAPABILITY=avx2` and train to NaN, and the reverse aborts the process."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("inductor")))
         yield
