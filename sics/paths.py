@@ -30,5 +30,19 @@ def figures_dir(profile: str) -> Path:
     return path
 
 
+def run_dir(profile: str, run: int = 0) -> Path:
+    """Where training run `run` of a profile's recipe keeps its weights and study outputs.
+
+    Run k is the recipe trained with `train_seed = k` and nothing else changed. Run 0 is the
+    network committed first, at `figures/<profile>/`, where it always was; run k >= 1 lives at
+    `figures/<profile>/runs/<k>/`. Created on first use.
+    """
+    if isinstance(run, bool) or not isinstance(run, int) or run < 0:
+        raise ValueError(f"a training run is a non-negative integer, not {run!r}")
+    path = figures_root() / profile if run == 0 else figures_root() / profile / "runs" / str(run)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def notebooks_dir() -> Path:
     return REPO / "notebooks"

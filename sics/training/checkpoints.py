@@ -53,6 +53,31 @@ def training_fields(profile: Profile) -> dict:
     return out
 
 
+def resolved_recipe(profile: Profile, device: torch.device, data_id: str) -> dict:
+    """Every setting that shapes a training run but its seed, with `auto` written as what it
+    became on `device`: the recipe that the runs of one study must share (`recipe_hash`)."""
+    from ..models.precision import uses_bf16
+    from .loop import compile_wanted
+
+    fields = training_fields(profile)
+    fields.pop("train_seed")
+    fields.update({f: getattr(profile, f) for f in OPTIONAL_TRAINING_FIELDS})  # every one, set or not
+    fields.update(
+        train_precision="bf16" if uses_bf16(device, profile.train_precision, cpu_auto=False) else "fp32",
+        tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32,
+        float32_matmul_precision=torch.get_float32_matmul_precision(),
+        deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
+        cudnn_deterministic=torch.backends.cudnn.deterministic, cudnn_benchmark=torch.backends.cudnn.benchmark,
+        compile=compile_wanted(device), data=data_id, recipe=RECIPE_VERSION,
+    )
+    return fields
+
+
+def recipe_hash(recipe: dict) -> str:
+    """The hash of a resolved recipe (`resolved_recipe`): equal for the runs of one recipe."""
+    return stable_hash(recipe)
+
+
 @dataclass
 class Trained:
     model: nn.Module
@@ -71,7 +96,8 @@ RECIPE_VERSION = 2  # bump when the training code changes what a configuration t
 
 
 def export_weights(trained: Trained, profile: Profile, data_source: str, *, dtype: str = "fp32",
-                   shard_mb: float | None = None, test: DeviceBatches | None = None) -> str:  # fmt: skip
+                   shard_mb: float | None = None, test: DeviceBatches | None = None,
+                   recipe: dict | None = None) -> str:  # fmt: skip
     """Commit-ready copy of a trained model: `figures/<profile>/weights.safetensors` + record, or
     with `dtype="bf16"` (and `shard_mb`) bf16 shards (`sics.training.weights.save`).
 
@@ -83,7 +109,9 @@ def export_weights(trained: Trained, profile: Profile, data_source: str, *, dtyp
     meta = dict(profile=profile.name, ckpt_id=trained.ckpt_id, training_fields=training_fields(profile),
                 test_accuracy=trained.test_accuracy, train_seconds=round(trained.train_seconds, 1),
                 history=trained.history.to_dict("records"), data=data_source,
-                recipe=RECIPE_VERSION)  # fmt: skip
+                recipe=RECIPE_VERSION, run=profile.train_seed)  # fmt: skip
+    if recipe is not None:
+        meta.update(resolved_recipe=recipe, recipe_hash=recipe_hash(recipe))
     if dtype != "fp32":
         if test is None:
             raise ParameterError(f"exporting {dtype} weights needs the test split: their accuracy is measured")
@@ -91,7 +119,7 @@ def export_weights(trained: Trained, profile: Profile, data_source: str, *, dtyp
         model = _inference_model(profile, rounded, trained.ckpt_dir, test.device)
         meta.update(ckpt_id=f"{trained.ckpt_id}-{dtype}", trained_test_accuracy=trained.test_accuracy,
                     test_accuracy=accuracy(model, test, profile.eval_batch_size, "fp32"))  # fmt: skip
-    return committed.save(profile.name, state, meta, dtype=dtype, shard_mb=shard_mb)
+    return committed.save(profile.name, state, meta, dtype=dtype, shard_mb=shard_mb, run=profile.train_seed)
 
 
 def checkpoint_id(profile: Profile, data_id: str, weights: str | None = None) -> str:
@@ -147,10 +175,10 @@ def train_or_load(
     if profile.pretrained:  # the weights file is part of the configuration, however it was given
         weights = weights or os.environ.get("SICS_WEIGHTS") or None
     if not profile.pretrained and not committed.retrain_requested():
-        found = committed.load(profile.name, training_fields(profile))
+        found = committed.load(profile.name, training_fields(profile), profile.train_seed)
         if found is not None:
             state, meta = found
-            wpath = committed.paths(profile.name)[1]
+            wpath = committed.paths(profile.name, profile.train_seed)[1]
             history = pd.DataFrame(meta.get("history", []))
             return Trained(_inference_model(profile, state, wpath, device), meta["ckpt_id"],
                            wpath.parent, history, float(meta["test_accuracy"]), False,
@@ -158,7 +186,7 @@ def train_or_load(
     if callable(data):
         data = data()
     ckpt_id = checkpoint_id(profile, data.source_id, weights)
-    if not profile.pretrained and committed.present(profile.name):
+    if not profile.pretrained and committed.present(profile.name, profile.train_seed):
         ckpt_id += "-retrained"  # never shares caches or results with the committed weights
     ckpt_dir = cache_dir() / "checkpoints" / ckpt_id
     final, state_path = ckpt_dir / "model.pt", ckpt_dir / "state.pt"

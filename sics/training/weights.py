@@ -26,27 +26,28 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
 from ..files import atomic_write, sha256, write_json
-from ..paths import figures_dir
+from ..paths import run_dir
 
 WEIGHTS_FILE, META_FILE = "weights.safetensors", "weights.json"
 SHARD_PATTERN = "weights{suffix}.safetensors"  # huggingface_hub's: weights-00001-of-00003.safetensors
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def paths(profile_name: str) -> tuple[Path, Path]:
-    out = figures_dir(profile_name)
+def paths(profile_name: str, run: int = 0) -> tuple[Path, Path]:
+    """(weights file, record) of training run `run` of the profile (`sics.paths.run_dir`)."""
+    out = run_dir(profile_name, run)
     return out / WEIGHTS_FILE, out / META_FILE
 
 
-def present(profile_name: str) -> bool:
-    """Whether the profile has committed weights (one file, or shards with their record)."""
-    wpath, mpath = paths(profile_name)
+def present(profile_name: str, run: int = 0) -> bool:
+    """Whether the profile's run has committed weights (one file, or shards with their record)."""
+    wpath, mpath = paths(profile_name, run)
     return wpath.exists() or mpath.exists()
 
 
-def files(profile_name: str) -> list[Path]:
-    """The committed weight files of the profile with their record, as the record lists them."""
-    wpath, mpath = paths(profile_name)
+def files(profile_name: str, run: int = 0) -> list[Path]:
+    """The committed weight files of the profile's run with their record, as the record lists them."""
+    wpath, mpath = paths(profile_name, run)
     if not mpath.exists():
         return [wpath] if wpath.exists() else []
     meta = json.loads(mpath.read_text())
@@ -63,7 +64,7 @@ def retrain_requested() -> bool:
 
 
 def save(profile_name: str, state: dict[str, torch.Tensor], meta: dict, *, dtype: str = "fp32",
-         shard_mb: float | None = None) -> str:  # fmt: skip
+         shard_mb: float | None = None, run: int = 0) -> str:  # fmt: skip
     """Write the weights and their record atomically; return the weights' sha256.
 
     By default one fp32 file. With `dtype="bf16"` floating tensors are rounded to bf16, and with
@@ -72,7 +73,7 @@ def save(profile_name: str, state: dict[str, torch.Tensor], meta: dict, *, dtype
     """
     if dtype not in DTYPES:
         raise ValueError(f"unknown weights dtype {dtype!r}; valid: {', '.join(DTYPES)}")
-    wpath, mpath = paths(profile_name)
+    wpath, mpath = paths(profile_name, run)
     tensors = {k: (v.to(DTYPES[dtype]) if v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in state.items()}  # fmt: skip
     if shard_mb is None and dtype == "fp32":  # the committed CPU models' format
@@ -97,13 +98,13 @@ def save(profile_name: str, state: dict[str, torch.Tensor], meta: dict, *, dtype
     return digest
 
 
-def load(profile_name: str, fields: dict) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """(state dict in fp32, record) of the committed weights, or None when there are none.
+def load(profile_name: str, fields: dict, run: int = 0) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """(state dict in fp32, record) of the committed weights of a run, or None when there are none.
 
     `fields` are the profile's training fields now: the record must match them.
     """
-    wpath, mpath = paths(profile_name)
-    if not present(profile_name):
+    wpath, mpath = paths(profile_name, run)
+    if not present(profile_name, run):
         return None
     if not mpath.exists():
         raise CheckpointError(f"{wpath} has no {META_FILE} beside it; restore it or retrain (RETRAIN=1)")
