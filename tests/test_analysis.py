@@ -88,8 +88,8 @@ def test_a_new_smooth_class_reaches_table2_the_phase_table_and_the_claims(new_sm
     summary = pd.DataFrame([
         dict(scorer=n, kappa=k, kappa_hat=int(k), sparsity=S, n_seeds=3, acc=50.0, acc_low=49.0,
              acc_high=51.0, escape=0.0 if k == "0" else 1.0, escape_low=0.5, escape_high=1.5,
-             escape_p=0.001, overlap_magnitude=0.9, allocation="block", recovery_steps=0,
-             mask_hash=n)
+             escape_p=0.001, escape_se_seed=0.0, escape_se_image=0.5 / 1.96, overlap_magnitude=0.9,
+             allocation="block", recovery_steps=0, mask_hash=n)
         for S in (0.5, 0.6, 0.7, 0.8) for n, k in kappa.items()])  # fmt: skip
     table, shown = tables.table2(summary)
     assert new_smooth_class in set(table["scorer"]) and new_smooth_class in set(shown["scorer"])

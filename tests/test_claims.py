@@ -26,6 +26,7 @@ def summary(escapes: dict, half: float = 0.3, hashes=None, halves=None) -> pd.Da
             rows.append(dict(scorer=scorer, kappa=kappa, sparsity=S, allocation="block",
                              recovery_steps=0, acc=50.0 + e, acc_low=50 + e - h, acc_high=50 + e + h,
                              escape=e, escape_low=e - h, escape_high=e + h, escape_p=p,
+                             escape_se_seed=0.0, escape_se_image=se, n_seeds=5,
                              mask_hash=(hashes or {}).get((S, scorer), "same" if kappa == "0" else scorer)))
     return pd.DataFrame(rows)
 
@@ -35,14 +36,15 @@ def pairs(c5: dict | None = None, c6: dict | None = None, half: float = 0.3) -> 
     def frame(d):
         se = half / 1.959963984540054
         return pd.DataFrame([dict(sparsity=S, mean=m, low=m - half, high=m + half, se=se, df=np.inf,
-                                  p=float(2 * sps.norm.sf(abs(m) / se)), n_seeds=5)
+                                  p=float(2 * sps.norm.sf(abs(m) / se)), n_seeds=5, se_seed=0.0,
+                                  se_image=se)
                              for S, m in (d or {}).items()])  # fmt: skip
     return {"C5": frame(c5), "C6": frame(c6)}
 
 
 PAPER_LIKE = {0.5: {"logistic_smooth": -0.1}, 0.6: {},
               0.7: {"logistic_smooth": 6.6, "tent_smooth": 4.0, "logistic_raw": 1.0},
-              0.8: {"logistic_smooth": -1.0, "tent_smooth": -0.8, "sine_smooth": -0.9,
+              0.8: {"logistic_smooth": -1.0, "tent_smooth": -1.2, "sine_smooth": -1.1,
                     "logistic_raw": 2.6, "tent_raw": 1.0}}
 PAPER_PAIRS = dict(c5={S: -2.0 for S in (0.5, 0.6, 0.7, 0.8)}, c6={0.7: 4.0})
 
@@ -77,13 +79,30 @@ def test_c2_needs_narrow_intervals_to_be_supported():
     assert verdicts(summary(early))["C2"] == "not supported"
 
 
+def test_an_escape_inside_the_margin_is_no_escape_and_no_equivalence():
+    """Significant against 0 but not beyond the margin refutes nothing and supports nothing."""
+    inside = {**PAPER_LIKE, 0.5: {"tent_raw": 0.44}, 0.6: {"logistic_raw": 0.47}}
+    df = summary(inside, halves={(0.5, "tent_raw"): 0.23, (0.6, "logistic_raw"): 0.3})
+    assert (df.set_index(["scorer", "sparsity"]).loc[[("tent_raw", 0.5), ("logistic_raw", 0.6)], "escape_low"] > 0).all()
+    assert verdicts(df)["C2"] == "inconclusive"
+    beyond = summary({**PAPER_LIKE, 0.5: {"tent_raw": 1.5}})  # [1.2, 1.8]: wholly above +0.5
+    assert verdicts(beyond)["C2"] == "not supported"
+    c3_inside = summary({**PAPER_LIKE, 0.7: {"logistic_smooth": 0.7, "tent_smooth": 0.6}})  # [0.4, 1.0]
+    assert verdicts(c3_inside)["C3"] not in ("supported", "smaller than the paper", "not supported")
+    c6_inside = pairs(c5={S: -2.0 for S in (0.5, 0.6, 0.7, 0.8)}, c6={0.7: 0.7})  # [0.4, 1.0]
+    assert verdicts(summary(PAPER_LIKE), c6_inside)["C6"] not in ("supported", "smaller than the paper", "not supported")
+
+
 def test_c2_controls_the_family_wise_error():
-    # one of 10 tests at p ≈ 0.02: significant alone, not after Holm over the family
-    e = 0.3 * 2.33 / 1.96
+    # one of 10 tests at p ≈ 0.02 against the margin: beyond it alone, not after Holm over the family
+    e = claims.MARGIN + 0.3 * 2.33 / 1.96
     df = summary({0.5: {"tent_raw": e}, 0.6: {}, 0.7: {}, 0.8: {}}, half=0.3)
     row = df[(df["scorer"] == "tent_raw") & (df["sparsity"] == 0.5)].iloc[0]
-    assert row["escape_low"] > 0 and row["escape_p"] < 0.05
-    assert verdicts(df)["C2"] != "not supported"
+    assert row["escape_low"] > claims.MARGIN
+    assert verdicts(df)["C2"] == "inconclusive"
+    in_family = df["kappa"].isin(["1", "2"]) & (df["sparsity"] < 0.65)
+    alone = df[~in_family | ((df["scorer"] == "tent_raw") & (df["sparsity"] == 0.5))]
+    assert verdicts(alone)["C2"] == "not supported"  # a family of one: beyond the margin
 
 
 def test_c3_tests_every_smooth_class_not_the_winner_alone():
@@ -106,15 +125,23 @@ def test_c4_rules():
     assert verdicts(summary(smooth_wins))["C4"] == "not supported"
     raw_flat = {**PAPER_LIKE, 0.8: {"logistic_smooth": -1.0, "tent_smooth": -1.0, "sine_smooth": -1.0}}
     assert verdicts(summary(raw_flat))["C4"] == "not supported"  # no κ=2 escape, narrow intervals
-    smooth_unclear = {**PAPER_LIKE, 0.8: {**PAPER_LIKE[0.8], "sine_smooth": -0.1}}
-    assert verdicts(summary(smooth_unclear))["C4"] == "inconclusive"  # a κ=1 class not below 0
+    smooth_level = {**PAPER_LIKE, 0.8: {**PAPER_LIKE[0.8], "sine_smooth": -0.1}}
+    assert verdicts(summary(smooth_level))["C4"] == "not supported"  # [-0.4, 0.2]: wholly above -margin
+    smooth_unclear = {**PAPER_LIKE, 0.8: {**PAPER_LIKE[0.8], "sine_smooth": -0.6}}
+    assert verdicts(summary(smooth_unclear))["C4"] == "inconclusive"  # [-0.9, -0.3] straddles -margin
+    raw_small = {**PAPER_LIKE, 0.8: {**PAPER_LIKE[0.8], "logistic_raw": 0.75, "tent_raw": 0.7}}
+    assert verdicts(summary(raw_small))["C4"] == "inconclusive"  # κ=2 above 0 but not beyond +margin
 
 
 def test_c5_is_paired_and_needs_every_sparsity():
     df = summary(PAPER_LIKE)
     assert verdicts(df, pairs(c5={S: -2.0 for S in (0.5, 0.6, 0.7, 0.8)}, c6={0.7: 4}))["C5"] == "supported"
-    some = {0.5: -2.0, 0.6: -0.1, 0.7: -2.0, 0.8: -2.0}
-    assert verdicts(df, pairs(c5=some, c6={0.7: 4}))["C5"] == "inconclusive"
+    some = {0.5: -2.0, 0.6: -0.6, 0.7: -2.0, 0.8: -2.0}
+    assert verdicts(df, pairs(c5=some, c6={0.7: 4}))["C5"] == "inconclusive"  # [-0.9, -0.3] at 0.6
+    level = {0.5: -2.0, 0.6: -0.1, 0.7: -2.0, 0.8: -2.0}
+    assert verdicts(df, pairs(c5=level, c6={0.7: 4}))["C5"] == "not supported"  # wholly above -margin
+    barely = {S: -0.7 for S in (0.5, 0.6, 0.7, 0.8)}
+    assert verdicts(df, pairs(c5=barely, c6={0.7: 4}))["C5"] == "inconclusive"  # below 0, not beyond -margin
     above = {0.5: -2.0, 0.6: 2.0, 0.7: -2.0, 0.8: -2.0}
     assert verdicts(df, pairs(c5=above, c6={0.7: 4}))["C5"] == "not supported"
     assert verdicts(df, pairs(c6={0.7: 4}))["C5"] == "inconclusive"  # not measured
@@ -132,7 +159,8 @@ def test_c6_is_paired_at_s_near_0_7():
 
 def test_missing_intervals_support_nothing():
     flat = {S: {} for S in (0.5, 0.6, 0.7, 0.8)}
-    df = summary(flat).assign(escape_low=np.nan, escape_high=np.nan, escape_p=np.nan)
+    df = summary(flat).assign(escape_low=np.nan, escape_high=np.nan, escape_p=np.nan,
+                              escape_se_seed=np.nan)  # one seed of a stochastic scorer
     v = verdicts(df, pairs(c6={0.7: 4.0}))
     assert v["C2"] == "inconclusive" and v["C3"] == "inconclusive" and v["C4"] == "inconclusive"
 

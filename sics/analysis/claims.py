@@ -3,17 +3,22 @@
 Only the paper's own numbers are typed in here (converted to accuracy points); everything else
 comes from the analysis (`sics.analysis`). Every rule is a pure function of the summary (one row
 per class and S, with paired escape intervals) and, for C5 and C6, of paired comparisons between
-two scorers on the same images. Conventions shared by the rules:
+two scorers on the same images. The same rules judge one training run (a summary of its seeds)
+and a recipe (a summary of its runs, `sics.analysis.runs`): only the intervals differ.
 
-- Intervals are 95%, from `stats.paired_escape` (seed and image variance combined).
-- "escapes" means: escape > 0 and significant after Holm's adjustment over the claim's family
-  (the classes and sparsities the claim looks at, named in each rule).
-- "no escape of consequence" means: every interval's upper bound lies below the equivalence
-  margin (`margin`, default +0.5 points). This is an intersection-union test (each bound at 95%),
-  which needs no multiplicity adjustment. Low power therefore reads as *inconclusive*, never as
-  support: a claim of "no escape" needs intervals narrow enough to exclude a real one.
-- A class whose interval cannot be computed (one seed of a stochastic scorer) can support
-  nothing: the rules that need its bound read inconclusive.
+One principle for every claim, with the equivalence margin `margin` (default 0.5 points):
+
+- An effect counts as **present** only if its interval lies wholly beyond the margin (an escape:
+  above +margin; a fall: below −margin). Over a family of tests (named in each rule), "wholly
+  beyond" is decided by Holm's step-down procedure on the test of "the effect equals the
+  margin" (`summaries.holm_beyond`), so the family-wise error is at most 5%.
+- An effect counts as **absent** only if its interval lies wholly on the near side of the
+  margin. Where a claim needs it absent everywhere, that is an intersection-union test (each
+  bound at 95%, no adjustment). Where a claim is refuted by its absence somewhere, the absence
+  is decided by Holm's procedure like a presence.
+- Otherwise the claim is **inconclusive**: low power never reads as support or as refutation.
+- A class whose interval cannot be computed (one seed of a stochastic scorer, one run of a
+  recipe) supports and refutes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..selection.scorers import NON_MONOTONE_KAPPAS
-from .summaries import ALPHA, is_stochastic, nearest, negate, paired_table, with_holm
+from .summaries import ALPHA, holm_beyond, is_stochastic, nearest, negate, paired_table
 
 MARGIN = 0.5  # equivalence margin in accuracy points
 
@@ -68,17 +73,19 @@ PAPER_REGIMES = {0.5: ("0", "plateau optimal"), 0.6: ("0", "plateau optimal"),
 RULES = {
     "C1": "holds by construction (m, m², log m are strictly increasing transforms of one float64 m); "
           "checked: identical κ=0 masks at every S",
-    "C2": "family: κ=1/2 classes at every S < 0.65. Not supported if any escapes (Holm); supported "
-          "iff every upper bound < margin; else inconclusive",
-    "C3": "family: κ=1 classes at S≈0.7. Supported iff one escapes (Holm); not supported iff every "
-          "upper bound < margin; else inconclusive",
-    "C4": "family: κ=1/2 classes at S≈0.8 (Holm). Supported iff a κ=2 class escapes and every κ=1 "
-          "upper bound < 0; not supported iff a κ=1 class escapes or every κ=2 upper bound < margin; "
-          "else inconclusive",
-    "C5": "paired fake − gradient on the same images, family: every S. Supported iff every upper "
-          "bound < 0; not supported iff fake > gradient significantly at some S (Holm); else inconclusive",
+    "C2": "family: κ=1/2 classes at every S < 0.65 (Holm). Not supported iff some escape lies wholly "
+          "above +margin; supported iff every upper bound < +margin; else inconclusive",
+    "C3": "family: κ=1 classes at S≈0.7 (Holm). Supported iff some escape lies wholly above +margin; "
+          "not supported iff every upper bound < +margin; else inconclusive",
+    "C4": "family: κ=1/2 classes at S≈0.8 (Holm). Supported iff some κ=2 escape lies wholly above "
+          "+margin and every κ=1 upper bound < −margin; not supported iff every κ=2 upper bound < "
+          "+margin, or some κ=1 escape lies wholly above −margin (a smooth class that does not fall "
+          "below); else inconclusive",
+    "C5": "paired fake − gradient on the same images, family: every S (Holm). Supported iff every "
+          "upper bound < −margin; not supported iff at some S the difference lies wholly above "
+          "−margin; else inconclusive",
     "C6": "paired logistic_smooth − bump on the same images at S≈0.7. Supported iff its lower bound "
-          "> 0; not supported iff its upper bound < margin; else inconclusive",
+          "> +margin; not supported iff its upper bound < +margin; else inconclusive",
 }  # fmt: skip
 TABLE_OF = {"C1": "Table 1", "C2": "Tables 2-3", "C3": "Tables 2-3", "C4": "Tables 2-3",
             "C5": "Table 4", "C6": "Table 5", "C7": "criteria table"}  # fmt: skip
@@ -176,14 +183,13 @@ def c2(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_)
     fam = summary[summary["kappa"].isin(NON_MONOTONE_KAPPAS) & (summary["sparsity"] < 0.65)]
     if fam.empty:
         return _missing("C2", "non-monotone classes at S < 0.65")
-    fam = with_holm(fam, alpha=alpha)
+    up = holm_beyond(fam, margin, alpha=alpha)
     best = _best(fam)
     hi = fam.loc[fam["escape_high"].idxmax()] if fam["escape_high"].notna().any() else best
-    up = fam[fam["sig"] == "up"]
-    verdict = _verdict((len(up) > 0, "not supported"), (_below(fam, margin), "supported"))
+    verdict = _verdict((up.any(), "not supported"), (_below(fam, margin), "supported"))
     return _row("C2", f"{len(fam)} tests; best {_txt(best)} at S={best['sparsity']:g}; "
-                f"{len(up)} escape after Holm; highest upper bound {hi['escape_high']:+.2f} "
-                f"(margin {margin:+.2f})", verdict, best["sparsity"], best["escape"],
+                f"{int(up.sum())} wholly above +{margin:g} after Holm; highest upper bound "
+                f"{hi['escape_high']:+.2f}", verdict, best["sparsity"], best["escape"],
                 best["escape_low"], best["escape_high"], family=fam)  # fmt: skip
 
 
@@ -192,11 +198,11 @@ def c3(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_)
     fam = summary[(summary["kappa"] == "1") & (summary["sparsity"] == S)]
     if fam.empty:
         return _missing("C3", "κ=1 classes at S≈0.7")
-    fam = with_holm(fam, alpha=alpha)
+    up = holm_beyond(fam, margin, alpha=alpha)
     best = _best(fam)
-    verdict = _verdict(((fam["sig"] == "up").any(), "supported"), (_below(fam, margin), "not supported"))
+    verdict = _verdict((up.any(), "supported"), (_below(fam, margin), "not supported"))
     return _row("C3", f"best κ=1: {_txt(best)} pts (paper +{PAPER_C3}); "
-                f"{int((fam['sig'] == 'up').sum())}/{len(fam)} escape after Holm", verdict, S,
+                f"{int(up.sum())}/{len(fam)} wholly above +{margin:g} after Holm", verdict, S,
                 best["escape"], best["escape_low"], best["escape_high"], family=fam)  # fmt: skip
 
 
@@ -204,26 +210,28 @@ def c4(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_)
     S = nearest(summary["sparsity"], 0.8)
     at = summary[summary["sparsity"] == S]
     fam = at[at["kappa"].isin(NON_MONOTONE_KAPPAS)]
-    k1, k2 = fam[fam["kappa"] == "1"], fam[fam["kappa"] == "2"]
-    if k1.empty or k2.empty:
+    if not ((fam["kappa"] == "1").any() and (fam["kappa"] == "2").any()):
         return _missing("C4", "κ=1 and κ=2 classes at S≈0.8")
-    fam = with_holm(fam, alpha=alpha)
-    k1, k2 = fam[fam["kappa"] == "1"], fam[fam["kappa"] == "2"]
+    is1, is2 = (fam["kappa"] == "1").to_numpy(), (fam["kappa"] == "2").to_numpy()
+    k1, k2 = fam[is1], fam[is2]
+    raw_up = holm_beyond(fam, margin, alpha=alpha) & is2
+    smooth_not_below = holm_beyond(fam, -margin, alpha=alpha) & is1
     best = _best(k2)
-    verdict = _verdict(((k2["sig"] == "up").any() and _below(k1, 0.0), "supported"),
-                       ((k1["sig"] == "up").any() or _below(k2, margin), "not supported"))
+    verdict = _verdict((raw_up.any() and _below(k1, -margin), "supported"),
+                       (_below(k2, margin) or smooth_not_below.any(), "not supported"))
     k1_txt = "; ".join(_txt(r) for _, r in k1.iterrows())
     return _row("C4", f"best κ=2: {_txt(best)} pts (paper +{PAPER_C4}); κ=1: {k1_txt}", verdict,
                 S, best["escape"], best["escape_low"], best["escape_high"], family=fam)  # fmt: skip
 
 
-def c5(summary: pd.DataFrame, pairs: dict | None = None, alpha: float = ALPHA, **_) -> dict:
+def c5(summary: pd.DataFrame, pairs: dict | None = None, margin: float = MARGIN, alpha: float = ALPHA,
+       **_) -> dict:  # fmt: skip
     """`pairs["C5"]`: fake_nonmonotone − gradient per S (`analysis.negate(paired_table(...))`)."""
     d = (pairs or {}).get("C5")
     if d is None or d.empty:
         return _missing("C5", f"{FAKE} or {GRADIENT}")
-    d = with_holm(d, p_col="p", alpha=alpha)
-    verdict = _verdict((_below(d, 0.0, col="high"), "supported"), ((d["sig"] == "up").any(), "not supported"))
+    not_worse = holm_beyond(d, -margin, prefix="mean", alpha=alpha)
+    verdict = _verdict((_below(d, -margin, col="high"), "supported"), (not_worse.any(), "not supported"))
     txt = "; ".join(f"S={r.sparsity:g}: {_iv(r.mean, r.low, r.high)}" for r in d.itertuples())
     worst = d.loc[d["high"].idxmax()] if d["high"].notna().any() else d.iloc[0]
     return _row("C5", f"fake − gradient, paired (pts): {txt}", verdict, worst["sparsity"],
@@ -239,7 +247,7 @@ def c6(summary: pd.DataFrame, pairs: dict | None = None, margin: float = MARGIN,
     r = d[np.isclose(d["sparsity"], S)].iloc[0]
     at = summary[summary["sparsity"] == S].set_index("scorer")
     esc = {n: at.loc[n, "escape"] if n in at.index else np.nan for n in (BUMP, CHAOS)}
-    verdict = _verdict((r["low"] > 0, "supported"), (r["high"] < margin, "not supported"))
+    verdict = _verdict((r["low"] > margin, "supported"), (r["high"] < margin, "not supported"))
     return _row("C6", f"escape: bump {esc['bump']:+.2f}, logistic_smooth {esc['logistic_smooth']:+.2f} "
                 f"pts (paper +{PAPER_BUMP} / +{PAPER_CHAOS}); chaos − bump {_iv(r['mean'], r['low'], r['high'])}",
                 verdict, S, r["mean"], r["low"], r["high"])  # fmt: skip
@@ -254,11 +262,33 @@ def ledger(summary: pd.DataFrame, pairs: dict | None = None, claims=tuple(CLAIMS
 
     `summary` should hold the protocol's main rows only (per-block allocation, no recovery,
     default parameters); `pairs` the paired comparisons that C5 and C6 read.
+
+    `robust` is each verdict again with every escape replaced by its 20% trimmed mean over seeds
+    (`robust_view`; empty where the summary has none): a sensitivity check that never replaces
+    the verdict. Where it differs, the ledger says so and so does the README's matrix.
     """
     main = summary
     if "allocation" in summary:
         main = summary[(summary["allocation"] == "block") & (summary["recovery_steps"] == 0)]
-    return pd.DataFrame([RULE_FNS[c](main, pairs=pairs, margin=margin, alpha=alpha) for c in claims])
+    out = pd.DataFrame([RULE_FNS[c](main, pairs=pairs, margin=margin, alpha=alpha) for c in claims])
+    trimmed = robust_view(main)
+    out["robust"] = "" if trimmed is None else [
+        RULE_FNS[c](trimmed, pairs=pairs, margin=margin, alpha=alpha)["verdict"] for c in claims]
+    return out
+
+
+# the summary's escape columns and the trimmed mean's in their place (`summaries.summarize`)
+ROBUST_COLUMNS = {"escape": "robust", "escape_low": "robust_low", "escape_high": "robust_high",
+                  "escape_se_seed": "robust_se_seed", "escape_se_image": "robust_se_image",
+                  "n_seeds": "robust_n"}  # fmt: skip
+
+
+def robust_view(summary: pd.DataFrame) -> pd.DataFrame | None:
+    """The summary with every escape replaced by its 20% trimmed mean over seeds, so that the
+    same rules judge it; None where the summary has no trimmed means."""
+    if summary.empty or not set(ROBUST_COLUMNS.values()) <= set(summary.columns):
+        return None
+    return summary.assign(**{a: summary[b] for a, b in ROBUST_COLUMNS.items()})
 
 
 def merged(ledger: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:

@@ -362,3 +362,125 @@ def median_interval(d_s, image_se: float = 0.0, level: float = 0.95) -> tuple[fl
         k -= 1
     pad = float(sps.norm.ppf(1 - tail)) * image_se
     return float(np.median(d)), float(d[k - 1] - pad), float(d[n - k] + pad)
+
+
+# --- tests against a margin, trimmed means, and training runs ----------------------------------
+
+
+def p_at(mean, se_seed, se_image, n: int, threshold: float = 0.0) -> np.ndarray:
+    """Two-sided p-value of "the effect equals `threshold`" under the interval's pivot.
+
+    `mean`, `se_seed`, `se_image`: as `Paired` (or a summary's escape columns), `n` the seeds (or
+    runs) behind them. At threshold 0 it is `Paired.p_value`; at a margin it tests whether the
+    interval at any level lies wholly beyond that margin, which is what Holm's procedure needs to
+    decide "beyond the margin" over a family. NaN where there is no interval.
+    """
+    mean, a, c = (np.asarray(v, dtype=np.float64) for v in (mean, se_seed, se_image))
+    a, c = a**2, c**2
+    w = np.abs(mean - threshold)
+    se = np.sqrt(a + c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(se > 0, _tail(np.where(w > 0, w, 1e-300), a, c, max(int(n) - 1, 1)),
+                     np.where(w == 0, 1.0, 0.0))  # fmt: skip
+    return np.where(np.isnan(se) | np.isnan(mean), np.nan, np.clip(p, 0.0, 1.0))
+
+
+def trimmed_escape(d: np.ndarray, *, trim: float = 0.2, level: float = 0.95) -> Paired:
+    """The `trim`-trimmed mean over seeds of D [seeds, images] (points), with Yuen's winsorised
+    standard error for the seeds and the shared-image term of `paired_escape` added.
+
+    A robustness check, not the verdict: it estimates the trimmed mean, another quantity than the
+    mean when the seeds' spread is skewed. g = ⌊trim·n⌋ seeds are cut from each end (h = n − 2g
+    kept); Yuen's SE² = (n − 1)·s_w²/(h·(h − 1)) with s_w² the variance of the winsorised seed
+    escapes, on h − 1 degrees of freedom; the image part is `paired_escape`'s ĉ. The interval is
+    the same pivot as `paired_escape`'s with these two parts. Fewer than 3 seeds: NaN.
+    """
+    d = np.atleast_2d(np.asarray(d, dtype=np.float64))
+    n, n_i = d.shape
+    if n < 3:
+        nan = float("nan")
+        return Paired(nan, nan, nan, nan, nan, nan, n, n_i, nan, nan, level)
+    d_s = d.mean(axis=1)
+    g = int(np.floor(trim * n))
+    h = n - 2 * g
+    order = np.sort(d_s)
+    tmean = float(order[g:n - g].mean())
+    wins = np.clip(d_s, order[g], order[n - g - 1])
+    a = (n - 1) * wins.var(ddof=1) / (h * (h - 1))
+    v_bar = d.mean(axis=0).var(ddof=1) / n_i
+    v = d.var(axis=1, ddof=1).mean() / n_i
+    c = max((n * v_bar - v) / (n - 1), 0.0)
+    q = float(_half_width(a, c, h - 1, level))
+    se = float(np.sqrt(a + c))
+    p = float(p_at(tmean, np.sqrt(a), np.sqrt(c), h))
+    return Paired(tmean, tmean - q, tmean + q, se, _effective_df(se, q, h - 1, level), p, n, n_i,
+                  float(np.sqrt(a)), float(np.sqrt(c)), level)  # fmt: skip
+
+
+def run_level_escape(per_run: list[np.ndarray], *, level: float = 0.95) -> Paired:
+    """The escape of a recipe from K training runs, each run weighted equally.
+
+    `per_run[r]` is run r's D [seeds, images] (points) against its own plateau, on the test images
+    that every run shares. Stage one: each run's mean over its seeds, image by image,
+    D_r[i] = mean_s D[r, s, i]. Stage two: `paired_escape`'s interval with the runs in the place of
+    the seeds: the spread of the run means (which holds the between-run, the within-run seed and
+    each run's own image variance) on K − 1 degrees of freedom, plus the covariance of the runs'
+    image errors, which the runs cannot see since they share the images. `n_seeds` of the result
+    is K. One run gives no interval (NaN): one network says nothing about the spread of networks.
+    """
+    if not per_run:
+        raise ValueError("run_level_escape needs at least one run")
+    rows = [np.atleast_2d(np.asarray(d, dtype=np.float64)).mean(axis=0) for d in per_run]
+    if len({len(r) for r in rows}) != 1:
+        raise ValueError(f"the runs must share the test images: {sorted({len(r) for r in rows})} images")
+    return _paired_from_diff(np.stack(rows), level=level, stochastic=True)
+
+
+SEED_SHAPES = ("normal", "t3", "outliers")
+
+
+def simulate_runs(rng: np.random.Generator, K: int, n: int, *, run_sd: float, seed_sd: float = 2.0,
+                  shape: str = "normal", truth: float = 1.0, N: int = 400, image_se: float = 0.45,
+                  shared: float = 0.6, reps: int = 1) -> np.ndarray:  # fmt: skip
+    """D [reps, K, n, N] (points) of a K-run study with n seeds per run, all on the same N images.
+
+    D[r, s, i] = truth + b_r + a_rs + u_i + w_ri + e_rsi: b_r ~ Normal(0, run_sd), the network;
+    a_rs the seed effect with SD `seed_sd`, normal, t₃ (scaled to that SD), or "outliers" (normal,
+    but 10% of seeds +10 points off, re-centred so the mean effect stays `truth`); u_i an image
+    effect shared by every run, w_ri one of each run, e_rsi one of each selection. The image terms
+    are scaled so one selection's image error has SD `image_se`, of which the fraction `shared`
+    of the variance is common to all runs: the part that no spread of runs or seeds can see.
+    """
+    if shape not in SEED_SHAPES:
+        raise ValueError(f"unknown seed shape {shape!r}; valid: {', '.join(SEED_SHAPES)}")
+    per_image = image_se * np.sqrt(N)
+    su, sw = per_image * np.sqrt(shared), per_image * np.sqrt((1 - shared) / 2)
+    se_ = per_image * np.sqrt((1 - shared) / 2)
+    b = rng.normal(0, run_sd, (reps, K, 1, 1))
+    if shape == "normal":
+        a = rng.normal(0, seed_sd, (reps, K, n, 1))
+    elif shape == "t3":
+        a = rng.standard_t(3, (reps, K, n, 1)) * seed_sd / np.sqrt(3.0)
+    else:
+        a = rng.normal(0, seed_sd, (reps, K, n, 1)) + 10.0 * (rng.random((reps, K, n, 1)) < 0.1) - 1.0
+    u = rng.normal(0, su, (reps, 1, 1, N))
+    w = rng.normal(0, sw, (reps, K, 1, N))
+    e = rng.normal(0, se_, (reps, K, n, N))
+    return truth + b + a + u + w + e
+
+
+def run_level_many(d: np.ndarray, *, level: float = 0.95, pooled: bool = False) -> dict[str, np.ndarray]:
+    """`run_level_escape` for many simulated studies at once: d [reps, K, n, N] (`simulate_runs`).
+
+    With `pooled`, the wrong analysis instead: every seed of every run as if all came from one
+    network (`paired_escape` over K·n seeds), the negative control of the coverage checks.
+    """
+    d = np.asarray(d, dtype=np.float64)
+    reps, K, n, N = d.shape
+    if pooled:
+        flat = d.reshape(reps, K * n, N)
+        return _from_moments(flat.mean(axis=-1), flat.mean(axis=1).var(axis=-1, ddof=1),
+                             flat.var(axis=-1, ddof=1), N, level=level, stochastic=True)  # fmt: skip
+    runs = d.mean(axis=2)  # [reps, K, N]: stage one
+    return _from_moments(runs.mean(axis=-1), runs.mean(axis=1).var(axis=-1, ddof=1),
+                         runs.var(axis=-1, ddof=1), N, level=level, stochastic=True)  # fmt: skip

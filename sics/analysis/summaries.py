@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..selection.scorers import NON_MONOTONE_KAPPAS, SCORERS, get_scorer
-from .stats import holm, mean_ci, paired_escape
+from .stats import holm, mean_ci, p_at, paired_escape, trimmed_escape
 
 Correct = Mapping[tuple[str, int, int], np.ndarray]
 GROUP = ["scorer", "sparsity", "allocation", "recovery_steps", "params"]
@@ -75,7 +75,9 @@ def summarize(rows: pd.DataFrame, correct: Correct, level: float = 0.95) -> pd.D
     escape against the plateau of the same allocation and recovery, on the same images.
 
     `acc_low/acc_high` are a t-interval of the accuracy over seeds (NaN for one seed);
-    `escape_*` come from `paired_escape` (its `se`, `df` and two-sided `p` included).
+    `escape_*` come from `paired_escape` (its `se`, its seed and image parts, `df` and two-sided
+    `p` included); `robust*` is the 20% trimmed mean over seeds with its interval
+    (`stats.trimmed_escape`: a sensitivity check, NaN under 3 seeds).
     """
     if rows.empty:
         return pd.DataFrame()
@@ -90,6 +92,7 @@ def summarize(rows: pd.DataFrame, correct: Correct, level: float = 0.95) -> pd.D
         c = stack(correct, g)
         stochastic = is_stochastic(scorer, rows)
         esc = paired_escape(c, ref, level=level, stochastic=stochastic)
+        rob = trimmed_escape((c.astype(float) - ref[None, :]) * 100.0, level=level) if stochastic else esc
         acc = c.mean(axis=1) * 100
         m, lo, hi = mean_ci(acc)
         out.append(dict(
@@ -100,6 +103,10 @@ def summarize(rows: pd.DataFrame, correct: Correct, level: float = 0.95) -> pd.D
             acc=m, acc_low=lo, acc_high=hi, acc_std=float(np.std(acc, ddof=1)) if len(g) > 1 else 0.0,
             plateau=float(ref.mean() * 100), escape=esc.mean, escape_low=esc.low,
             escape_high=esc.high, escape_se=esc.se, escape_df=esc.df, escape_p=esc.p_value,
+            escape_se_seed=esc.se_seed, escape_se_image=esc.se_image,
+            robust=rob.mean, robust_low=rob.low, robust_high=rob.high,
+            robust_se_seed=rob.se_seed, robust_se_image=rob.se_image,
+            robust_n=int(rob.n_seeds - 2 * np.floor(0.2 * rob.n_seeds)) if stochastic else len(g),
             overlap_magnitude=float(g["overlap_magnitude"].mean()),
             jaccard_magnitude=float(g["jaccard_magnitude"].mean()),
             same_mask_as_magnitude=bool((g["jaccard_magnitude"] == 1.0).all()),
@@ -123,6 +130,30 @@ def with_holm(df: pd.DataFrame, p_col: str = "escape_p", alpha: float = ALPHA) -
     return df
 
 
+def holm_beyond(df: pd.DataFrame, threshold: float, side: int = 1, *, prefix: str = "escape",
+                alpha: float = ALPHA) -> np.ndarray:  # fmt: skip
+    """Which rows' effects lie beyond `threshold` on `side` (+1 above, −1 below), family-wise
+    over all of `df`'s rows: Holm's procedure on the one-sided tests of "the effect is at most
+    (or at least) `threshold`", each p-value the two-sided tail at the estimate (so a row is
+    beyond exactly when its interval at the Holm-adjusted level lies wholly beyond), and 1 for
+    an estimate on the near side. A row without an interval (NaN) is never beyond anything.
+
+    `prefix` names the columns: the estimate (`escape`, `mean` for a paired table, or `robust`)
+    with `<prefix>_se_seed` and `<prefix>_se_image` (`se_seed`/`se_image` for `mean`). The seeds
+    behind each row are `n_seeds`, or `robust_n` (the seeds a trimmed mean keeps) for `robust`.
+    """
+    if df.empty:
+        return np.zeros(0, dtype=bool)
+    cols = ("se_seed", "se_image") if prefix == "mean" else (f"{prefix}_se_seed", f"{prefix}_se_image")
+    ns = df["robust_n" if prefix == "robust" else "n_seeds"].to_numpy()
+    est = df[prefix].to_numpy(dtype=float)
+    p = np.array([float(p_at(m, a, c, int(n), threshold)) for m, a, c, n in
+                  zip(est, df[cols[0]].to_numpy(dtype=float), df[cols[1]].to_numpy(dtype=float), ns)])  # fmt: skip
+    far_side = side * (est - threshold) > 0
+    p = np.where(np.isnan(p), np.nan, np.where(far_side, p, 1.0))
+    return (holm(p) < alpha) & far_side
+
+
 def escape_family(summary: pd.DataFrame, kappas=ESCAPE_KAPPAS) -> pd.DataFrame:
     """The tables' and figures' family: every class of these κ at every S of `summary`
     (κ=0 classes are excluded: their escape is 0 by construction), Holm-adjusted together."""
@@ -133,7 +164,7 @@ def paired_table(rows: pd.DataFrame, correct: Correct, scorer: str, reference: s
                  level: float = 0.95) -> pd.DataFrame:  # fmt: skip
     """scorer − reference (points) per S on the same images; `reference` must be deterministic.
 
-    Columns: sparsity, mean, low, high, se, df, p, n_seeds.
+    Columns: sparsity, mean, low, high, se, df, p, n_seeds, se_seed, se_image.
     """
     if is_stochastic(reference, rows):
         raise ValueError(f"paired_table needs a deterministic reference, got {reference!r}")
@@ -145,8 +176,11 @@ def paired_table(rows: pd.DataFrame, correct: Correct, scorer: str, reference: s
         d = paired_escape(stack(correct, a), correct_of(correct, b.iloc[0]), level=level,
                           stochastic=is_stochastic(scorer, rows))  # fmt: skip
         out.append(dict(sparsity=float(S), mean=d.mean, low=d.low, high=d.high, se=d.se, df=d.df,
-                        p=d.p_value, n_seeds=d.n_seeds))  # fmt: skip
-    return pd.DataFrame(out, columns=["sparsity", "mean", "low", "high", "se", "df", "p", "n_seeds"])
+                        p=d.p_value, n_seeds=d.n_seeds, se_seed=d.se_seed, se_image=d.se_image))  # fmt: skip
+    return pd.DataFrame(out, columns=PAIRED_COLUMNS)
+
+
+PAIRED_COLUMNS = ["sparsity", "mean", "low", "high", "se", "df", "p", "n_seeds", "se_seed", "se_image"]
 
 
 def negate(pairs: pd.DataFrame) -> pd.DataFrame:

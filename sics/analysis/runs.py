@@ -1,0 +1,167 @@
+"""Verdicts about a recipe: the analysis of K training runs of one recipe, each run weighted equally.
+
+A run (`sics.paths.run_dir`) is the recipe trained with another `train_seed`. Every run is
+studied on the same test images against its own plateau. The recipe-level escape of a class at
+S is `stats.run_level_escape` over the runs (stage one: each run's mean over its seeds; stage two:
+the interval across runs, with the shared images' error carried). The same claim rules then judge
+the recipe (`claims.ledger` on `summarize_runs`), and each run's own ledger says in how many runs
+each verdict holds. Pure: rows and per-image results in, data frames out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import claims as claims_mod
+from .stats import mean_ci, run_level_escape
+from .summaries import GROUP, PAIRED_COLUMNS, Correct, is_stochastic, plateau_keys, stack, summarize
+
+Run = tuple[pd.DataFrame, Correct]  # (main-grid rows, per-image results) of one run
+
+
+def _differences(rows: pd.DataFrame, correct: Correct, g: pd.DataFrame, trim: float = 0.0) -> np.ndarray:
+    """D [seeds, images] (points) of one class in one run against that run's plateau; with `trim`,
+    only the seeds a trimmed mean keeps (the central ones by their escape)."""
+    S, alloc, rec = float(g["sparsity"].iloc[0]), str(g["allocation"].iloc[0]), int(g["recovery_steps"].iloc[0])
+    ref = np.asarray(correct[plateau_keys(rows)[(S, alloc, rec)]], dtype=np.float64)
+    d = (stack(correct, g).astype(np.float64) - ref[None, :]) * 100.0
+    if trim and len(d) >= 3:
+        cut = int(np.floor(trim * len(d)))
+        keep = np.argsort(d.mean(axis=1), kind="stable")[cut:len(d) - cut]
+        d = d[np.sort(keep)]
+    return d
+
+
+def _plateau(rows: pd.DataFrame, correct: Correct, key: tuple) -> float:
+    """The plateau's accuracy (points) in one run at the S, allocation and recovery of `key`."""
+    ref = correct[plateau_keys(rows)[(float(key[1]), str(key[2]), int(key[3]))]]
+    return float(np.asarray(ref, dtype=np.float64).mean() * 100)
+
+
+def summarize_runs(runs: Mapping[int, Run], level: float = 0.95) -> pd.DataFrame:
+    """One row per (scorer, S, allocation, recovery, params) that every run measured: the
+    recipe-level escape over the runs, with the columns `claims.ledger` reads.
+
+    `n_seeds` is the number of runs K (the interval's replicates), `seeds_per_run` the seeds each
+    run has; `escape_se_seed` is the part of the SE seen across runs, `escape_se_image` the shared
+    images'. `robust*` is the same two-stage interval over each run's 20% trimmed mean (every
+    run's central seeds), for the sensitivity check. `acc` and `plateau` are means over runs.
+    """
+    if not runs:
+        return pd.DataFrame()
+    keys = None
+    for rows, _ in runs.values():
+        have = set(rows.groupby(GROUP, sort=False).groups)
+        keys = have if keys is None else keys & have
+    first = next(iter(runs.values()))[0]
+    order = [k for k in first.groupby(GROUP, sort=False).groups if k in keys]
+    out = []
+    for key in order:
+        per = {r: rows.set_index(GROUP).loc[[key]].reset_index() for r, (rows, _) in runs.items()}
+        d = [_differences(runs[r][0], runs[r][1], g) for r, g in per.items()]
+        esc = run_level_escape(d, level=level)
+        stochastic = any(is_stochastic(key[0], runs[r][0]) for r in runs)
+        rob = run_level_escape([_differences(runs[r][0], runs[r][1], g, trim=0.2) for r, g in per.items()],
+                               level=level) if stochastic else esc  # fmt: skip
+        acc = [float(stack(runs[r][1], g).mean() * 100) for r, g in per.items()]
+        m, lo, hi = mean_ci(acc)
+        g0 = per[next(iter(per))]
+        out.append(dict(
+            scorer=key[0], kappa=str(g0["kappa"].iloc[0]), kappa_hat=int(g0["kappa_hat"].mode().max()),
+            sparsity=float(key[1]), allocation=key[2], recovery_steps=int(key[3]), params=key[4],
+            n_seeds=len(runs), n_runs=len(runs), runs=",".join(str(r) for r in runs),
+            seeds_per_run=",".join(str(len(x)) for x in d), stochastic=stochastic,
+            acc=m, acc_low=lo, acc_high=hi, acc_std=float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
+            plateau=float(np.mean([_plateau(*runs[r], key) for r in runs])),
+            escape=esc.mean, escape_low=esc.low, escape_high=esc.high, escape_se=esc.se,
+            escape_df=esc.df, escape_p=esc.p_value, escape_se_seed=esc.se_seed, escape_se_image=esc.se_image,
+            robust=rob.mean, robust_low=rob.low, robust_high=rob.high, robust_se_seed=rob.se_seed,
+            robust_se_image=rob.se_image, robust_n=len(runs),
+            mask_hash="|".join(str(g["mask_hash"].iloc[0]) if g["mask_hash"].nunique() == 1 else "(varies)"
+                               for g in per.values()),
+            n_test=int(d[0].shape[1]),
+        ))  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def run_pairs(runs: Mapping[int, Run], scorer: str, reference: str, level: float = 0.95) -> pd.DataFrame:
+    """scorer − reference (points) per S at the recipe level: in each run the mean over seeds of
+    each, image by image, then the interval across runs (`stats.run_level_escape`). Columns as
+    `summaries.paired_table`'s; `n_seeds` is the number of runs."""
+    out = []
+    sparsities = sorted(set.intersection(*(set(rows["sparsity"]) for rows, _ in runs.values())))
+    for S in sparsities:
+        d = []
+        for rows, correct in runs.values():
+            at = rows[(rows["sparsity"] == S) & (rows["allocation"] == "block") & (rows["recovery_steps"] == 0)]
+            a, b = at[at["scorer"] == scorer], at[at["scorer"] == reference]
+            if a.empty or b.empty:
+                break
+            d.append((stack(correct, a).mean(axis=0) - stack(correct, b).mean(axis=0))[None, :] * 100.0)
+        else:
+            e = run_level_escape(d, level=level)
+            out.append(dict(sparsity=float(S), mean=e.mean, low=e.low, high=e.high, se=e.se, df=e.df,
+                            p=e.p_value, n_seeds=e.n_seeds, se_seed=e.se_seed, se_image=e.se_image))  # fmt: skip
+    return pd.DataFrame(out, columns=PAIRED_COLUMNS)
+
+
+def recipe_ledger(runs: Mapping[int, Run], run_ledgers: Mapping[int, pd.DataFrame] | None = None,
+                  **kw) -> pd.DataFrame:  # fmt: skip
+    """The claims judged for the recipe (`claims.ledger` on `summarize_runs` and `run_pairs`), with
+    `runs` (K), `holds_in` ("k/K": the runs whose own ledger reads the same verdict) and
+    `run_verdicts` (each run's verdict, "run:verdict"). `run_ledgers` default to each run's
+    `claims.ledger` over its own seeds."""
+    summary = summarize_runs(runs)
+    pairs = {c: run_pairs(runs, s, r) for c, (s, r) in claims_mod.PAIRS.items()}
+    led = claims_mod.ledger(summary, pairs, **kw)
+    if run_ledgers is None:
+        run_ledgers = {r: run_ledger(rows, correct, **kw) for r, (rows, correct) in runs.items()}
+    per = {r: dict(zip(lg["claim"], lg["verdict"])) for r, lg in run_ledgers.items()}
+    led["runs"] = len(runs)
+    led["holds_in"] = [f"{sum(per[r].get(c) == v for r in per)}/{len(per)}" for c, v in zip(led["claim"], led["verdict"])]
+    led["run_verdicts"] = ["; ".join(f"{r}:{per[r].get(c, '–')}" for r in per) for c in led["claim"]]
+    return led
+
+
+def run_ledger(rows: pd.DataFrame, correct: Correct, **kw) -> pd.DataFrame:
+    """One run's own ledger over its seeds, as a single-network study makes it."""
+    return claims_mod.ledger(summarize(rows, correct), claims_mod.claim_pairs(rows, correct), **kw)
+
+
+def variance_table(runs: Mapping[int, Run]) -> pd.DataFrame:
+    """Per class and S, where the uncertainty of a recipe-level escape comes from (points):
+    `between_runs_sd`, the SD of a network's escape beyond what its seeds explain
+    (√max(s²_runs − mean_r s²_seeds,r/n_r, 0)); `seed_sd`, the SD of one seed's escape within a run
+    (pooled over runs); `image_se`, the shared test images' error of the recipe-level escape;
+    `run_mean_sd`, the observed SD of the runs' means."""
+    out = []
+    for key, d in _per_class(runs):
+        means = np.array([x.mean() for x in d])
+        seed_var = np.array([x.mean(axis=1).var(ddof=1) if len(x) > 1 else np.nan for x in d])
+        n = np.array([len(x) for x in d])
+        within = np.nanmean(seed_var / n) if np.isfinite(seed_var).any() else 0.0
+        s2 = means.var(ddof=1) if len(means) > 1 else np.nan
+        esc = run_level_escape(d)
+        out.append(dict(scorer=key[0], sparsity=float(key[1]), runs=len(d), seeds_per_run=int(n.min()),
+                        escape=float(means.mean()), run_mean_sd=float(np.sqrt(s2)),
+                        between_runs_sd=float(np.sqrt(max(s2 - within, 0.0))) if np.isfinite(s2) else np.nan,
+                        seed_sd=float(np.sqrt(np.nanmean(seed_var))) if np.isfinite(seed_var).any() else 0.0,
+                        image_se=esc.se_image))  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def _per_class(runs: Mapping[int, Run]):
+    """(group key, [D per run]) for the main rows every run measured."""
+    keys = None
+    for rows, _ in runs.values():
+        main = rows[(rows["allocation"] == "block") & (rows["recovery_steps"] == 0)]
+        have = set(main.groupby(GROUP, sort=False).groups)
+        keys = have if keys is None else keys & have
+    for key in sorted(keys or (), key=lambda k: (k[0], k[1])):
+        if key[0] == "magnitude":
+            continue
+        yield key, [_differences(rows, correct, rows.set_index(GROUP).loc[[key]].reset_index())
+                    for rows, correct in runs.values()]  # fmt: skip
