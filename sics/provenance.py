@@ -161,7 +161,8 @@ def caption(study) -> str:
     """One line for the foot of every table and figure."""
     p = study.profile
     unit = "" if study.unit.name == p.unit else f", unit={study.unit.tag}"
-    return (f"profile={p.name} ({geometry(p)}{unit}) | "
+    run = f", run {p.train_seed}" if p.train_seed else ""
+    return (f"profile={p.name} ({geometry(p)}{unit}{run}) | "
             f"data={study.data_source.split(' [')[0]}, n_test={study.n_test} | "
             f"measured on {measured_on(study)} | ckpt={study.trained.ckpt_id} | rev={results_revision(study)}")  # fmt: skip
 

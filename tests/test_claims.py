@@ -110,7 +110,8 @@ def test_c3_tests_every_smooth_class_not_the_winner_alone():
     df = summary({**PAPER_LIKE, 0.7: at}, half=0.6)
     best = df[(df["sparsity"] == 0.7) & (df["scorer"] == "logistic_smooth")].iloc[0]
     assert best["escape_low"] > 0  # the winner alone would read "supported" (winner's curse)
-    assert verdicts(df)["C3"] == "inconclusive"  # not significant after Holm; its interval excludes 0
+    # not beyond the margin after Holm: no escape of consequence shown, and +6.6 lies far above
+    assert verdicts(df)["C3"] == "not the paper's size"
     assert verdicts(summary(PAPER_LIKE))["C3"] == "supported"
     hurts = {**PAPER_LIKE, 0.7: {"logistic_smooth": -2.0, "tent_smooth": -1.5, "sine_smooth": -1.0}}
     assert verdicts(summary(hurts))["C3"] == "not supported"
@@ -130,7 +131,10 @@ def test_c4_rules():
     smooth_unclear = {**PAPER_LIKE, 0.8: {**PAPER_LIKE[0.8], "sine_smooth": -0.6}}
     assert verdicts(summary(smooth_unclear))["C4"] == "inconclusive"  # [-0.9, -0.3] straddles -margin
     raw_small = {**PAPER_LIKE, 0.8: {**PAPER_LIKE[0.8], "logistic_raw": 0.75, "tent_raw": 0.7}}
-    assert verdicts(summary(raw_small))["C4"] == "inconclusive"  # κ=2 above 0 but not beyond +margin
+    # κ=2 above 0 but not beyond +margin, and the paper's +2.6 above its interval
+    assert verdicts(summary(raw_small))["C4"] == "not the paper's size"
+    raw_wide = {**PAPER_LIKE, 0.8: {**PAPER_LIKE[0.8], "logistic_raw": 0.75, "tent_raw": 0.7}}
+    assert verdicts(summary(raw_wide, half=2.0))["C4"] == "inconclusive"  # [-1.25, 2.75] holds +2.6
 
 
 def test_c5_is_paired_and_needs_every_sparsity():

@@ -94,8 +94,9 @@ VERDICTS = ("supported", "smaller than the paper", "not the paper's size", "not 
 # chaos − bump difference
 PAPER_VALUE = {"C3": PAPER_C3, "C4": PAPER_C4, "C6": PAPER_CHAOS - PAPER_BUMP}
 SIZE_RULE = ("Size: where the sign rule says supported but the paper's value lies above the interval, "
-             "'smaller than the paper'; where the rule says inconclusive, the interval holds 0 (no "
-             "significant effect) and the paper's value lies outside it, 'not the paper's size'")
+             "'smaller than the paper'; where the rule says inconclusive, no effect beyond the margin is "
+             "shown (the lower bound is below +margin) and the paper's value lies outside the interval, "
+             "'not the paper's size'")
 
 
 def paper_regime(S: float) -> tuple[str, str]:
@@ -113,10 +114,10 @@ def _iv(m: float, lo: float, hi: float) -> str:
 
 
 def _row(cid: str, measured: str, verdict: str, S=None, value=np.nan, low=np.nan, high=np.nan,
-         basis: str = "measured", family: pd.DataFrame | None = None) -> dict:  # fmt: skip
+         basis: str = "measured", family: pd.DataFrame | None = None, margin: float = MARGIN) -> dict:  # fmt: skip
     """One ledger row; `family` (the rows the claim tested) is recorded as scorer@S names."""
     statement, paper = {**CLAIMS, **MORE_CLAIMS}[cid]
-    verdict, inside = sized(cid, verdict, low, high)
+    verdict, inside = sized(cid, verdict, low, high, margin)
     assert verdict in VERDICTS, verdict
     tested = "" if family is None else ";".join(f"{r.scorer}@{r.sparsity:g}" for r in family.itertuples())
     return dict(claim=cid, statement=statement, paper=paper, where=TABLE_OF[cid], sparsity=S,
@@ -125,20 +126,20 @@ def _row(cid: str, measured: str, verdict: str, S=None, value=np.nan, low=np.nan
                 paper_inside=inside)  # fmt: skip
 
 
-def sized(cid: str, verdict: str, low: float, high: float) -> tuple[str, object]:
+def sized(cid: str, verdict: str, low: float, high: float, margin: float = MARGIN) -> tuple[str, object]:
     """(the verdict judged in size as well as sign, whether the paper's value lies in [low, high]).
 
     `SIZE_RULE`: a "supported" whose interval lies wholly below the paper's value becomes
-    "smaller than the paper"; an "inconclusive" whose interval holds 0 (no significant effect)
-    and excludes the paper's value becomes "not the paper's size" (an inconclusive C4 with a
-    significant κ=2 escape keeps its verdict). Claims without a number keep their verdict."""
+    "smaller than the paper"; an "inconclusive" whose lower bound is below the margin (no effect
+    of consequence shown) and whose interval excludes the paper's value becomes "not the paper's
+    size". Claims without a number keep their verdict."""
     paper = PAPER_VALUE.get(cid)
     if paper is None or not (np.isfinite(low) and np.isfinite(high)):
         return verdict, np.nan
     inside = bool(low <= paper <= high)
     if verdict == "supported" and high < paper:
         return "smaller than the paper", inside
-    if verdict == "inconclusive" and not inside and low <= 0 <= high:
+    if verdict == "inconclusive" and not inside and low < margin:
         return "not the paper's size", inside
     return verdict, inside
 
@@ -203,7 +204,7 @@ def c3(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_)
     verdict = _verdict((up.any(), "supported"), (_below(fam, margin), "not supported"))
     return _row("C3", f"best κ=1: {_txt(best)} pts (paper +{PAPER_C3}); "
                 f"{int(up.sum())}/{len(fam)} wholly above +{margin:g} after Holm", verdict, S,
-                best["escape"], best["escape_low"], best["escape_high"], family=fam)  # fmt: skip
+                best["escape"], best["escape_low"], best["escape_high"], family=fam, margin=margin)  # fmt: skip
 
 
 def c4(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_) -> dict:
@@ -221,7 +222,7 @@ def c4(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_)
                        (_below(k2, margin) or smooth_not_below.any(), "not supported"))
     k1_txt = "; ".join(_txt(r) for _, r in k1.iterrows())
     return _row("C4", f"best κ=2: {_txt(best)} pts (paper +{PAPER_C4}); κ=1: {k1_txt}", verdict,
-                S, best["escape"], best["escape_low"], best["escape_high"], family=fam)  # fmt: skip
+                S, best["escape"], best["escape_low"], best["escape_high"], family=fam, margin=margin)  # fmt: skip
 
 
 def c5(summary: pd.DataFrame, pairs: dict | None = None, margin: float = MARGIN, alpha: float = ALPHA,
@@ -250,7 +251,7 @@ def c6(summary: pd.DataFrame, pairs: dict | None = None, margin: float = MARGIN,
     verdict = _verdict((r["low"] > margin, "supported"), (r["high"] < margin, "not supported"))
     return _row("C6", f"escape: bump {esc['bump']:+.2f}, logistic_smooth {esc['logistic_smooth']:+.2f} "
                 f"pts (paper +{PAPER_BUMP} / +{PAPER_CHAOS}); chaos − bump {_iv(r['mean'], r['low'], r['high'])}",
-                verdict, S, r["mean"], r["low"], r["high"])  # fmt: skip
+                verdict, S, r["mean"], r["low"], r["high"], margin=margin)  # fmt: skip
 
 
 RULE_FNS = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6}

@@ -118,8 +118,10 @@ class Study(StudyData, PerImageResults):
 
     @property
     def name(self) -> str:
-        """Where the outputs go: the profile's name, with the unit's for another unit than its own."""
-        return self.profile.name if self.unit.name == self.profile.unit else f"{self.profile.name}-{self.unit.name}"
+        """Where the outputs go, under figures/: the profile's name, with the unit's for another
+        unit than its own, and for training run k >= 1 (`train_seed = k`) its `runs/<k>` folder."""
+        base = self.profile.name if self.unit.name == self.profile.unit else f"{self.profile.name}-{self.unit.name}"
+        return base if self.profile.train_seed == 0 else f"{base}/runs/{self.profile.train_seed}"
 
     @property
     def default_unit(self) -> bool:
