@@ -44,7 +44,7 @@ from ..paths import figures_dir, notebooks_dir
 from ..study.stage import pack_open
 
 NOTEBOOKS = ("01_finetune", "02_plateau", "03_kappa_spectrum", "04_fake_nonmonotone",
-             "05_bump_vs_chaos", "06_claims", "07_tokens", "08_architectures", "09_criteria")  # fmt: skip
+             "05_bump_vs_chaos", "06_claims", "07_tokens", "08_architectures", "09_criteria", "10_runs")  # fmt: skip
 # run when asked (`--only NN`), not by default, until their committed results regenerate without data
 ON_REQUEST: tuple[str, ...] = ()
 # notebooks run once per parameter set (a `--set` of the same parameter runs it once, as set): the
@@ -263,7 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         profile = resolve_profile(args.profile).name  # resolve `auto` once, for every notebook
         _running.update(profile=profile, t0=time.time())
-        wanted = args.only.split(",") if args.only else []
+        wanted = [w.strip() for w in args.only.split(",")] if args.only else []
+        known = {n[:2] for n in (*NOTEBOOKS, *ON_REQUEST)}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise SicsError(f"--only {args.only}: no notebook {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         chosen = [n for n in (*NOTEBOOKS, *ON_REQUEST) if (n in NOTEBOOKS and not wanted) or n[:2] in wanted]
         out_dir = figures_dir(profile) / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)

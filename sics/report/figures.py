@@ -303,3 +303,42 @@ def figure_seeds(seeds: pd.DataFrame) -> plt.Figure:
     fig.suptitle("Seeds as a distribution: filled = the seed escapes on its own (Holm over seeds); ringed = outlier")
     fig.tight_layout()
     return fig
+
+
+def figure_runs(per_run: dict[int, pd.DataFrame], recipe: pd.DataFrame) -> plt.Figure:
+    """Every training run's escape with its 95% interval (over its seeds), per S and class,
+    beside the recipe-level escape (black: the interval across runs, shared images carried)."""
+    classes = [n for n in recipe["scorer"].unique()
+               if str(recipe.loc[recipe["scorer"] == n, "kappa"].iloc[0]) in (*ESCAPE_KAPPAS, "baseline")]  # fmt: skip
+    cols = 4
+    rows_n = -(-len(classes) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.0 * cols, 2.4 * rows_n), sharex=True, squeeze=False)
+    runs = sorted(per_run)
+    pal = sns.color_palette("colorblind", len(runs))
+    width = 0.04
+    grid = sorted(recipe["sparsity"].unique())
+    for ax, name in zip(axes.flat, classes):
+        for i, k in enumerate(runs):
+            d = per_run[k]
+            d = d[d["scorer"] == name].sort_values("sparsity")
+            x = d["sparsity"] + (i - (len(runs) - 1) / 2) * width / max(len(runs), 1)
+            ax.errorbar(x, d["escape"], yerr=[d["escape"] - d["escape_low"], d["escape_high"] - d["escape"]],
+                        fmt="o", ms=3, lw=0.8, color=pal[i], label=f"run {k}")  # fmt: skip
+        r = recipe[recipe["scorer"] == name].sort_values("sparsity")
+        x = r["sparsity"] + width * 0.75
+        ax.errorbar(x, r["escape"], yerr=[r["escape"] - r["escape_low"], r["escape_high"] - r["escape"]],
+                    fmt="s", ms=4, lw=1.6, color="black", label="recipe")  # fmt: skip
+        ax.axhline(0, color="0.5", lw=0.6)
+        ax.set_xticks(grid)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(classes):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("escape (points)", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("S", fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig

@@ -57,13 +57,26 @@ def study_label(folder: Path) -> str:
     return f"{folder.name} · {unit.split('-')[0]}"
 
 
+ROBUST_MARK = "†"  # the 20% trimmed mean over seeds would read another verdict
+
+
 def verdict_matrix(folders: list[Path] | None = None) -> pd.DataFrame:
-    """Claims (rows) by committed study (columns): each study's verdict, read from its ledger."""
+    """Claims (rows) by committed study (columns): each study's verdict, read from its ledger
+    (marked † where the trimmed-mean check reads another), and beside a study with training runs
+    the recipe-level verdict with the runs whose own ledger agrees, "verdict (k/K)"."""
     folders = committed_studies() if folders is None else folders
     cols = {}
     for folder in folders:
-        ledger = pd.read_csv(folder / "claims.csv").set_index("claim")
-        cols[study_label(folder)] = ledger["verdict"].reindex(list(CLAIMS)).fillna("–")  # –: not studied there
+        ledger = pd.read_csv(folder / "claims.csv", keep_default_na=False).set_index("claim")
+        robust = ledger["robust"] if "robust" in ledger else pd.Series("", index=ledger.index)
+        marked = [f"{v} {ROBUST_MARK}" if r not in ("", v) else v for v, r in zip(ledger["verdict"], robust)]
+        cols[study_label(folder)] = pd.Series(marked, index=ledger.index).reindex(list(CLAIMS)).fillna("–")  # –: not studied there
+        recipe = folder / "runs" / "claims.csv"
+        if recipe.exists():
+            led = pd.read_csv(recipe, keep_default_na=False).set_index("claim")
+            label = f"{study_label(folder)} · recipe, {int(led['runs'].iloc[0])} runs"
+            cols[label] = pd.Series([f"{v} ({h})" for v, h in zip(led["verdict"], led["holds_in"])],
+                                    index=led.index).reindex(list(CLAIMS)).fillna("–")  # fmt: skip
     matrix = pd.DataFrame(cols)
     matrix.index.name = "claim"
     return matrix

@@ -1,0 +1,147 @@
+"""The training runs of a study as the recipe-level analysis reads them, and its outputs.
+
+Run 0 is the study at figures/<name>/, run k >= 1 at figures/<name>/runs/<k>/ (`sics.paths.run_dir`);
+each has its rows (`sweep.csv`) and per-image results (`results.zip`). `recipe_outputs` writes,
+into figures/<name>/runs/: the recipe-level ledger (`claims.*`), the variance table
+(`variance.*`) and the figure of every run's escape beside the recipe's (`fig_runs.*`), and each
+run's own ledger into its folder. No model, no data, no torch: a pure read of committed files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..analysis import criteria as crit
+from ..analysis import runs as runs_mod
+from ..analysis.claims import merged
+from ..paths import figures_root
+from ..report import figures, tables
+from ..report.output import Output
+from ..selection.criteria import C1_FAMILY, PUBLISHED
+from .stage import Results, saved_results
+
+
+def studies_with_runs(profile: str) -> list[str]:
+    """The studies of a profile's family (its own, its tokens', the ResNet beside a ViT) whose
+    folder holds training runs beyond run 0."""
+    from ..config import ARCHITECTURES, resolve_profile
+
+    vit = resolve_profile(profile).name
+    names = [vit, f"{vit}-tokens", *(spec.get(vit, arch) for arch, spec in ARCHITECTURES.items())]
+    return [n for n in names if any(k > 0 for k in run_numbers(n))]
+
+
+def run_numbers(name: str) -> list[int]:
+    """The runs of study `name` that have results: 0 (when committed) and every runs/<k>/ with a bundle."""
+    root = figures_root() / name
+    found = [0] if (root / "results.zip").exists() else []
+    found += sorted(int(p.parent.name) for p in root.glob("runs/*/results.zip") if p.parent.name.isdigit())
+    return found
+
+
+def run_name(name: str, run: int) -> str:
+    """The output folder of run `run` of study `name`, relative to figures/."""
+    return name if run == 0 else f"{name}/runs/{run}"
+
+
+def saved_runs(name: str, sparsities) -> dict[int, Results]:
+    """Every run's main rows at `sparsities` (per-block allocation, no recovery) with their
+    per-image results, from the committed files."""
+    out = {}
+    S = {round(float(s), 6) for s in sparsities}
+    for k in run_numbers(name):
+        res = saved_results(run_name(name, k))
+        if res is None:
+            continue
+        r = res.rows
+        keep = (r["allocation"] == "block") & (r["recovery_steps"] == 0) & r["sparsity"].round(6).isin(S)
+        out[k] = Results(r[keep].reset_index(drop=True), res.correct)
+    return out
+
+
+def _caption(name: str, runs: dict[int, Results]) -> str:
+    ckpts = ",".join(str(r.rows["ckpt_id"].iloc[0]) for r in runs.values())
+    revs = sorted({str(r.rows["git_rev"].iloc[-1]) for r in runs.values()})
+    seeds = "/".join(str(int(r.rows.groupby(["scorer", "sparsity"])["seed"].nunique().max())) for r in runs.values())
+    return (f"study={name} | recipe-level: {len(runs)} training runs ({','.join(map(str, runs))}), each weighted "
+            f"equally, seeds per cell up to {seeds} | ckpts={ckpts} | rev={','.join(revs)}")  # fmt: skip
+
+
+def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame | None:
+    """Write the recipe-level outputs of study `name` (module docstring); return its ledger, or
+    None where fewer than two runs have results (one network says nothing about a recipe)."""
+    runs = saved_runs(name, sparsities)
+    if len(runs) < 2:
+        return None
+    pairs = {k: (r.rows, r.correct) for k, r in runs.items()}
+    per_run = {}
+    for k, (rows, correct) in pairs.items():
+        led = runs_mod.run_ledger(rows, correct, margin=margin)
+        per_run[k] = merged(led, _criteria_ledger(_summary(rows, correct), margin, sparsities))
+    led = runs_mod.recipe_ledger(pairs, per_run, margin=margin)
+    recipe_crit = _criteria_ledger(runs_mod.summarize_runs(pairs), margin, sparsities)
+    if recipe_crit is not None:
+        recipe_crit = _with_holds(recipe_crit, per_run)
+    led = merged(led, recipe_crit)
+    out = Output(figures_root() / name / "runs", _caption(name, runs))
+    tables.save_table(led, "claims", out, shown=tables.claims_table(led.assign(
+        verdict=[f"{v} ({h})" for v, h in zip(led["verdict"], led["holds_in"])])),
+        title=f"Claims ledger of the recipe: {len(runs)} training runs; (k/K): the runs whose own ledger reads the same")  # fmt: skip
+    for k, lg in per_run.items():
+        if k:  # run 0's own ledger is the study's claims.csv, made by its notebooks
+            tables.save_table(lg, "claims", Output(figures_root() / run_name(name, k), out.caption),
+                              shown=tables.claims_table(lg), title=f"Claims ledger of run {k}")  # fmt: skip
+    var = runs_mod.variance_table(pairs)
+    tables.save_table(var, "variance", out, shown=var.round(2),
+                      title="Where a recipe-level escape's uncertainty comes from (points): between runs, seeds within a run, shared test images")  # fmt: skip
+    summary = runs_mod.summarize_runs(pairs)
+    per = {k: _summary(rows, correct) for k, (rows, correct) in pairs.items()}
+    figures.save_figure(figures.figure_runs(per, summary), "fig_runs", out)
+    return led
+
+
+def _summary(rows: pd.DataFrame, correct) -> pd.DataFrame:
+    from ..analysis import summarize
+
+    return summarize(rows, correct)
+
+
+def _criteria_ledger(summary: pd.DataFrame, margin: float, sparsities) -> pd.DataFrame | None:
+    """C1 (both parts) and C7 from a summary holding the published criteria, else None."""
+    names = [n for n in PUBLISHED if n != "random" and n in set(summary["scorer"])]
+    if not names or not set(C1_FAMILY) & set(summary["scorer"]):
+        return None
+    return crit.ledger(summary, names, [n for n in C1_FAMILY if n in set(summary["scorer"])], margin=margin,
+                       sparsities=sparsities)  # fmt: skip
+
+
+def _with_holds(led: pd.DataFrame, per_run: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    verdicts = {k: dict(zip(lg["claim"], lg["verdict"])) for k, lg in per_run.items()}
+    return led.assign(
+        runs=len(per_run),
+        holds_in=[f"{sum(v.get(c) == x for v in verdicts.values())}/{len(verdicts)}" for c, x in zip(led["claim"], led["verdict"])],
+        run_verdicts=["; ".join(f"{k}:{v.get(c, '–')}" for k, v in verdicts.items()) for c in led["claim"]])  # fmt: skip
+
+
+def recipe_matrix_column(name: str) -> pd.Series | None:
+    """The README matrix's recipe-level column of study `name`: "verdict (k/K)", or None."""
+    path = figures_root() / name / "runs" / "claims.csv"
+    if not path.exists():
+        return None
+    led = pd.read_csv(path).set_index("claim")
+    return pd.Series([f"{v} ({h})" for v, h in zip(led["verdict"], led["holds_in"])], index=led.index)
+
+
+def run_records(name: str) -> list[dict]:
+    """Each committed run's weights record (run, checkpoint, train seed, test accuracy, recipe hash)."""
+    out = []
+    for k in run_numbers(name):
+        meta_path: Path = figures_root() / run_name(name, k) / "weights.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            out.append(dict(run=k, ckpt_id=meta["ckpt_id"], train_seed=meta["training_fields"]["train_seed"],
+                            test_accuracy=meta["test_accuracy"], recipe_hash=meta.get("recipe_hash", "")))  # fmt: skip
+    return out
