@@ -6,6 +6,7 @@ WEIGHTS ?=
 ENGINE ?= papermill
 VERBOSE ?=
 RETRAIN ?=
+RUN ?=
 N ?=
 UNIT ?=
 PRECISION ?=
@@ -68,6 +69,7 @@ help:
 	@echo '  EXECUTOR    inline (default) | local | slurm: a sweep'\''s pending rows as submitit jobs (docs/extending.md);'
 	@echo '              CHUNK rows per job (20), SLURM_PARTITION, SLURM_TIME minutes (60), SLURM_GPUS (1), SLURM_CPUS (8)'
 	@echo '  N           make verify: how many committed results to re-evaluate (default 10)'
+	@echo '  RUN         make verify: the training run k to verify (figures/<profile>/runs/<k>/; default 0, the committed study)'
 	@echo '  UNIT        make verify: the unit kind of the study (default: the profile default; e.g. tokens)'
 	@echo '  PRECISION   make verify: auto (the bundle precision where fast here, else fp32) | bf16 | fp32'
 	@echo '  TORCH_SPEC  the torch build pip installs into .venv (default: $(TORCH_SPEC))'
@@ -84,7 +86,7 @@ paper: $(VENV)/.installed
 	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose) $(if $(ONLY),--only $(ONLY)) $(foreach s,$(SET),--set $(s))
 
 verify: $(VENV)/.installed
-	$(PY) -m sics.cli.verify --profile $(PROFILE) $(if $(N),--n $(N)) $(if $(UNIT),--unit $(UNIT)) $(if $(PRECISION),--precision $(PRECISION))
+	$(PY) -m sics.cli.verify --profile $(PROFILE) $(if $(RUN),--run $(RUN)) $(if $(N),--n $(N)) $(if $(UNIT),--unit $(UNIT)) $(if $(PRECISION),--precision $(PRECISION))
 
 site: $(VENV)/.installed
 	$(PY) -m sics.report.site --profile $(PROFILE)

@@ -1,6 +1,9 @@
 """`make verify`: re-evaluate a random sample of committed results and compare them image by image.
 
-    python -m sics.cli.verify --profile reference [--n 10] [--seed 0] [--data PATH] [--precision auto]
+    python -m sics.cli.verify --profile reference [--run K] [--n 10] [--seed 0] [--data PATH] [--precision auto]
+
+`--run K` verifies training run K of the recipe (`figures/<study>/runs/<K>/`; 0, the default, is the
+committed study).
 
 Each sampled row's selection is recomputed from the committed weights (its mask hash must equal
 the row's), evaluated afresh on the whole test set (no prediction cache, no bundle) and compared
@@ -181,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default=os.environ.get("SICS_PROFILE", "auto"))
     ap.add_argument("--data", default="", help="CIFAR-10 source (default: $SICS_DATA or download)")
     ap.add_argument("--unit", default="", help="the study's unit kind (default: the profile's; e.g. tokens)")
+    ap.add_argument("--run", type=int, default=0, help="the training run to verify (0: the committed study)")
     ap.add_argument("--n", type=int, default=10, help="rows to re-evaluate, besides the dense model")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random sample")
     ap.add_argument("--precision", default=os.environ.get("SICS_VERIFY_PRECISION", "auto"),
@@ -189,10 +193,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="override the tolerance that applies on another machine or precision")
     args = ap.parse_args(argv)
     try:
-        study = prepare(args.profile, args.data or None, unit=args.unit or None)
+        if args.run < 0:
+            raise ParameterError(f"--run must be a non-negative integer, not {args.run}")
+        study = prepare(args.profile, args.data or None, unit=args.unit or None, train_seed=args.run)
         chosen = choose_precision(study, args.precision)
         if chosen != study.precision.rsplit("-", 1)[-1]:
-            study = prepare(study.profile.replace(eval_precision=chosen), args.data or None, unit=args.unit or None)
+            study = prepare(study.profile.replace(eval_precision=chosen), args.data or None, unit=args.unit or None)  # keeps the run
         how, _ = rule(study)
         print(f"[sics] verify {study.name}: evaluating in {study.precision} on "
               f"{provenance.device_name(study.device)}; rule: {how}", flush=True)  # fmt: skip
