@@ -114,10 +114,11 @@ def _stable(info: dict) -> str:
     return json.dumps({k: v for k, v in info.items() if k not in VOLATILE}, sort_keys=True, default=str)
 
 
-def record(profile: str, stage: str, **info) -> Path:
+def record(profile: str, stage: str, *, committed: bool = True, **info) -> Path:
     """Record one stage's facts: in figures/<profile>/provenance.json when they differ from the
     recorded ones in more than `VOLATILE` facts (the results changed), and always in the
-    git-ignored notebooks/last_run.json. Both written atomically."""
+    git-ignored notebooks/last_run.json. Both written atomically. `committed=False` writes the
+    latter only (a partial `make paper`'s timing: it changes no result)."""
     folder = figures_dir(profile)
     run = dict(profile=profile, git_revision=git_revision(), environment=environment(),
                updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
@@ -127,6 +128,8 @@ def record(profile: str, stage: str, **info) -> Path:
     runs.setdefault("stages", {})[stage] = info
     write_json(last, runs)
     path = folder / "provenance.json"
+    if not committed:
+        return last
     prov = json.loads(path.read_text()) if path.exists() else {}
     old = prov.get("stages", {}).get(stage)
     if old is not None and _stable(old) == _stable(info):  # (JSON: tuples read back as lists)

@@ -26,6 +26,21 @@ def test_unknown_profile_exits_non_zero_with_one_line(capsys):
     assert err == f"error: unknown profile 'nope'; valid: {', '.join(PROFILES)}, auto"
 
 
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--only", "42"], "error: --only 42: no notebook 42; valid: 01, 02"),
+    (["--only", "02", "--set", "n_seeds=abc"], "error: --set n_seeds='abc': n_seeds is a number (default 0)"),
+    (["--only", "02", "--set", "sparsities=2.0"], "error: --set sparsities=2.0: sparsities is a list"),
+    (["--only", "02", "--set", "n_seeds=2.5"], "error: --set n_seeds=2.5: n_seeds is a number"),
+    (["--only", "02", "--set", "arch=resnet"], "error: --set arch: no chosen notebook has a parameter 'arch'"),
+])  # fmt: skip
+def test_bad_selections_and_parameters_stop_before_any_notebook_runs(argv, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SICS_FIGURES", str(tmp_path))
+    assert main(["--profile", "ci", *argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(says) and "\n" not in err
+    assert not (tmp_path / "ci" / "provenance.json").exists()  # nothing ran, nothing recorded
+
+
 def test_missing_data_stops_the_first_notebook(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "sics.cli.paper", "--profile", "ci", "--only", "01", "--engine", "inline",

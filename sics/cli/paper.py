@@ -231,6 +231,52 @@ def parse_sets(items: list[str]) -> dict:
     return out
 
 
+def notebook_parameters(src: Path) -> dict:
+    """The defaults of a notebook's parameters cell (`NAME = literal` lines), by name."""
+    import ast
+    import json as _json
+
+    cells = _json.loads(src.read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return {}
+    out = {}
+    for node in ast.parse("".join(cell["source"])).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+def _kind(value) -> str:
+    """A parameter's kind for checking a `--set`: a number (int or float), text, a list, a truth value."""
+    if isinstance(value, bool):
+        return "a truth value (True or False)"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list, e.g. [0.5, 0.7]"
+    return "a text" if isinstance(value, str) else type(value).__name__
+
+
+def check_sets(sets: dict, notebooks: list[Path]) -> None:
+    """Every `--set` must name a parameter of some chosen notebook, of the kind its default is
+    (an int where the default is an int), so a bad value stops here with one line rather than
+    failing inside a notebook."""
+    defaults: dict = {}
+    for src in notebooks:
+        for name, value in notebook_parameters(src).items():
+            defaults.setdefault(name, value)
+    for name, value in sets.items():
+        if name not in defaults:
+            raise SicsError(f"--set {name}: no chosen notebook has a parameter {name!r}; "
+                            f"theirs: {', '.join(sorted(defaults))}")  # fmt: skip
+        want = defaults[name]
+        ok = _kind(value) == _kind(want) and not (isinstance(want, int) and not isinstance(want, bool)
+                                                  and isinstance(value, float))  # fmt: skip
+        if not ok:
+            raise SicsError(f"--set {name}={value!r}: {name} is {_kind(want)} (default {want!r})")
+
+
 def execute(src: Path, dest: Path, params: dict, engine: str, out: Forward, quiet_warnings: bool) -> None:
     """Run one notebook with `params` (papermill, writing the executed copy to `dest`, or inline)."""
     with notebook_environment():
@@ -272,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = figures_dir(profile) / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
         sets = parse_sets(args.set)
+        check_sets(sets, [p for n in chosen if (p := notebooks_dir() / f"{n}.ipynb").exists()])
         params = dict(profile=profile, data=args.data, **sets)
         quiet_warnings = not os.environ.get("PYTHONWARNINGS")
         times, failed = {}, []
@@ -304,9 +351,11 @@ def main(argv: list[str] | None = None) -> int:
         from ..provenance import record
 
         total = round(sum(times.values()), 1)
-        # a partial run gets its own record: it never replaces the full run's timing
-        stage = "make_paper" if len(chosen) == len(NOTEBOOKS) else f"make_paper --only {args.only}"
-        record(profile, stage, engine=args.engine, seconds_per_notebook=times, total_seconds=total)
+        # a partial run's timing goes to the git-ignored last_run.json only: it never replaces the
+        # full run's, and never dirties the committed record
+        full = len(chosen) == len(NOTEBOOKS)
+        stage = "make_paper" if full else f"make_paper --only {args.only}"
+        record(profile, stage, committed=full, engine=args.engine, seconds_per_notebook=times, total_seconds=total)
         print(f"[sics] {len(times)} notebooks in {total:.0f} s; outputs in {figures_dir(profile)}")
         return 0
     except SicsError as e:
