@@ -178,3 +178,25 @@ def test_the_recipe_ledger_judges_the_runs_and_counts_where_each_verdict_holds()
     assert led["holds_in"] == f"{sum(v == led['verdict'] for v in per_run)}/3"
     var = runs.variance_table(study)
     assert list(var["scorer"]) == ["logistic_smooth"] and var["run_mean_sd"].iloc[0] > 0.3
+
+
+def _cells(escape: float, run_sd: float, seed_sd: float = 2.0, image_se: float = 0.3):
+    names = {"logistic_smooth": "1", "tent_smooth": "1", "sine_smooth": "1", "logistic_raw": "2", "tent_raw": "2"}
+    summary = pd.DataFrame([dict(scorer=n, kappa=k, sparsity=S, escape=escape if (S == 0.7 and k == "1") else 0.0)
+                            for S in (0.5, 0.6, 0.7, 0.8) for n, k in names.items()])  # fmt: skip
+    var = summary[["scorer", "sparsity"]].assign(between_runs_sd=run_sd, seed_sd=seed_sd, image_se=image_se)
+    return var, summary
+
+
+def test_the_rule_power_sees_the_spread_between_runs():
+    """A clear C3 escape is decided at K = 3 when runs agree; a wide between-run spread needs more runs."""
+    var, summary = _cells(escape=4.0, run_sd=0.2)
+    p = runs.recipe_power(var, summary, k_grid=(3,), reps=150)
+    c3 = p[(p["claim"] == "C3")].set_index("verdict")["share"]
+    assert c3.get("smaller than the paper", 0) + c3.get("supported", 0) > 0.8
+    var, summary = _cells(escape=4.0, run_sd=4.0)
+    p = runs.recipe_power(var, summary, k_grid=(3, 12), reps=150)
+    decided = p[(p["claim"] == "C3") & (p["verdict"] != "inconclusive")].groupby("runs")["share"].sum()
+    assert decided.get(3, 0) < 0.6 < decided.get(12, 0)
+    need = runs.runs_needed(p).set_index("claim")
+    assert need.loc["C3", "runs_needed"] == 12 and need.loc["C3", "verdict"] != "inconclusive"

@@ -109,12 +109,12 @@ def run_pairs(runs: Mapping[int, Run], scorer: str, reference: str, level: float
 
 
 def recipe_ledger(runs: Mapping[int, Run], run_ledgers: Mapping[int, pd.DataFrame] | None = None,
-                  **kw) -> pd.DataFrame:  # fmt: skip
+                  summary: pd.DataFrame | None = None, **kw) -> pd.DataFrame:  # fmt: skip
     """The claims judged for the recipe (`claims.ledger` on `summarize_runs` and `run_pairs`), with
     `runs` (K), `holds_in` ("k/K": the runs whose own ledger reads the same verdict) and
     `run_verdicts` (each run's verdict, "run:verdict"). `run_ledgers` default to each run's
-    `claims.ledger` over its own seeds."""
-    summary = summarize_runs(runs)
+    `claims.ledger` over its own seeds; `summary` to `summarize_runs(runs)`."""
+    summary = summarize_runs(runs) if summary is None else summary
     pairs = {c: run_pairs(runs, s, r) for c, (s, r) in claims_mod.PAIRS.items()}
     led = claims_mod.ledger(summary, pairs, **kw)
     if run_ledgers is None:
@@ -165,3 +165,62 @@ def _per_class(runs: Mapping[int, Run]):
             continue
         yield key, [_differences(rows, correct, rows.set_index(GROUP).loc[[key]].reset_index())
                     for rows, correct in runs.values()]  # fmt: skip
+
+
+RULE_CLAIMS = ("C2", "C3", "C4")  # the claims judged on the summary alone (C5 and C6 read pairs)
+K_GRID = (3, 4, 6, 8, 12, 16, 24)
+
+
+def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 5, k_grid=K_GRID,
+                 reps: int = 300, margin: float = claims_mod.MARGIN, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """How often each claim's whole rule reaches each verdict with K runs of `seeds` seeds, if the
+    recipe's true escapes were the ones measured now: one row per (claim, K, verdict), `share` of
+    `reps` simulated studies.
+
+    Each simulated study draws, per class and S, K run means around the measured recipe-level
+    escape (between-run SD and the SD of one seed within a run from `variance_table`; the shared
+    images' error, which every run shares, once per study), forms the two-stage interval
+    (`stats.run_level_escape`'s pivot, K − 1 df) and judges the claim with its own rule
+    (`claims.RULE_FNS`), Holm family and margin included. Classes are drawn independently. The
+    between-run SD of a few runs is itself uncertain, so the answer is a guide, not a promise.
+    """
+    from .stats import _half_width
+
+    rng = np.random.default_rng(seed)
+    cells = summary[summary["kappa"].astype(str).isin(("1", "2"))].merge(
+        variance[["scorer", "sparsity", "between_runs_sd", "seed_sd", "image_se"]], on=["scorer", "sparsity"])
+    if cells.empty:
+        return pd.DataFrame(columns=["claim", "runs", "verdict", "share"])
+    mu = cells["escape"].to_numpy(float)
+    spread = np.sqrt(np.nan_to_num(cells["between_runs_sd"].to_numpy(float)) ** 2
+                     + cells["seed_sd"].to_numpy(float) ** 2 / seeds)  # fmt: skip
+    img = cells["image_se"].to_numpy(float)
+    base = cells[["scorer", "kappa", "sparsity"]].assign(allocation="block", recovery_steps=0,
+                                                         mask_hash=cells["scorer"], n_seeds=0)  # fmt: skip
+    out = []
+    for K in k_grid:
+        counts: dict[tuple[str, str], int] = {}
+        for _ in range(reps):
+            e = mu[:, None] + spread[:, None] * rng.standard_normal((len(mu), K))
+            est = e.mean(axis=1) + img * rng.standard_normal(len(mu))
+            a = e.var(axis=1, ddof=1) / K
+            q = _half_width(a, img**2, K - 1, 0.95)
+            sim = base.assign(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=np.sqrt(a),
+                              escape_se_image=img, n_seeds=K)  # fmt: skip
+            for c in RULE_CLAIMS:
+                v = claims_mod.RULE_FNS[c](sim, margin=margin)["verdict"]
+                counts[(c, v)] = counts.get((c, v), 0) + 1
+        out += [dict(claim=c, runs=K, verdict=v, share=n / reps) for (c, v), n in sorted(counts.items())]
+    return pd.DataFrame(out)
+
+
+def runs_needed(power: pd.DataFrame, level: float = 0.8) -> pd.DataFrame:
+    """Per claim, the fewest runs K (of the grid) at which one decisive verdict (anything but
+    inconclusive) is reached in at least `level` of the simulated studies, and that verdict;
+    NaN where no K of the grid gets there."""
+    out = []
+    for c, g in power.groupby("claim", sort=True):
+        hit = g[(g["verdict"] != "inconclusive") & (g["share"] >= level)].sort_values("runs")
+        out.append(dict(claim=c, runs_needed=int(hit["runs"].iloc[0]) if len(hit) else np.nan,
+                        verdict=hit["verdict"].iloc[0] if len(hit) else ""))  # fmt: skip
+    return pd.DataFrame(out)

@@ -75,8 +75,10 @@ def verdict_matrix(folders: list[Path] | None = None) -> pd.DataFrame:
         if recipe.exists():
             led = pd.read_csv(recipe, keep_default_na=False).set_index("claim")
             label = f"{study_label(folder)} · recipe, {int(led['runs'].iloc[0])} runs"
-            cols[label] = pd.Series([f"{v} ({h})" for v, h in zip(led["verdict"], led["holds_in"])],
-                                    index=led.index).reindex(list(CLAIMS)).fillna("–")  # fmt: skip
+            need = led["runs_needed"] if "runs_needed" in led else pd.Series("", index=led.index)
+            cells = [f"{v} ({h})" + (f"; K≈{int(float(n))} would decide" if v == "inconclusive" and str(n) not in ("", "nan") else "")
+                     for v, h, n in zip(led["verdict"], led["holds_in"], need)]  # fmt: skip
+            cols[label] = pd.Series(cells, index=led.index).reindex(list(CLAIMS)).fillna("–")
     matrix = pd.DataFrame(cols)
     matrix.index.name = "claim"
     return matrix

@@ -16,7 +16,8 @@ import pandas as pd
 
 from ..analysis import criteria as crit
 from ..analysis import runs as runs_mod
-from ..analysis.claims import merged
+from ..analysis import summarize
+from ..analysis.claims import claim_pairs, ledger, merged
 from ..paths import figures_root
 from ..report import figures, tables
 from ..report.output import Output
@@ -77,15 +78,20 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
     if len(runs) < 2:
         return None
     pairs = {k: (r.rows, r.correct) for k, r in runs.items()}
-    per_run = {}
-    for k, (rows, correct) in pairs.items():
-        led = runs_mod.run_ledger(rows, correct, margin=margin)
-        per_run[k] = merged(led, _criteria_ledger(_summary(rows, correct), margin, sparsities))
-    led = runs_mod.recipe_ledger(pairs, per_run, margin=margin)
-    recipe_crit = _criteria_ledger(runs_mod.summarize_runs(pairs), margin, sparsities)
+    per_summary = {k: summarize(rows, correct) for k, (rows, correct) in pairs.items()}
+    per_run = {k: merged(ledger(per_summary[k], claim_pairs(*pairs[k]), margin=margin),
+                         _criteria_ledger(per_summary[k], margin, sparsities)) for k in pairs}  # fmt: skip
+    summary = runs_mod.summarize_runs(pairs)
+    led = runs_mod.recipe_ledger(pairs, per_run, summary, margin=margin)
+    recipe_crit = _criteria_ledger(summary, margin, sparsities)
     if recipe_crit is not None:
         recipe_crit = _with_holds(recipe_crit, per_run)
     led = merged(led, recipe_crit)
+    var = runs_mod.variance_table(pairs)
+    seeds = int(min(r.rows.groupby(["scorer", "sparsity"])["seed"].nunique().max() for r in runs.values()))
+    power = runs_mod.recipe_power(var, summary, seeds=seeds, margin=margin)
+    needed = runs_mod.runs_needed(power).set_index("claim")["runs_needed"]
+    led["runs_needed"] = led["claim"].map(needed)
     out = Output(figures_root() / name / "runs", _caption(name, runs))
     tables.save_table(led, "claims", out, shown=tables.claims_table(led.assign(
         verdict=[f"{v} ({h})" for v, h in zip(led["verdict"], led["holds_in"])])),
@@ -94,19 +100,13 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
         if k:  # run 0's own ledger is the study's claims.csv, made by its notebooks
             tables.save_table(lg, "claims", Output(figures_root() / run_name(name, k), out.caption),
                               shown=tables.claims_table(lg), title=f"Claims ledger of run {k}")  # fmt: skip
-    var = runs_mod.variance_table(pairs)
     tables.save_table(var, "variance", out, shown=var.round(2),
                       title="Where a recipe-level escape's uncertainty comes from (points): between runs, seeds within a run, shared test images")  # fmt: skip
-    summary = runs_mod.summarize_runs(pairs)
-    per = {k: _summary(rows, correct) for k, (rows, correct) in pairs.items()}
-    figures.save_figure(figures.figure_runs(per, summary), "fig_runs", out)
+    tables.save_table(power, "power", out, shown=power.pivot_table(index=["claim", "verdict"], columns="runs",
+                                                                   values="share").round(2).reset_index(),
+                      title=f"How often each claim's rule reaches each verdict with K runs of {seeds} seeds, if the measured escapes were true")  # fmt: skip
+    figures.save_figure(figures.figure_runs(per_summary, summary), "fig_runs", out)
     return led
-
-
-def _summary(rows: pd.DataFrame, correct) -> pd.DataFrame:
-    from ..analysis import summarize
-
-    return summarize(rows, correct)
 
 
 def _criteria_ledger(summary: pd.DataFrame, margin: float, sparsities) -> pd.DataFrame | None:
