@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sics.analysis import claims, runs, stats
+from sics.analysis import claims, runs, simulate, stats
 from sics.paths import figures_root, run_dir
 
 DATA_ID = "tar-d34c68f61cca57aa"  # the CIFAR-10 JPEG copy every committed model was trained on
@@ -63,9 +63,9 @@ def test_the_run_level_interval_covers_with_images_shared_across_runs(K, n, run_
     reps, truth, image_se, shared = 2000, 1.0, 0.45, 0.6
     cover, width = [], []
     for _ in range(4):
-        d = stats.simulate_runs(rng, K, n, run_sd=run_sd, shape=shape, truth=truth, N=200,
+        d = simulate.simulate_runs(rng, K, n, run_sd=run_sd, shape=shape, truth=truth, N=200,
                                 image_se=image_se, shared=shared, reps=reps // 4)  # fmt: skip
-        r = stats.run_level_many(d)
+        r = simulate.run_level_many(d)
         cover.append((r["low"] <= truth) & (truth <= r["high"]))
         width.append(r["high"] - r["low"])
     cov = np.mean(np.concatenate(cover))
@@ -83,17 +83,17 @@ def test_the_run_level_interval_covers_with_images_shared_across_runs(K, n, run_
 def test_pooling_the_seeds_of_several_networks_under_covers(K, n):
     """The negative control: the seeds of K networks analysed as if they came from one."""
     rng = np.random.default_rng(7)
-    d = stats.simulate_runs(rng, K, n, run_sd=3.0, reps=1000, N=200)
-    pooled = stats.run_level_many(d, pooled=True)
-    right = stats.run_level_many(d)
+    d = simulate.simulate_runs(rng, K, n, run_sd=3.0, reps=1000, N=200)
+    pooled = simulate.run_level_many(d, pooled=True)
+    right = simulate.run_level_many(d)
     cov = lambda r: np.mean((r["low"] <= 1.0) & (1.0 <= r["high"]))  # noqa: E731
     assert cov(pooled) < 0.85 and cov(right) > 0.93
 
 
 def test_the_vectorised_and_the_per_study_interval_agree():
     rng = np.random.default_rng(3)
-    d = stats.simulate_runs(rng, 3, 4, run_sd=1.0, reps=2, N=300)
-    many = stats.run_level_many(d)
+    d = simulate.simulate_runs(rng, 3, 4, run_sd=1.0, reps=2, N=300)
+    many = simulate.run_level_many(d)
     for i in range(2):
         one = stats.run_level_escape(list(d[i]))
         assert np.allclose([one.mean, one.low, one.high, one.se_image], [many["mean"][i], many["low"][i],
@@ -108,7 +108,7 @@ def test_the_vectorised_and_the_per_study_interval_agree():
 @pytest.mark.parametrize(("n", "shape"), [(10, "normal"), (20, "t3"), (5, "normal")])
 def test_the_trimmed_mean_interval_covers_for_symmetric_seeds(n, shape):
     rng = np.random.default_rng(n)
-    d = stats.simulate_runs(rng, 1, n, run_sd=0.0, shape=shape, reps=600, N=200)
+    d = simulate.simulate_runs(rng, 1, n, run_sd=0.0, shape=shape, reps=600, N=200)
     hits = []
     for i in range(len(d)):
         r = stats.trimmed_escape(d[i, 0])

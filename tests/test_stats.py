@@ -1,15 +1,8 @@
 import numpy as np
 import pytest
 
-from sics.analysis.stats import (
-    _paired_from_diff,
-    expand_patterns,
-    holm,
-    mean_ci,
-    paired_escape,
-    paired_from_patterns,
-    simulate_paired,
-)
+from sics.analysis.simulate import expand_patterns, paired_from_patterns, simulate_paired
+from sics.analysis.stats import _paired_from_diff, holm, mean_ci, paired_escape
 
 
 def test_identical_predictions_give_zero_and_an_interval_containing_zero():

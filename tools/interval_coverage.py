@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/interval_coverage.py [--reps 4000] [--old-reps 400] [--n-boot 1000]
 
-Simulated studies with a known population escape (`sics.analysis.stats.simulate_paired`: 10,000 test
+Simulated studies with a known population escape (`sics.analysis.simulate.simulate_paired`: 10,000 test
 images, image SE ≈ 0.45 point, seed SD 0/2/5 points, 3 or 5 seeds, true escape +1 point).
 Prints Markdown tables: coverage of the nominal 95% interval and its mean width for the former
 bootstrap (`old_paired_escape`, as in git before the change), for a t interval with the plug-in
@@ -18,7 +18,8 @@ import time
 import numpy as np
 from scipy import stats as sps
 
-from sics.analysis.stats import Paired, expand_patterns, paired_from_patterns, simulate_paired
+from sics.analysis.simulate import expand_patterns, paired_from_patterns, simulate_paired
+from sics.analysis.stats import Paired
 
 # --- the former procedure: the bootstrap this change replaced, split at np.unique so that a ----
 # --- simulated replicate can enter as pattern counts; otherwise as it was -----------------------

@@ -23,36 +23,22 @@ One principle for every claim, with the equivalence margin `margin` (default 0.5
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
+from .. import paper
 from ..selection.scorers import NON_MONOTONE_KAPPAS
 from .summaries import ALPHA, holm_beyond, is_stochastic, nearest, negate, paired_table
 
 MARGIN = 0.5  # equivalence margin in accuracy points
 
-CLAIMS = {
-    "C1": ("Every rank-monotone scorer gives the same selection and accuracy Π(S).", "identical masks"),
-    "C2": ("S < 0.65: the plateau is already optimal; non-monotone features match it or do worse.", "no escape"),
-    "C3": ("S ≈ 0.7: rank-aligned smooth non-monotone features escape, best by +6.6 points.", "+6.6"),
-    "C4": ("S = 0.8: only raw high-frequency features escape (+2.6); smooth ones fall below.", "+2.6"),
-    "C5": ("A fake non-monotone scorer derived from magnitude does worse than the gradient baseline.", "fake < gradient"),
-    "C6": ("A Gaussian bump escapes by only +0.6 against +4.6 for the chaos-derived feature.", "+0.6 vs +4.6"),
-}  # fmt: skip
-# beyond the six, from the abstract: read by the criteria study (`sics.analysis.criteria`), not
-# part of the default ledger
-MORE_CLAIMS = {
-    "C7": ("SICS explains the clustering of diverse pruning methods: published criteria land on the plateau.",
-           "clustering"),
-}  # fmt: skip
-PAPER_C3, PAPER_C4 = 6.6, 2.6  # best escapes, points
-PAPER_BUMP, PAPER_CHAOS = 0.6, 4.6  # C6, converted from fractions (+0.006 / +0.046) to points
-
 # The paired comparisons C5 and C6 read: (scorer, reference), each difference scorer − reference
 # on the same images. Tables 4 and 5 show the same pairs.
 FAKE, GRADIENT = "fake_nonmonotone", "gradient"  # C5
 CHAOS, BUMP = "logistic_smooth", "bump"  # C6
-PAIRS = {"C5": (FAKE, GRADIENT), "C6": (CHAOS, BUMP)}
 
 
 def claim_pairs(rows: pd.DataFrame, correct) -> dict[str, pd.DataFrame]:
@@ -66,33 +52,7 @@ def claim_pairs(rows: pd.DataFrame, correct) -> dict[str, pd.DataFrame]:
         else:
             out[claim] = paired_table(rows, correct, scorer, reference)
     return out
-PAPER_BOUNDARIES = (0.65, 0.75)
-PAPER_REGIMES = {0.5: ("0", "plateau optimal"), 0.6: ("0", "plateau optimal"),
-                 0.7: ("1", "smooth escapes, best +6.6"), 0.8: ("2", "only raw escapes, +2.6")}  # fmt: skip
-
-RULES = {
-    "C1": "holds by construction (m, m², log m are strictly increasing transforms of one float64 m); "
-          "checked: identical κ=0 masks at every S",
-    "C2": "family: κ=1/2 classes at every S < 0.65 (Holm). Not supported iff some escape lies wholly "
-          "above +margin; supported iff every upper bound < +margin; else inconclusive",
-    "C3": "family: κ=1 classes at S≈0.7 (Holm). Supported iff some escape lies wholly above +margin; "
-          "not supported iff every upper bound < +margin; else inconclusive",
-    "C4": "family: κ=1/2 classes at S≈0.8 (Holm). Supported iff some κ=2 escape lies wholly above "
-          "+margin and every κ=1 upper bound < −margin; not supported iff every κ=2 upper bound < "
-          "+margin, or some κ=1 escape lies wholly above −margin (a smooth class that does not fall "
-          "below); else inconclusive",
-    "C5": "paired fake − gradient on the same images, family: every S (Holm). Supported iff every "
-          "upper bound < −margin; not supported iff at some S the difference lies wholly above "
-          "−margin; else inconclusive",
-    "C6": "paired logistic_smooth − bump on the same images at S≈0.7. Supported iff its lower bound "
-          "> +margin; not supported iff its upper bound < +margin; else inconclusive",
-}  # fmt: skip
-TABLE_OF = {"C1": "Table 1", "C2": "Tables 2-3", "C3": "Tables 2-3", "C4": "Tables 2-3",
-            "C5": "Table 4", "C6": "Table 5", "C7": "criteria table"}  # fmt: skip
 VERDICTS = ("supported", "smaller than the paper", "not the paper's size", "not supported", "inconclusive")
-# the paper's numbers the size verdicts compare with (points): C3's and C4's best escape, C6's
-# chaos − bump difference
-PAPER_VALUE = {"C3": PAPER_C3, "C4": PAPER_C4, "C6": PAPER_CHAOS - PAPER_BUMP}
 SIZE_RULE = ("Size: where the sign rule says supported but the paper's value lies above the interval, "
              "'smaller than the paper'; where the rule says inconclusive, no effect beyond the margin is "
              "shown (the lower bound is below +margin) and the paper's value lies outside the interval, "
@@ -100,11 +60,13 @@ SIZE_RULE = ("Size: where the sign rule says supported but the paper's value lie
 
 
 def paper_regime(S: float) -> tuple[str, str]:
-    """The regime the paper states for S (its boundaries: 0.65 and 0.75)."""
-    if S in PAPER_REGIMES:
-        return PAPER_REGIMES[S]
-    lo, hi = PAPER_BOUNDARIES
-    return ("0", "plateau optimal") if S < lo else ("1", "smooth escapes") if S <= hi else ("2", "only raw escapes")
+    """The κ and regime the paper states for S (its boundaries, `paper.BOUNDARIES`)."""
+    if S < paper.BOUNDARY_SMOOTH:
+        return "0", "plateau optimal"
+    if S <= paper.BOUNDARY_RAW:
+        best = f", best +{paper.SMOOTH_ESCAPE}" if np.isclose(S, paper.S_SMOOTH) else ""
+        return "1", f"smooth escapes{best}"
+    return "2", "only raw escapes" + (f", +{paper.RAW_ESCAPE}" if np.isclose(S, paper.S_RAW) else "")
 
 
 def _iv(m: float, lo: float, hi: float) -> str:
@@ -116,14 +78,14 @@ def _iv(m: float, lo: float, hi: float) -> str:
 def _row(cid: str, measured: str, verdict: str, S=None, value=np.nan, low=np.nan, high=np.nan,
          basis: str = "measured", family: pd.DataFrame | None = None, margin: float = MARGIN) -> dict:  # fmt: skip
     """One ledger row; `family` (the rows the claim tested) is recorded as scorer@S names."""
-    statement, paper = {**CLAIMS, **MORE_CLAIMS}[cid]
+    claim = ALL_CLAIMS[cid]
     verdict, inside = sized(cid, verdict, low, high, margin)
     assert verdict in VERDICTS, verdict
     tested = "" if family is None else ";".join(f"{r.scorer}@{r.sparsity:g}" for r in family.itertuples())
-    return dict(claim=cid, statement=statement, paper=paper, where=TABLE_OF[cid], sparsity=S,
+    rule = claim.rule + (f". {SIZE_RULE}" if claim.value is not None else "")
+    return dict(claim=cid, statement=claim.statement, paper=claim.paper, where=claim.table, sparsity=S,
                 measured=measured, value=value, low=low, high=high, verdict=verdict, basis=basis,
-                family=tested, rule=RULES.get(cid, "") + (f". {SIZE_RULE}" if cid in PAPER_VALUE else ""),
-                paper_inside=inside)  # fmt: skip
+                family=tested, rule=rule, paper_inside=inside)  # fmt: skip
 
 
 def sized(cid: str, verdict: str, low: float, high: float, margin: float = MARGIN) -> tuple[str, object]:
@@ -133,11 +95,11 @@ def sized(cid: str, verdict: str, low: float, high: float, margin: float = MARGI
     "smaller than the paper"; an "inconclusive" whose lower bound is below the margin (no effect
     of consequence shown) and whose interval excludes the paper's value becomes "not the paper's
     size". Claims without a number keep their verdict."""
-    paper = PAPER_VALUE.get(cid)
-    if paper is None or not (np.isfinite(low) and np.isfinite(high)):
+    value = ALL_CLAIMS[cid].value
+    if value is None or not (np.isfinite(low) and np.isfinite(high)):
         return verdict, np.nan
-    inside = bool(low <= paper <= high)
-    if verdict == "supported" and high < paper:
+    inside = bool(low <= value <= high)
+    if verdict == "supported" and high < value:
         return "smaller than the paper", inside
     if verdict == "inconclusive" and not inside and low < margin:
         return "not the paper's size", inside
@@ -159,7 +121,8 @@ def _verdict(*rules: tuple[bool, str]) -> str:
 
 
 def _best(df: pd.DataFrame) -> pd.Series:
-    return df.loc[df["escape"].idxmax()]
+    """The row of the largest escape (the first row where no escape could be estimated)."""
+    return df.loc[df["escape"].idxmax()] if df["escape"].notna().any() else df.iloc[0]
 
 
 def _txt(r) -> str:
@@ -181,9 +144,9 @@ def c1(summary: pd.DataFrame, **_) -> dict:
 
 
 def c2(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_) -> dict:
-    fam = summary[summary["kappa"].isin(NON_MONOTONE_KAPPAS) & (summary["sparsity"] < 0.65)]
+    fam = summary[summary["kappa"].isin(NON_MONOTONE_KAPPAS) & (summary["sparsity"] < paper.BOUNDARY_SMOOTH)]
     if fam.empty:
-        return _missing("C2", "non-monotone classes at S < 0.65")
+        return _missing("C2", f"non-monotone classes at S < {paper.BOUNDARY_SMOOTH}")
     up = holm_beyond(fam, margin, alpha=alpha)
     best = _best(fam)
     hi = fam.loc[fam["escape_high"].idxmax()] if fam["escape_high"].notna().any() else best
@@ -195,24 +158,24 @@ def c2(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_)
 
 
 def c3(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_) -> dict:
-    S = nearest(summary["sparsity"], 0.7)
+    S = nearest(summary["sparsity"], paper.S_SMOOTH)
     fam = summary[(summary["kappa"] == "1") & (summary["sparsity"] == S)]
     if fam.empty:
-        return _missing("C3", "κ=1 classes at S≈0.7")
+        return _missing("C3", f"κ=1 classes at S≈{paper.S_SMOOTH}")
     up = holm_beyond(fam, margin, alpha=alpha)
     best = _best(fam)
     verdict = _verdict((up.any(), "supported"), (_below(fam, margin), "not supported"))
-    return _row("C3", f"best κ=1: {_txt(best)} pts (paper +{PAPER_C3}); "
+    return _row("C3", f"best κ=1: {_txt(best)} pts (paper +{paper.SMOOTH_ESCAPE}); "
                 f"{int(up.sum())}/{len(fam)} wholly above +{margin:g} after Holm", verdict, S,
                 best["escape"], best["escape_low"], best["escape_high"], family=fam, margin=margin)  # fmt: skip
 
 
 def c4(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_) -> dict:
-    S = nearest(summary["sparsity"], 0.8)
+    S = nearest(summary["sparsity"], paper.S_RAW)
     at = summary[summary["sparsity"] == S]
     fam = at[at["kappa"].isin(NON_MONOTONE_KAPPAS)]
     if not ((fam["kappa"] == "1").any() and (fam["kappa"] == "2").any()):
-        return _missing("C4", "κ=1 and κ=2 classes at S≈0.8")
+        return _missing("C4", f"κ=1 and κ=2 classes at S≈{paper.S_RAW}")
     is1, is2 = (fam["kappa"] == "1").to_numpy(), (fam["kappa"] == "2").to_numpy()
     k1, k2 = fam[is1], fam[is2]
     raw_up = holm_beyond(fam, margin, alpha=alpha) & is2
@@ -221,7 +184,7 @@ def c4(summary: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA, **_)
     verdict = _verdict((raw_up.any() and _below(k1, -margin), "supported"),
                        (_below(k2, margin) or smooth_not_below.any(), "not supported"))
     k1_txt = "; ".join(_txt(r) for _, r in k1.iterrows())
-    return _row("C4", f"best κ=2: {_txt(best)} pts (paper +{PAPER_C4}); κ=1: {k1_txt}", verdict,
+    return _row("C4", f"best κ=2: {_txt(best)} pts (paper +{paper.RAW_ESCAPE}); κ=1: {k1_txt}", verdict,
                 S, best["escape"], best["escape_low"], best["escape_high"], family=fam, margin=margin)  # fmt: skip
 
 
@@ -242,19 +205,72 @@ def c5(summary: pd.DataFrame, pairs: dict | None = None, margin: float = MARGIN,
 def c6(summary: pd.DataFrame, pairs: dict | None = None, margin: float = MARGIN, **_) -> dict:
     """`pairs["C6"]`: logistic_smooth − bump per S (`analysis.paired_table`)."""
     d = (pairs or {}).get("C6")
-    S = nearest(summary["sparsity"], 0.7)
+    S = nearest(summary["sparsity"], paper.S_SMOOTH)
     if d is None or d.empty or S is None or not np.isclose(d["sparsity"], S).any():
-        return _missing("C6", f"{BUMP} or {CHAOS} at S≈0.7")
+        return _missing("C6", f"{BUMP} or {CHAOS} at S≈{paper.S_SMOOTH}")
     r = d[np.isclose(d["sparsity"], S)].iloc[0]
     at = summary[summary["sparsity"] == S].set_index("scorer")
     esc = {n: at.loc[n, "escape"] if n in at.index else np.nan for n in (BUMP, CHAOS)}
     verdict = _verdict((r["low"] > margin, "supported"), (r["high"] < margin, "not supported"))
     return _row("C6", f"escape: bump {esc['bump']:+.2f}, logistic_smooth {esc['logistic_smooth']:+.2f} "
-                f"pts (paper +{PAPER_BUMP} / +{PAPER_CHAOS}); chaos − bump {_iv(r['mean'], r['low'], r['high'])}",
+                f"pts (paper +{paper.BUMP_ESCAPE} / +{paper.CHAOS_ESCAPE}); chaos − bump {_iv(r['mean'], r['low'], r['high'])}",
                 verdict, S, r["mean"], r["low"], r["high"], margin=margin)  # fmt: skip
 
 
-RULE_FNS = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6}
+@dataclass(frozen=True)
+class Claim:
+    """One of the paper's claims: what it states, the paper's number where it gives one (the size
+    rule compares with it), where the companion shows it, and the written rule with its function
+    (None: judged by the criteria study, `sics.analysis.criteria`). `pair`: the (scorer, reference)
+    whose paired difference the rule reads."""
+
+    id: str
+    statement: str
+    paper: str
+    table: str
+    rule: str
+    judge: Callable[..., dict] | None = None
+    value: float | None = None
+    pair: tuple[str, str] | None = None
+
+
+_S1, _S2, _SS, _SR = paper.BOUNDARY_SMOOTH, paper.BOUNDARY_RAW, paper.S_SMOOTH, paper.S_RAW
+CLAIMS: dict[str, Claim] = {c.id: c for c in (
+    Claim("C1", "Every rank-monotone scorer gives the same selection and accuracy Π(S).", "identical masks",
+          "Table 1", "holds by construction (m, m², log m are strictly increasing transforms of one float64 "
+          "m); checked: identical κ=0 masks at every S", c1),
+    Claim("C2", f"S < {_S1}: the plateau is already optimal; non-monotone features match it or do worse.",
+          "no escape", "Tables 2-3",
+          f"family: κ=1/2 classes at every S < {_S1} (Holm). Not supported iff some escape lies wholly above "
+          "+margin; supported iff every upper bound < +margin; else inconclusive", c2),
+    Claim("C3", f"S ≈ {_SS}: rank-aligned smooth non-monotone features escape, best by +{paper.SMOOTH_ESCAPE} "
+          "points.", f"+{paper.SMOOTH_ESCAPE}", "Tables 2-3",
+          f"family: κ=1 classes at S≈{_SS} (Holm). Supported iff some escape lies wholly above +margin; not "
+          "supported iff every upper bound < +margin; else inconclusive", c3, paper.SMOOTH_ESCAPE),
+    Claim("C4", f"S = {_SR}: only raw high-frequency features escape (+{paper.RAW_ESCAPE}); smooth ones fall "
+          "below.", f"+{paper.RAW_ESCAPE}", "Tables 2-3",
+          f"family: κ=1/2 classes at S≈{_SR} (Holm). Supported iff some κ=2 escape lies wholly above +margin "
+          "and every κ=1 upper bound < −margin; not supported iff every κ=2 upper bound < +margin, or some "
+          "κ=1 escape lies wholly above −margin (a smooth class that does not fall below); else inconclusive",
+          c4, paper.RAW_ESCAPE),
+    Claim("C5", "A fake non-monotone scorer derived from magnitude does worse than the gradient baseline.",
+          "fake < gradient", "Table 4",
+          "paired fake − gradient on the same images, family: every S (Holm). Supported iff every upper "
+          "bound < −margin; not supported iff at some S the difference lies wholly above −margin; else "
+          "inconclusive", c5, pair=(FAKE, GRADIENT)),
+    Claim("C6", f"A Gaussian bump escapes by only +{paper.BUMP_ESCAPE} against +{paper.CHAOS_ESCAPE} for the "
+          "chaos-derived feature.", f"+{paper.BUMP_ESCAPE} vs +{paper.CHAOS_ESCAPE}", "Table 5",
+          f"paired logistic_smooth − bump on the same images at S≈{_SS}. Supported iff its lower bound > "
+          "+margin; not supported iff its upper bound < +margin; else inconclusive", c6,
+          round(paper.CHAOS_ESCAPE - paper.BUMP_ESCAPE, 10), pair=(CHAOS, BUMP)),
+)}  # fmt: skip
+# beyond the six, from the abstract: read by the criteria study (`sics.analysis.criteria`), not
+# part of the default ledger
+MORE_CLAIMS: dict[str, Claim] = {"C7": Claim(
+    "C7", "SICS explains the clustering of diverse pruning methods: published criteria land on the plateau.",
+    "clustering", "criteria table", "")}  # fmt: skip
+ALL_CLAIMS = {**CLAIMS, **MORE_CLAIMS}
+PAIRS = {c.id: c.pair for c in CLAIMS.values() if c.pair}
 
 
 def ledger(summary: pd.DataFrame, pairs: dict | None = None, claims=tuple(CLAIMS), *,
@@ -271,10 +287,10 @@ def ledger(summary: pd.DataFrame, pairs: dict | None = None, claims=tuple(CLAIMS
     main = summary
     if "allocation" in summary:
         main = summary[(summary["allocation"] == "block") & (summary["recovery_steps"] == 0)]
-    out = pd.DataFrame([RULE_FNS[c](main, pairs=pairs, margin=margin, alpha=alpha) for c in claims])
+    out = pd.DataFrame([CLAIMS[c].judge(main, pairs=pairs, margin=margin, alpha=alpha) for c in claims])
     trimmed = robust_view(main)
     out["robust"] = "" if trimmed is None else [
-        RULE_FNS[c](trimmed, pairs=pairs, margin=margin, alpha=alpha)["verdict"] for c in claims]
+        CLAIMS[c].judge(trimmed, pairs=pairs, margin=margin, alpha=alpha)["verdict"] for c in claims]
     return out
 
 
@@ -298,6 +314,6 @@ def merged(ledger: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:
     if extra is None or extra.empty:
         return ledger
     out = pd.concat([ledger[~ledger["claim"].isin(extra["claim"])], extra], ignore_index=True)
-    order = {c: i for i, c in enumerate([*CLAIMS, *MORE_CLAIMS])}
+    order = {c: i for i, c in enumerate(ALL_CLAIMS)}
     out = out.iloc[np.argsort(out["claim"].map(order).fillna(len(order)).to_numpy(), kind="stable")]
     return out[[*ledger.columns, *(c for c in extra.columns if c not in ledger.columns)]].reset_index(drop=True)

@@ -3,7 +3,7 @@ plateau Π(S), each non-monotone class against its matched control, and the rule
 and C7 (clustering), written before the numbers they judge were looked at.
 
 - **C1, measured.** Family: the weight-only criteria that are not transforms of m
-  (`selection.criteria.C1_FAMILY`: L1, fc1 norm, fc2 norm, FPGM) at every main S (0.5-0.8; the
+  (`selection.scorers.c1_family()`: L1, fc1 norm, fc2 norm, FPGM) at every main S (0.5-0.8; the
   fine grid's rows are reported, not judged), each paired with
   magnitude on the same images. Supported iff every 95% interval lies inside ±`margin` (both
   bounds: a two-one-sided test per cell, no adjustment needed); not supported iff some difference

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as sps
 
+from .. import paper
 from ..selection.scorers import NON_MONOTONE_KAPPAS
 from .stats import _effective_df, _half_width, paired_escape
 from .summaries import plateau_keys, stack
@@ -99,12 +100,12 @@ def simulated_power(comp: Components, n: int, effect: float, alpha: float, *, re
 # the claims' families on the main grid, and the effect each needs detected (points) or the
 # equivalence it needs shown: (claim, S test, κ classes, paper's effect or None for equivalence)
 def _claim_of(S: float, kappa: str) -> tuple[str, float | None] | None:
-    if S < 0.65:
+    if S < paper.BOUNDARY_SMOOTH:
         return "C2", None
-    if abs(S - 0.7) <= 0.05 and kappa == "1":
-        return "C3", 6.6
-    if abs(S - 0.8) <= 0.05:
-        return "C4", 2.6
+    if abs(S - paper.S_SMOOTH) <= 0.05 and kappa == "1":
+        return "C3", paper.SMOOTH_ESCAPE
+    if abs(S - paper.S_RAW) <= 0.05:
+        return "C4", paper.RAW_ESCAPE
     return None
 
 

@@ -181,7 +181,7 @@ def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 
     escape (between-run SD and the SD of one seed within a run from `variance_table`; the shared
     images' error, which every run shares, once per study), forms the two-stage interval
     (`stats.run_level_escape`'s pivot, K − 1 df) and judges the claim with its own rule
-    (`claims.RULE_FNS`), Holm family and margin included. Classes are drawn independently. The
+    (`claims.CLAIMS`), Holm family and margin included. Classes are drawn independently. The
     between-run SD of a few runs is itself uncertain, so the answer is a guide, not a promise.
     """
     from .stats import _half_width
@@ -208,7 +208,7 @@ def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 
             sim = base.assign(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=np.sqrt(a),
                               escape_se_image=img, n_seeds=K)  # fmt: skip
             for c in RULE_CLAIMS:
-                v = claims_mod.RULE_FNS[c](sim, margin=margin)["verdict"]
+                v = claims_mod.CLAIMS[c].judge(sim, margin=margin)["verdict"]
                 counts[(c, v)] = counts.get((c, v), 0) + 1
         out += [dict(claim=c, runs=K, verdict=v, share=n / reps) for (c, v), n in sorted(counts.items())]
     return pd.DataFrame(out)

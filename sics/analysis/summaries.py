@@ -92,7 +92,9 @@ def summarize(rows: pd.DataFrame, correct: Correct, level: float = 0.95) -> pd.D
         c = stack(correct, g)
         stochastic = is_stochastic(scorer, rows)
         esc = paired_escape(c, ref, level=level, stochastic=stochastic)
-        rob = trimmed_escape((c.astype(float) - ref[None, :]) * 100.0, level=level) if stochastic else esc
+        # under 5 seeds a 20% trim cuts nothing: the trimmed mean is the mean
+        trim = stochastic and len(g) >= 5
+        rob = trimmed_escape((c.astype(float) - ref[None, :]) * 100.0, level=level) if trim else esc
         acc = c.mean(axis=1) * 100
         m, lo, hi = mean_ci(acc)
         out.append(dict(
@@ -106,7 +108,7 @@ def summarize(rows: pd.DataFrame, correct: Correct, level: float = 0.95) -> pd.D
             escape_se_seed=esc.se_seed, escape_se_image=esc.se_image,
             robust=rob.mean, robust_low=rob.low, robust_high=rob.high,
             robust_se_seed=rob.se_seed, robust_se_image=rob.se_image,
-            robust_n=int(rob.n_seeds - 2 * np.floor(0.2 * rob.n_seeds)) if stochastic else len(g),
+            robust_n=int(len(g) - 2 * np.floor(0.2 * len(g))),
             overlap_magnitude=float(g["overlap_magnitude"].mean()),
             jaccard_magnitude=float(g["jaccard_magnitude"].mean()),
             same_mask_as_magnitude=bool((g["jaccard_magnitude"] == 1.0).all()),

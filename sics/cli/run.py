@@ -26,8 +26,8 @@ def add_run(profile: str, run: int, data: str | None = None, *, seeds: int = 5, 
             criteria_seeds: int = 1) -> None:  # fmt: skip
     """Train and export run `run` of `profile` where it is not committed yet, then sweep it."""
     from ..config import resolve_profile
-    from ..selection.criteria import PUBLISHED, applicable
-    from ..selection.scorers import baselines, feature_classes
+    from ..selection.criteria import applicable
+    from ..selection.scorers import baselines, feature_classes, published
     from ..study.stage import open_stage
     from ..training import weights
     from ..training.export import export
@@ -40,7 +40,7 @@ def add_run(profile: str, run: int, data: str | None = None, *, seeds: int = 5, 
     main = open_stage("runs_main", p.name, data or "", train_seed=run)
     grid = [*feature_classes(), *baselines()]
     main.sweep(grid, p.sparsities, n_seeds=seeds)
-    crit = [n for n in applicable(PUBLISHED, main.study.stats) if n not in grid]
+    crit = [n for n in applicable(published(), main.study.stats) if n not in grid]
     main.sweep([*crit, "sics_adaptive"], p.sparsities, n_seeds=criteria_seeds)
     main.close()
     if p.unit == "mlp_channels":  # a ViT: its tokens too

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ..analysis.claims import PAPER_BOUNDARIES
 from ..analysis.summaries import ESCAPE_KAPPAS, escape_family, regime_boundaries
 from ..files import atomic_write
+from ..paper import BOUNDARIES as PAPER_BOUNDARIES
 from ..selection.scorers import baselines, feature_classes, get_scorer, kappa0
 from .output import Output
 
@@ -133,7 +133,7 @@ def _finish(fig: plt.Figure, ax: plt.Axes, xlabel: str, ylabel: str, title: str)
 def figure1(summary: pd.DataFrame, *, dense: float | None = None) -> plt.Figure:
     """Accuracy vs S for every class, with interval bands; the plateau drawn thick; κ zones shaded."""
     df = summary[summary["scorer"].isin([*feature_classes(), *baselines()])]
-    fig, ax = _curves(df, "acc", pad=0.03, figsize=(7.5, 4.6))
+    fig, ax = _curves(df, "acc", pad=0.03, figsize=(7.5, 4.5))
     if dense is not None:
         ax.axhline(dense * 100, ls="--", color="0.3", lw=1, label=f"dense {dense * 100:.1f}")
     return _finish(fig, ax, "sparsity S (fraction of MLP channels removed per block)", "test accuracy (%)",
@@ -147,7 +147,7 @@ def figure2(shapes: pd.DataFrame, S: float = 0.7, block: int = 0, seed: int = 0)
     score, kept)."""
     names = list(dict.fromkeys(shapes["scorer"]))
     rows = -(-len(names) // 5)
-    fig, axes = plt.subplots(rows, 5, figsize=(13, 2.6 * rows), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(rows, 5, figsize=(13, 2.5 * rows), sharex=True, squeeze=False)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     for ax, (name, d) in zip(axes.flat, shapes.groupby("scorer", sort=False)):
@@ -259,7 +259,7 @@ def figure_units(summaries: dict[str, pd.DataFrame | None]) -> plt.Figure:
 def figure_criteria(crit: pd.DataFrame, classes: pd.DataFrame) -> plt.Figure:
     """Accuracy vs S of every published criterion (bands: 95% CI over seeds), beside the plateau
     Π(S) and the range of the feature classes' mean accuracies (grey, at the S of `classes`)."""
-    fig, ax = plt.subplots(figsize=(9.0, 4.6))
+    fig, ax = plt.subplots(figsize=(9.0, 4.5))
     band = classes.groupby("sparsity")["acc"].agg(["min", "max"]).sort_index()
     ax.fill_between(band.index, band["min"], band["max"], color="0.85", label="feature classes (range)")
     plateau = crit.groupby("sparsity")["plateau"].first().sort_index()

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..analysis.claims import ALL_CLAIMS
 from ..errors import SicsError
 from ..files import write_text
 from ..paths import REPO, SMOKE_PROFILES, figures_root
 
-CLAIMS = ("C1", "C2", "C3", "C4", "C5", "C6", "C7")  # C7: where the criteria study (09) ran
+CLAIMS = tuple(ALL_CLAIMS)  # C7: where the criteria study (09) ran
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }

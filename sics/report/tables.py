@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import paper
 from ..analysis.claims import (
     BUMP,
     CHAOS,
     FAKE,
     GRADIENT,
-    PAPER_BUMP,
-    PAPER_CHAOS,
     merged,
     paper_regime,
 )
@@ -229,7 +228,7 @@ def table5(summary: pd.DataFrame, chaos_minus_bump: pd.DataFrame) -> tuple[pd.Da
                          chaos_minus_bump_low=np.nan if d is None else d["low"],
                          chaos_minus_bump_high=np.nan if d is None else d["high"],
                          bump_overlap=b["overlap_magnitude"], chaos_overlap=c["overlap_magnitude"],
-                         paper_bump=PAPER_BUMP, paper_chaos=PAPER_CHAOS))  # fmt: skip
+                         paper_bump=paper.BUMP_ESCAPE, paper_chaos=paper.CHAOS_ESCAPE))  # fmt: skip
     df = pd.DataFrame(rows)
     shown = pd.DataFrame({
         "S": df["sparsity"],
@@ -238,7 +237,7 @@ def table5(summary: pd.DataFrame, chaos_minus_bump: pd.DataFrame) -> tuple[pd.Da
         "chaos − bump, paired [95% CI]": [fmt_signed(r.chaos_minus_bump, r.chaos_minus_bump_low,
                                                      r.chaos_minus_bump_high) for r in df.itertuples()],
         "kept shared with magnitude (bump / chaos)": [f"{r.bump_overlap:.2f} / {r.chaos_overlap:.2f}" for r in df.itertuples()],
-        "paper (S not stated)": f"+{PAPER_BUMP} / +{PAPER_CHAOS}",
+        "paper (S not stated)": f"+{paper.BUMP_ESCAPE} / +{paper.CHAOS_ESCAPE}",
     })  # fmt: skip
     return df, shown
 

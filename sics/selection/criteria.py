@@ -27,36 +27,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import paper
 from . import scorers as sc
 from .groups import BlockStats
 from .scorers import register
 
-WEIGHT_ONLY = ("l1_magnitude", "fc1_norm", "fc2_norm", "lamp", "fpgm", "bn_scale")
-DATA_AWARE = ("activation", "wanda", "flap", "hessian")
-# the published criteria of the criteria study, and the references each is placed against
-PUBLISHED = (*WEIGHT_ONLY, *DATA_AWARE, "gradient", "random")
-# C1 measured: the weight-only criteria against magnitude (LAMP is magnitude per block)
-C1_FAMILY = ("l1_magnitude", "fc1_norm", "fc2_norm", "fpgm")
-ADAPTIVE_BOUNDARIES = (0.65, 0.75)  # the paper's, fixed in advance
+# Each criterion's kind is on its registration (`criterion=`): `scorers.published()` lists them
+# (weight, data, then the references gradient and random), `scorers.c1_family()` C1's measured family.
+ADAPTIVE_BOUNDARIES = paper.BOUNDARIES  # the paper's, fixed in advance
 ADAPTIVE_CLASSES = ("magnitude", "logistic_smooth", "logistic_raw")  # below, between, above
 
 
-@register("l1_magnitude", kappa="criterion", batched=True)
+@register("l1_magnitude", kappa="criterion", batched=True, criterion="weight")
 def l1_magnitude(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return block.need("l1", "l1_magnitude")
 
 
-@register("fc1_norm", kappa="criterion", batched=True)
+@register("fc1_norm", kappa="criterion", batched=True, criterion="weight")
 def fc1_norm(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return block.need("in_norm", "fc1_norm")
 
 
-@register("fc2_norm", kappa="criterion", batched=True)
+@register("fc2_norm", kappa="criterion", batched=True, criterion="weight")
 def fc2_norm(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return block.need("out_norm", "fc2_norm")
 
 
-@register("lamp", kappa="criterion", batched=True)
+@register("lamp", kappa="criterion", batched=True, criterion="weight", c1=False)  # magnitude per block
 def lamp(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     """Per block (`block_id` in a pooled group, else the group): w² over the sum of w² of the
     channels ranked at or above it."""
@@ -79,7 +76,7 @@ def _lamp(m: np.ndarray) -> np.ndarray:
     return out
 
 
-@register("fpgm", kappa="criterion")
+@register("fpgm", kappa="criterion", criterion="weight")
 def fpgm(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     v = block.need("vectors", "fpgm")
     sq = (v * v).sum(1)
@@ -87,27 +84,31 @@ def fpgm(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return np.sqrt(d2).sum(1)
 
 
-@register("bn_scale", kappa="criterion", batched=True)
+@register("bn_scale", kappa="criterion", batched=True, criterion="weight", c1=False)  # reads the BN, not the channel
 def bn_scale(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return block.need("bn_scale", "bn_scale")
 
 
-@register("activation", kappa="criterion", stochastic=True, needs=("act_abs_mean",), batched=True)
+@register("activation", kappa="criterion", stochastic=True, needs=("act_abs_mean",), batched=True,
+          criterion="data")  # fmt: skip
 def activation(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return block.need("act_abs_mean", "activation")
 
 
-@register("wanda", kappa="criterion", stochastic=True, needs=("act_l2",), batched=True)
+@register("wanda", kappa="criterion", stochastic=True, needs=("act_l2",), batched=True,
+          criterion="data")  # fmt: skip
 def wanda(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return block.need("act_l2", "wanda") * block.need("out_abs_mean", "wanda")
 
 
-@register("flap", kappa="criterion", stochastic=True, needs=("act_var",), batched=True)
+@register("flap", kappa="criterion", stochastic=True, needs=("act_var",), batched=True,
+          criterion="data")  # fmt: skip
 def flap(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return block.need("act_var", "flap") * block.need("out_norm", "flap") ** 2
 
 
-@register("hessian", kappa="criterion", stochastic=True, needs=("fisher",), batched=True)
+@register("hessian", kappa="criterion", stochastic=True, needs=("fisher",), batched=True,
+          criterion="data")  # fmt: skip
 def hessian(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return block.need("fisher", "hessian")
 

@@ -64,6 +64,10 @@ class Scorer:
     matches: bool = False
     version: int = 1  # bump when what the scorer computes changes: sweep rows are keyed by it
     batched: bool = False  # scores a stack of equal-size groups in one call (see the docstring)
+    # as a published pruning criterion (the criteria study): "weight" (reads the weights only),
+    # "data" (reads calibration data too) or "reference" (a baseline placed among them); None: not one
+    criterion: str | None = None
+    c1: bool = False  # in C1's measured family: a weight criterion whose ranking is not magnitude's by construction
 
     @property
     def role(self) -> str:
@@ -88,11 +92,21 @@ class Scorer:
 SCORERS: dict[str, Scorer] = {}
 
 
+CRITERION_KINDS = ("weight", "data", "reference")
+
+
 def register(name: str, kappa: str | int, *, stochastic: bool = False, needs_calibration: bool = False,
              needs: tuple[str, ...] = (), version: int = 1, batched: bool = False,
-             matches: bool = False):  # fmt: skip
-    """Decorator: register `fn` under `name`; its keyword-only defaults become its parameters."""
+             matches: bool = False, criterion: str | None = None, c1: bool | None = None):  # fmt: skip
+    """Decorator: register `fn` under `name`; its keyword-only defaults become its parameters.
+
+    `criterion` makes it one of the published criteria (`CRITERION_KINDS`), so the criteria study
+    and C7 take it up; a "weight" criterion joins C1's measured family unless `c1=False`."""
     kappa = _check_kappa(kappa)
+    if criterion is not None and criterion not in CRITERION_KINDS:
+        raise ParameterError(f"scorer {name!r}: criterion kind must be one of {', '.join(CRITERION_KINDS)}, "
+                             f"got {criterion!r}")  # fmt: skip
+    c1 = criterion == "weight" if c1 is None else bool(c1)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ParameterError(f"scorer {name!r}: version must be an integer >= 1, got {version!r}")
 
@@ -102,7 +116,7 @@ def register(name: str, kappa: str | int, *, stochastic: bool = False, needs_cal
         SCORERS[name] = Scorer(name=name, kappa=kappa, fn=fn, stochastic=stochastic,
                                needs_calibration=needs_calibration, defaults=defaults,
                                needs=tuple(needs), version=version, batched=batched,
-                               matches=matches)  # fmt: skip
+                               matches=matches, criterion=criterion, c1=c1)  # fmt: skip
         return fn
 
     return deco
@@ -148,6 +162,18 @@ def baselines() -> list[str]:
 def criteria() -> list[str]:
     """The published criteria (κ "criterion": `sics.selection.criteria`) and the adaptive selector."""
     return by_kappa("criterion")
+
+
+def published(kind: str | None = None) -> list[str]:
+    """The published criteria of the criteria study (registration order: weight, then data, then
+    the references), or those of one `kind` (`CRITERION_KINDS`)."""
+    kinds = CRITERION_KINDS if kind is None else (kind,)
+    return [n for k in kinds for n, s in SCORERS.items() if s.criterion == k]
+
+
+def c1_family() -> list[str]:
+    """C1's measured family: the weight criteria whose ranking is not magnitude's by construction."""
+    return [n for n, s in SCORERS.items() if s.c1]
 
 
 def get_scorer(name: str) -> Scorer:
@@ -281,7 +307,8 @@ def fake_nonmonotone(block: BlockStats, S: float, rng: np.random.Generator, *, l
 # --- baselines and ablations ---------------------------------------------------------------
 
 
-@register("gradient", kappa="baseline", stochastic=True, needs_calibration=True, batched=True)
+@register("gradient", kappa="baseline", stochastic=True, needs_calibration=True, batched=True,
+          criterion="reference")  # fmt: skip
 def gradient(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     """First-order Taylor importance on a seeded calibration subset (see `taylor_importance`)."""
     if block.taylor is None:
@@ -296,7 +323,7 @@ def bump(block: BlockStats, S: float, rng: np.random.Generator, *, lam: float = 
     return block.u + lam * ft.envelope(block.u, S - sigma_b, sigma_b)
 
 
-@register("random", kappa="baseline", stochastic=True, batched=True)
+@register("random", kappa="baseline", stochastic=True, batched=True, criterion="reference")
 def random(block: BlockStats, S: float, rng: np.random.Generator) -> np.ndarray:
     return rng.random(block.m.shape)
 

@@ -21,7 +21,7 @@ from ..analysis.claims import claim_pairs, ledger, merged
 from ..paths import figures_root
 from ..report import figures, tables
 from ..report.output import Output
-from ..selection.criteria import C1_FAMILY, PUBLISHED
+from ..selection.scorers import c1_family, published
 from .stage import Results, saved_results
 
 
@@ -111,10 +111,10 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
 
 def _criteria_ledger(summary: pd.DataFrame, margin: float, sparsities) -> pd.DataFrame | None:
     """C1 (both parts) and C7 from a summary holding the published criteria, else None."""
-    names = [n for n in PUBLISHED if n != "random" and n in set(summary["scorer"])]
-    if not names or not set(C1_FAMILY) & set(summary["scorer"]):
+    names = [n for n in published() if n != "random" and n in set(summary["scorer"])]
+    if not names or not set(c1_family()) & set(summary["scorer"]):
         return None
-    return crit.ledger(summary, names, [n for n in C1_FAMILY if n in set(summary["scorer"])], margin=margin,
+    return crit.ledger(summary, names, [n for n in c1_family() if n in set(summary["scorer"])], margin=margin,
                        sparsities=sparsities)  # fmt: skip
 
 
