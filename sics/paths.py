@@ -30,17 +30,23 @@ def figures_dir(profile: str) -> Path:
     return path
 
 
-def run_dir(profile: str, run: int = 0) -> Path:
-    """Where training run `run` of a profile's recipe keeps its weights and study outputs.
+def run_name(study: str, run: int = 0) -> str:
+    """The output folder of training run `run` of a study, relative to figures/.
 
     Run k is the recipe trained with `train_seed = k` and nothing else changed. Run 0 is the
-    network committed first, at `figures/<profile>/`, where it always was; run k >= 1 lives at
-    `figures/<profile>/runs/<k>/`. Created on first use.
+    network committed first, at `figures/<study>/`, where it always was; run k >= 1 lives at
+    `figures/<study>/runs/<k>/`.
     """
     if isinstance(run, bool) or not isinstance(run, int) or run < 0:
         raise ValueError(f"a training run is a non-negative integer, not {run!r}")
-    path = figures_root() / profile if run == 0 else figures_root() / profile / "runs" / str(run)
-    path.mkdir(parents=True, exist_ok=True)
+    return study if run == 0 else f"{study}/runs/{run}"
+
+
+def run_dir(study: str, run: int = 0, *, create: bool = True) -> Path:
+    """`figures/<run_name(study, run)>/`, created on first use unless `create=False` (a look-up)."""
+    path = figures_root() / run_name(study, run)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -26,6 +26,7 @@ def summary(diffs: dict, half: float = 0.3, grid=MAIN) -> pd.DataFrame:
                              allocation="block", recovery_steps=0, acc=50.0 + e, plateau=50.0, escape=e,
                              escape_low=e - half, escape_high=e + half,
                              escape_p=1.0 if scorer in KAPPA0 else float(2 * sps.norm.sf(abs(e) / se)),
+                             escape_se_seed=0.0, escape_se_image=se, n_seeds=5,
                              mask_hash="m" if scorer in KAPPA0 else scorer))  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -42,13 +42,19 @@ def test_committed_runs_share_their_recipe():
     """Every committed run k of a profile records train_seed k, and runs >= 1 one recipe hash."""
     import json
 
-    for profile in RUN_IDS:
-        found = sorted((figures_root() / profile / "runs").glob("*/weights.json"))
+    from sics.paths import REPO
+
+    for profile in RUN_IDS:  # the committed tree, not the tests' own figures folder
+        found = sorted((REPO / "figures" / profile / "runs").glob("*/weights.json"))
         records = [json.loads(f.read_text()) for f in found]
         for f, meta in zip(found, records):
             k = int(f.parent.name)
             assert meta["training_fields"]["train_seed"] == k and meta["ckpt_id"] == RUN_IDS[profile][k]
         assert len({m["recipe_hash"] for m in records}) <= 1
+        # run 0 predates the recipe hash: its training fields must be the runs' but for the seed
+        run0 = json.loads((REPO / "figures" / profile / "weights.json").read_text())["training_fields"]
+        for meta in records:
+            assert {**meta["training_fields"], "train_seed": 0} == run0
 
 
 SCENARIOS = [  # (K runs, n seeds per run, between-run SD, seed shape)

@@ -7,16 +7,16 @@ and C7 (clustering), written before the numbers they judge were looked at.
   fine grid's rows are reported, not judged), each paired with
   magnitude on the same images. Supported iff every 95% interval lies inside ±`margin` (both
   bounds: a two-one-sided test per cell, no adjustment needed); not supported iff some difference
-  is significant after Holm over the family with its interval wholly outside ±`margin` (with
-  10,000 images a 0.3-point difference is significant, and still within the margin);
-  inconclusive otherwise.
+  lies wholly outside ±`margin` after Holm over the family, each tested against the margin on
+  its own side (`summaries.holm_outside`: with 10,000 images a 0.3-point difference is
+  significant against 0, and still within the margin); inconclusive otherwise.
 - **C7, clustering.** Family: every published criterion that applies to the unit (gradient
   included, random excluded) at every main S, paired with Π(S). "They cluster" means: every
   criterion lands within ±`C7_MARGIN` (2 points) of the plateau. The margin is the size of the
   difference the issue measured between L1 and L2 magnitude on the reference ViT (0.7–2.1
   points), fixed before our criteria rows existed. Supported iff every 95% interval lies inside
-  ±2; not supported iff some criterion differs significantly (Holm) and its interval lies wholly
-  outside ±2; inconclusive otherwise. The spread (max − min of the criteria's mean accuracies)
+  ±2; not supported iff some criterion lies wholly outside ±2 after Holm (tested against the
+  margin, as C1); inconclusive otherwise. The spread (max − min of the criteria's mean accuracies)
   is reported beside it.
 - **The adaptive selector over the fine grid.** Per S: `sics_adaptive` − each published criterion
   (Π(S) included), on the same images; seed s against seed s where both are seeded, against the
@@ -36,15 +36,15 @@ import pandas as pd
 
 from . import claims
 from .stats import Paired, _paired_from_diff
-from .summaries import ALPHA, Correct, is_stochastic, stack, with_holm
+from .summaries import ALPHA, Correct, holm_outside, is_stochastic, stack, with_holm
 
 C7_MARGIN = 2.0  # points
 C1_RULE = ("family: L1, fc1-norm, fc2-norm and FPGM against magnitude at every main S, paired. Supported iff "
-           "every interval lies within ±margin; not supported iff one differs significantly (Holm) with its "
-           "interval wholly outside ±margin; else inconclusive")  # fmt: skip
+           "every interval lies within ±margin; not supported iff one lies wholly outside ±margin after Holm "
+           "(each tested against the margin on its own side); else inconclusive")  # fmt: skip
 C7_RULE = (f"family: every published criterion (gradient included) against Π(S) at every main S, paired. "
-           f"Supported iff every interval lies within ±{C7_MARGIN:g}; not supported iff one differs "
-           f"significantly (Holm) with its interval wholly outside ±{C7_MARGIN:g}; else inconclusive")  # fmt: skip
+           f"Supported iff every interval lies within ±{C7_MARGIN:g}; not supported iff one lies wholly "
+           f"outside ±{C7_MARGIN:g} after Holm (each tested against the margin on its own side); else inconclusive")  # fmt: skip
 
 
 def criteria_summary(summary: pd.DataFrame, names) -> pd.DataFrame:
@@ -74,8 +74,7 @@ def c1_measured(summary: pd.DataFrame, family, margin: float = 0.5) -> tuple[str
     worst = fam.loc[fam["escape"].abs().idxmax()]
     measured = (f"largest difference from magnitude {worst['escape']:+.1f} [{worst['escape_low']:+.1f}, "
                 f"{worst['escape_high']:+.1f}] ({worst['scorer']}, S={worst['sparsity']:g})")  # fmt: skip
-    far = fam[(fam["sig"] != "") & ((fam["escape_low"] > margin) | (fam["escape_high"] < -margin))]
-    if len(far):
+    if holm_outside(fam, margin).any():
         return "not supported", measured
     return ("supported" if _within(fam, margin) else "inconclusive"), measured
 
@@ -87,12 +86,11 @@ def c7(summary: pd.DataFrame, names) -> tuple[str, str, pd.DataFrame]:
     spread["spread"] = spread["highest"] - spread["lowest"]
     if fam.empty or fam["escape_low"].isna().any():
         return "inconclusive", "no intervals", spread.reset_index()
-    far = fam[(fam["sig"] != "") & ((fam["escape_low"] > C7_MARGIN) | (fam["escape_high"] < -C7_MARGIN))]
     top = fam.loc[fam["escape"].abs().idxmax()]
     measured = (f"spread {spread['spread'].min():.1f}-{spread['spread'].max():.1f} points; furthest from Π: "
                 f"{top['scorer']} {top['escape']:+.1f} [{top['escape_low']:+.1f}, {top['escape_high']:+.1f}] "
                 f"at S={top['sparsity']:g}")  # fmt: skip
-    if len(far):
+    if holm_outside(fam, C7_MARGIN).any():
         return "not supported", measured, spread.reset_index()
     return ("supported" if _within(fam, C7_MARGIN) else "inconclusive"), measured, spread.reset_index()
 

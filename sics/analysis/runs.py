@@ -52,14 +52,8 @@ def summarize_runs(runs: Mapping[int, Run], level: float = 0.95) -> pd.DataFrame
     """
     if not runs:
         return pd.DataFrame()
-    keys = None
-    for rows, _ in runs.values():
-        have = set(rows.groupby(GROUP, sort=False).groups)
-        keys = have if keys is None else keys & have
-    first = next(iter(runs.values()))[0]
-    order = [k for k in first.groupby(GROUP, sort=False).groups if k in keys]
     out = []
-    for key in order:
+    for key in _shared_keys(runs):
         per = {r: rows.set_index(GROUP).loc[[key]].reset_index() for r, (rows, _) in runs.items()}
         d = [_differences(runs[r][0], runs[r][1], g) for r, g in per.items()]
         esc = run_level_escape(d, level=level)
@@ -119,11 +113,17 @@ def recipe_ledger(runs: Mapping[int, Run], run_ledgers: Mapping[int, pd.DataFram
     led = claims_mod.ledger(summary, pairs, **kw)
     if run_ledgers is None:
         run_ledgers = {r: run_ledger(rows, correct, **kw) for r, (rows, correct) in runs.items()}
+    return with_holds(led, run_ledgers)
+
+
+def with_holds(led: pd.DataFrame, run_ledgers: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """A recipe-level ledger with `runs` (K), `holds_in` ("k/K": the runs whose own ledger reads
+    the same verdict) and `run_verdicts` ("run:verdict" for each run)."""
     per = {r: dict(zip(lg["claim"], lg["verdict"])) for r, lg in run_ledgers.items()}
-    led["runs"] = len(runs)
-    led["holds_in"] = [f"{sum(per[r].get(c) == v for r in per)}/{len(per)}" for c, v in zip(led["claim"], led["verdict"])]
-    led["run_verdicts"] = ["; ".join(f"{r}:{per[r].get(c, '–')}" for r in per) for c in led["claim"]]
-    return led
+    return led.assign(
+        runs=len(per),
+        holds_in=[f"{sum(v.get(c) == x for v in per.values())}/{len(per)}" for c, x in zip(led["claim"], led["verdict"])],
+        run_verdicts=["; ".join(f"{r}:{v.get(c, '–')}" for r, v in per.items()) for c in led["claim"]])  # fmt: skip
 
 
 def run_ledger(rows: pd.DataFrame, correct: Correct, **kw) -> pd.DataFrame:
@@ -142,7 +142,8 @@ def variance_table(runs: Mapping[int, Run]) -> pd.DataFrame:
         means = np.array([x.mean() for x in d])
         seed_var = np.array([x.mean(axis=1).var(ddof=1) if len(x) > 1 else np.nan for x in d])
         n = np.array([len(x) for x in d])
-        within = np.nanmean(seed_var / n) if np.isfinite(seed_var).any() else 0.0
+        # the seed variance of a run mean, σ²/n_r, with σ² pooled (runs of one seed have none of their own)
+        within = np.nanmean(seed_var) * np.mean(1.0 / n) if np.isfinite(seed_var).any() else 0.0
         s2 = means.var(ddof=1) if len(means) > 1 else np.nan
         esc = run_level_escape(d)
         out.append(dict(scorer=key[0], sparsity=float(key[1]), runs=len(d), seeds_per_run=int(n.min()),
@@ -153,14 +154,18 @@ def variance_table(runs: Mapping[int, Run]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _shared_keys(runs: Mapping[int, Run]) -> list[tuple]:
+    """The (scorer, S, allocation, recovery, params) groups that every run measured, in the first
+    run's order."""
+    keys = set.intersection(*(set(rows.groupby(GROUP, sort=False).groups) for rows, _ in runs.values()))
+    first = next(iter(runs.values()))[0]
+    return [k for k in first.groupby(GROUP, sort=False).groups if k in keys]
+
+
 def _per_class(runs: Mapping[int, Run]):
-    """(group key, [D per run]) for the main rows every run measured."""
-    keys = None
-    for rows, _ in runs.values():
-        main = rows[(rows["allocation"] == "block") & (rows["recovery_steps"] == 0)]
-        have = set(main.groupby(GROUP, sort=False).groups)
-        keys = have if keys is None else keys & have
-    for key in sorted(keys or (), key=lambda k: (k[0], k[1])):
+    """(group key, [D per run]) for the per-block, one-shot groups every run measured."""
+    main = [k for k in _shared_keys(runs) if k[2] == "block" and int(k[3]) == 0]
+    for key in sorted(main, key=lambda k: (k[0], k[1])):
         if key[0] == "magnitude":
             continue
         yield key, [_differences(rows, correct, rows.set_index(GROUP).loc[[key]].reset_index())

@@ -331,7 +331,8 @@ def trimmed_escape(d: np.ndarray, *, trim: float = 0.2, level: float = 0.95) -> 
     q = float(_half_width(a, c, h - 1, level))
     se = float(np.sqrt(a + c))
     p = float(p_at(tmean, np.sqrt(a), np.sqrt(c), h))
-    return Paired(tmean, tmean - q, tmean + q, se, _effective_df(se, q, h - 1, level), p, n, n_i,
+    # n_seeds is h, the seeds kept: `Paired.interval` then reads Yuen's h − 1 degrees of freedom
+    return Paired(tmean, tmean - q, tmean + q, se, _effective_df(se, q, h - 1, level), p, h, n_i,
                   float(np.sqrt(a)), float(np.sqrt(c)), level)  # fmt: skip
 
 

@@ -77,7 +77,8 @@ def summarize(rows: pd.DataFrame, correct: Correct, level: float = 0.95) -> pd.D
     `acc_low/acc_high` are a t-interval of the accuracy over seeds (NaN for one seed);
     `escape_*` come from `paired_escape` (its `se`, its seed and image parts, `df` and two-sided
     `p` included); `robust*` is the 20% trimmed mean over seeds with its interval
-    (`stats.trimmed_escape`: a sensitivity check, NaN under 3 seeds).
+    (`stats.trimmed_escape`: a sensitivity check; under 5 seeds a 20% trim cuts nothing, so it
+    is the mean's own interval there, as for a deterministic scorer).
     """
     if rows.empty:
         return pd.DataFrame()
@@ -135,10 +136,11 @@ def with_holm(df: pd.DataFrame, p_col: str = "escape_p", alpha: float = ALPHA) -
 def holm_beyond(df: pd.DataFrame, threshold: float, side: int = 1, *, prefix: str = "escape",
                 alpha: float = ALPHA) -> np.ndarray:  # fmt: skip
     """Which rows' effects lie beyond `threshold` on `side` (+1 above, −1 below), family-wise
-    over all of `df`'s rows: Holm's procedure on the one-sided tests of "the effect is at most
-    (or at least) `threshold`", each p-value the two-sided tail at the estimate (so a row is
-    beyond exactly when its interval at the Holm-adjusted level lies wholly beyond), and 1 for
-    an estimate on the near side. A row without an interval (NaN) is never beyond anything.
+    over all of `df`'s rows: Holm's procedure on p-values that are the interval's two-sided tail
+    at `threshold` for an estimate on the far side and 1 on the near side. A row is beyond
+    exactly when its two-sided interval at the Holm-adjusted level lies wholly beyond, the same
+    reading as the 95% intervals the ledgers show; as a one-sided test, its family-wise error is
+    at most α/2. A row without an interval (NaN) is never beyond anything.
 
     `prefix` names the columns: the estimate (`escape`, `mean` for a paired table, or `robust`)
     with `<prefix>_se_seed` and `<prefix>_se_image` (`se_seed`/`se_image` for `mean`). The seeds
@@ -153,8 +155,19 @@ def holm_beyond(df: pd.DataFrame, threshold: float, side: int = 1, *, prefix: st
                   zip(est, df[cols[0]].to_numpy(dtype=float), df[cols[1]].to_numpy(dtype=float), ns)])  # fmt: skip
     far_side = side * (est - threshold) > 0
     p = np.where(np.isnan(p), np.nan, np.where(far_side, p, 1.0))
-    return (holm(p) < alpha) & far_side
+    return (holm(p) <= alpha) & far_side
 
+
+def holm_outside(df: pd.DataFrame, margin: float, alpha: float = ALPHA) -> np.ndarray:
+    """Which rows' effects lie wholly outside ±`margin`, in either direction, family-wise over
+    `df`'s rows (`holm_beyond`'s reading, each row tested against the margin on its own side)."""
+    if df.empty:
+        return np.zeros(0, dtype=bool)
+    est = df["escape"].to_numpy(dtype=float)
+    p = np.array([float(p_at(m, a, c, int(n), np.sign(m) * margin)) if abs(m) > margin else 1.0
+                  for m, a, c, n in zip(est, df["escape_se_seed"].to_numpy(dtype=float),
+                                        df["escape_se_image"].to_numpy(dtype=float), df["n_seeds"])])  # fmt: skip
+    return holm(np.where(np.isnan(est), np.nan, p)) <= alpha
 
 def escape_family(summary: pd.DataFrame, kappas=ESCAPE_KAPPAS) -> pd.DataFrame:
     """The tables' and figures' family: every class of these κ at every S of `summary`
@@ -203,7 +216,7 @@ def nearest(values, target: float, tol: float = 0.05) -> float | None:
 
 
 def regime_boundaries(summary: pd.DataFrame, alpha: float = ALPHA) -> tuple[float | None, float | None]:
-    """Where this run puts the paper's regime boundaries (the paper: 0.65 and 0.75).
+    """Where this run puts the paper's regime boundaries (the paper's: `paper.BOUNDARIES`).
 
     Family: every κ=1 and κ=2 class at every grid point, Holm-adjusted together (on a fine grid
     that is ~100 tests; the adjustment keeps one noisy cell from placing a boundary).

@@ -221,7 +221,8 @@ def figure_phase(summary: pd.DataFrame) -> plt.Figure:
         ax.text(b, 0.98, f" ours: {' = '.join(labels)} (S={b:g})", transform=ax.get_xaxis_transform(),
                 rotation=90, fontsize=7, color="#117a65", va="top", ha="right")  # fmt: skip
     return _finish(fig, ax, "sparsity S", "escape from Π(S) (accuracy points)",
-                   "Phase diagram: escape vs S (bands: 95% paired CI; dashed: the paper's 0.65 / 0.75)")
+                   f"Phase diagram: escape vs S (bands: 95% paired CI; dashed: the paper's {PAPER_BOUNDARIES[0]:g} / "
+                   f"{PAPER_BOUNDARIES[1]:g})")
 
 
 # --- beyond the paper: other pruning units -----------------------------------------------------

@@ -18,7 +18,7 @@ from ..analysis import criteria as crit
 from ..analysis import runs as runs_mod
 from ..analysis import summarize
 from ..analysis.claims import claim_pairs, ledger, merged
-from ..paths import figures_root
+from ..paths import figures_root, run_name
 from ..report import figures, tables
 from ..report.output import Output
 from ..selection.scorers import c1_family, published
@@ -41,11 +41,6 @@ def run_numbers(name: str) -> list[int]:
     found = [0] if (root / "results.zip").exists() else []
     found += sorted(int(p.parent.name) for p in root.glob("runs/*/results.zip") if p.parent.name.isdigit())
     return found
-
-
-def run_name(name: str, run: int) -> str:
-    """The output folder of run `run` of study `name`, relative to figures/."""
-    return name if run == 0 else f"{name}/runs/{run}"
 
 
 def saved_runs(name: str, sparsities) -> dict[int, Results]:
@@ -85,7 +80,7 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
     led = runs_mod.recipe_ledger(pairs, per_run, summary, margin=margin)
     recipe_crit = _criteria_ledger(summary, margin, sparsities)
     if recipe_crit is not None:
-        recipe_crit = _with_holds(recipe_crit, per_run)
+        recipe_crit = runs_mod.with_holds(recipe_crit, per_run)
     led = merged(led, recipe_crit)
     var = runs_mod.variance_table(pairs)
     seeds = int(min(r.rows.groupby(["scorer", "sparsity"])["seed"].nunique().max() for r in runs.values()))
@@ -106,6 +101,15 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
                                                                    values="share").round(2).reset_index(),
                       title=f"How often each claim's rule reaches each verdict with K runs of {seeds} seeds, if the measured escapes were true")  # fmt: skip
     figures.save_figure(figures.figure_runs(per_summary, summary), "fig_runs", out)
+    recs = pd.DataFrame(run_records(name))
+    if len(recs) >= 2:  # the study whose folder holds the weights (not the tokens', which share them)
+        acc = recs["test_accuracy"] * 100
+        shown = recs.assign(test_accuracy=acc.map("{:.2f}".format))
+        shown.loc[len(shown)] = dict(run="all", ckpt_id=f"{len(recs)} runs", train_seed="",
+                                     test_accuracy=f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f} (SD)",
+                                     recipe_hash=", ".join(sorted(set(recs["recipe_hash"].astype(str)))))  # fmt: skip
+        tables.save_table(recs, "dense", out, shown=shown,
+                          title="Dense test accuracy (%) of every training run of the recipe, and its spread")  # fmt: skip
     return led
 
 
@@ -116,23 +120,6 @@ def _criteria_ledger(summary: pd.DataFrame, margin: float, sparsities) -> pd.Dat
         return None
     return crit.ledger(summary, names, [n for n in c1_family() if n in set(summary["scorer"])], margin=margin,
                        sparsities=sparsities)  # fmt: skip
-
-
-def _with_holds(led: pd.DataFrame, per_run: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    verdicts = {k: dict(zip(lg["claim"], lg["verdict"])) for k, lg in per_run.items()}
-    return led.assign(
-        runs=len(per_run),
-        holds_in=[f"{sum(v.get(c) == x for v in verdicts.values())}/{len(verdicts)}" for c, x in zip(led["claim"], led["verdict"])],
-        run_verdicts=["; ".join(f"{k}:{v.get(c, '–')}" for k, v in verdicts.items()) for c in led["claim"]])  # fmt: skip
-
-
-def recipe_matrix_column(name: str) -> pd.Series | None:
-    """The README matrix's recipe-level column of study `name`: "verdict (k/K)", or None."""
-    path = figures_root() / name / "runs" / "claims.csv"
-    if not path.exists():
-        return None
-    led = pd.read_csv(path).set_index("claim")
-    return pd.Series([f"{v} ({h})" for v, h in zip(led["verdict"], led["holds_in"])], index=led.index)
 
 
 def run_records(name: str) -> list[dict]:

@@ -18,7 +18,7 @@ from ..config import Profile, pick_device, resolve_profile
 from ..data import Cifar10, DeviceBatches, load_cifar10
 from ..errors import DataError, ParameterError
 from ..models.precision import emulates_bf16, precision, precision_label
-from ..paths import figures_dir
+from ..paths import figures_dir, run_name
 from ..progress import enabled as progress_enabled
 from ..selection.groups import BlockStats, with_extra, with_taylor
 from ..selection.scorers import get_scorer
@@ -121,7 +121,7 @@ class Study(StudyData, PerImageResults):
         """Where the outputs go, under figures/: the profile's name, with the unit's for another
         unit than its own, and for training run k >= 1 (`train_seed = k`) its `runs/<k>` folder."""
         base = self.profile.name if self.unit.name == self.profile.unit else f"{self.profile.name}-{self.unit.name}"
-        return base if self.profile.train_seed == 0 else f"{base}/runs/{self.profile.train_seed}"
+        return run_name(base, self.profile.train_seed)
 
     @property
     def default_unit(self) -> bool:

@@ -35,7 +35,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 def paths(profile_name: str, run: int = 0) -> tuple[Path, Path]:
     """(weights file, record) of training run `run` of the profile (`sics.paths.run_dir`)."""
-    out = run_dir(profile_name, run)
+    out = run_dir(profile_name, run, create=False)
     return out / WEIGHTS_FILE, out / META_FILE
 
 
@@ -74,6 +74,7 @@ def save(profile_name: str, state: dict[str, torch.Tensor], meta: dict, *, dtype
     if dtype not in DTYPES:
         raise ValueError(f"unknown weights dtype {dtype!r}; valid: {', '.join(DTYPES)}")
     wpath, mpath = paths(profile_name, run)
+    wpath.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: (v.to(DTYPES[dtype]) if v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in state.items()}  # fmt: skip
     if shard_mb is None and dtype == "fp32":  # the committed CPU models' format
