@@ -43,8 +43,8 @@ from ..errors import SicsError
 from ..paths import figures_dir, notebooks_dir
 from ..study.stage import pack_open
 
-NOTEBOOKS = ("01_finetune", "02_plateau", "03_kappa_spectrum", "04_fake_nonmonotone",
-             "05_bump_vs_chaos", "06_claims", "07_tokens", "08_architectures", "09_criteria", "10_runs")  # fmt: skip
+# every notebooks/NN_*.ipynb, in number order: a new notebook runs without being listed here
+NOTEBOOKS = tuple(sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb")))
 # run when asked (`--only NN`), not by default, until their committed results regenerate without data
 ON_REQUEST: tuple[str, ...] = ()
 # notebooks run once per parameter set (a `--set` of the same parameter runs it once, as set): the
