@@ -206,3 +206,45 @@ def test_the_rule_power_sees_the_spread_between_runs():
     assert decided.get(3, 0) < 0.6 < decided.get(12, 0)
     need = runs.runs_needed(p).set_index("claim")
     assert need.loc["C3", "runs_needed"] == 12 and need.loc["C3", "verdict"] != "inconclusive"
+
+
+def _committed_runs():
+    """(study folder, unit, run k, its folder) of every committed training run k >= 1."""
+    from sics.paths import REPO
+
+    units = {"reference": "mlp_channels", "resnet": "conv_channels", "reference-tokens": "tokens"}
+    for study, unit in units.items():
+        for folder in sorted((REPO / "figures" / study / "runs").glob("[0-9]*")):
+            if (folder / "sweep.csv").exists():
+                yield study, unit, int(folder.name), folder
+
+
+@pytest.mark.parametrize(("study", "unit", "run", "folder"), list(_committed_runs()) or [pytest.param(
+    None, None, None, None, marks=pytest.mark.skip(reason="no training run committed yet"))])
+def test_every_committed_run_keeps_its_identity(study, unit, run, folder):
+    """Its rows' checkpoint id, their keys recomputed from their configuration, and the name of
+    its calibration file, all as the run's identity makes them."""
+    import json
+    from types import SimpleNamespace
+
+    from sics.config import resolve_profile
+    from sics.selection.scorers import get_scorer
+    from sics.study.calibration import file_name
+    from sics.study.sweep import row_key
+    from sics.units import get_unit
+
+    profile = resolve_profile(study.split("-")[0])
+    rows = pd.read_csv(folder / "sweep.csv")
+    assert set(rows["ckpt_id"]) == {RUN_IDS[profile.name][run]}
+    kind = get_unit(unit) if unit != "tokens" else get_unit("tokens", block=-1, importance="cls_attention")
+    fake = SimpleNamespace(trained=SimpleNamespace(ckpt_id=RUN_IDS[profile.name][run]), n_test=int(rows["n_test"].iloc[0]),
+                           profile=profile, unit=kind, default_unit=kind.name == "mlp_channels" and not kind.key())  # fmt: skip
+    for r in rows.head(40).itertuples():
+        params = json.loads(r.params) if isinstance(r.params, str) else {}
+        assert row_key(fake, r.scorer, r.sparsity, int(r.seed), params, r.allocation, int(r.recovery_steps)) == r.key
+        assert get_scorer(r.scorer)  # every scorer of a committed run is registered
+    weights = json.loads((folder.parents[2] / profile.name / "runs" / str(run) / "weights.json").read_text())
+    identity = dict(ckpt_id=weights["ckpt_id"], weights_sha256=weights["sha256"], n_calib=profile.n_calib,
+                    n_test=fake.n_test, data_id=json.loads(
+                        __import__("zipfile").ZipFile(folder / "results.zip").read("meta.json"))["data_id"])  # fmt: skip
+    assert (folder / file_name(kind.tag, identity)).exists()
