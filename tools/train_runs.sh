@@ -20,6 +20,7 @@ PY=${PYTHON:-.venv/bin/python}
 queue=("$@")
 [ ${#queue[@]} -gt 0 ] || queue=(resnet:1 reference:1 resnet:2 reference:2 resnet:3)
 for item in "${queue[@]}"; do
+  [[ "$item" =~ ^[a-z_]+:[1-9][0-9]*$ ]] || { echo "train_runs: '$item' is not PROFILE:RUN (RUN >= 1), e.g. resnet:2" >&2; exit 2; }
   profile=${item%%:*} run=${item##*:}
   echo "[train_runs] $profile run $run: $(date -u +%FT%TZ) start (or resume)"
   "$PY" -m sics.cli.run --profile "$profile" --run "$run"

@@ -142,14 +142,14 @@ def holm_beyond(df: pd.DataFrame, threshold: float, side: int = 1, *, prefix: st
     reading as the 95% intervals the ledgers show; as a one-sided test, its family-wise error is
     at most α/2. A row without an interval (NaN) is never beyond anything.
 
-    `prefix` names the columns: the estimate (`escape`, `mean` for a paired table, or `robust`)
-    with `<prefix>_se_seed` and `<prefix>_se_image` (`se_seed`/`se_image` for `mean`). The seeds
-    behind each row are `n_seeds`, or `robust_n` (the seeds a trimmed mean keeps) for `robust`.
+    `prefix` names the columns: the estimate (`escape`, or `mean` for a paired table) with
+    `<prefix>_se_seed` and `<prefix>_se_image` (`se_seed`/`se_image` for `mean`); the seeds behind
+    each row are `n_seeds`.
     """
     if df.empty:
         return np.zeros(0, dtype=bool)
     cols = ("se_seed", "se_image") if prefix == "mean" else (f"{prefix}_se_seed", f"{prefix}_se_image")
-    ns = df["robust_n" if prefix == "robust" else "n_seeds"].to_numpy()
+    ns = df["n_seeds"].to_numpy()
     est = df[prefix].to_numpy(dtype=float)
     p = np.array([float(p_at(m, a, c, int(n), threshold)) for m, a, c, n in
                   zip(est, df[cols[0]].to_numpy(dtype=float), df[cols[1]].to_numpy(dtype=float), ns)])  # fmt: skip
