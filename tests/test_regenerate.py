@@ -40,9 +40,10 @@ def regenerated(tmp_path_factory):
         pytest.skip("no committed reference study")
     base = tmp_path_factory.mktemp("regenerate")
     for folder, names in files.items():
-        for name in names:
-            if is_input(name) or name == "provenance.json":
-                (base / "figures" / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:  # a training run's files sit in runs/<k>/ below the study's folder
+            leaf = name.rsplit("/", 1)[-1]
+            if is_input(leaf) or leaf == "provenance.json":
+                (base / "figures" / folder / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(REPO / "figures" / folder / name, base / "figures" / folder / name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SICS_FIGURES", str(base / "figures"))
