@@ -3,8 +3,9 @@
 Run 0 is the study at figures/<name>/, run k >= 1 at figures/<name>/runs/<k>/ (`sics.paths.run_dir`);
 each has its rows (`sweep.csv`) and per-image results (`results.zip`). `recipe_outputs` writes,
 into figures/<name>/runs/: the recipe-level ledger (`claims.*`), the variance table
-(`variance.*`) and the figure of every run's escape beside the recipe's (`fig_runs.*`), and each
-run's own ledger into its folder. No model, no data, no torch: a pure read of committed files.
+(`variance.*`), the power of each rule at more runs (`power.*`), the dense accuracies
+(`dense.*`) and the figure of every run's escape beside the recipe's (`fig_runs.*`), and each
+run's own ledger into its folder. No model and no data: it reads committed files only.
 """
 
 from __future__ import annotations
