@@ -11,9 +11,8 @@ import os
 import sys
 from dataclasses import dataclass
 
-import torch
-
 from .errors import ParameterError
+from .hardware import cuda_available, device_type
 from .paths import figures_root
 
 
@@ -314,7 +313,7 @@ def auto_profile() -> tuple[str, str]:
     its trained weights and its results bundle are committed (its outputs then regenerate in
     minutes), else `quick`.
     """
-    if torch.cuda.is_available():
+    if cuda_available():
         if pretrained_weights_here():
             return "paper", "CUDA is available and so are the pretrained ViT-Small weights"
         return "scratch", ("CUDA is available but no pretrained ViT-Small weights are on this machine "
@@ -340,9 +339,10 @@ def resolve_profile(name: str | None = "auto", **overrides) -> Profile:
     return profile.replace(**overrides) if overrides else profile
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """`cuda` when there is one, else CPU; `SICS_DEVICE` or the argument override."""
+def pick_device(device: str | None = None):
+    """The torch.device: `cuda` when there is one, else CPU; `SICS_DEVICE` or the argument
+    override (imports torch: `hardware.device_type` answers without it)."""
+    import torch
+
     device = device or os.environ.get("SICS_DEVICE")
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device) if device else torch.device(device_type())

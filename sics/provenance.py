@@ -14,12 +14,12 @@ import json
 import os
 import platform
 import subprocess
-from functools import lru_cache
+import sys
+from importlib import metadata
 from pathlib import Path
 
-import torch
-
 from .files import write_json
+from .hardware import cpu_isa, cpu_name, default_threads, device_type
 from .models import geometry
 from .paths import REPO, figures_dir
 
@@ -27,10 +27,6 @@ from .paths import REPO, figures_dir
 # leaves provenance.json as it is.
 VOLATILE = frozenset({"seconds", "total_seconds", "seconds_per_notebook", "data_loaded", "device", "engine",
                       "trained_now"})  # fmt: skip
-# The ISA features that change which kernels (so which float reduction orders) run on a CPU.
-ISA_FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-                "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")  # fmt: skip
-
 
 def git_revision() -> str:
     """Short commit of the working tree, with '+dirty' when its code has uncommitted changes.
@@ -53,33 +49,15 @@ def git_revision() -> str:
         return "unknown"
 
 
-@lru_cache(maxsize=1)
-def _cpuinfo() -> tuple[str, frozenset[str]]:
-    """(CPU model name, its feature flags) from /proc/cpuinfo; the platform's words elsewhere."""
-    name, flags = "", frozenset()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            if key in ("model name", "hardware") and not name:
-                name = value.strip()
-            elif key in ("flags", "features") and not flags:
-                flags = frozenset(value.split())
-    except OSError:
-        pass
-    return name or platform.processor() or platform.machine(), flags
-
-
-def cpu_isa() -> list[str]:
-    """The float-relevant ISA features this CPU has (`ISA_FEATURES`), as /proc/cpuinfo names them."""
-    return [f for f in ISA_FEATURES if f in _cpuinfo()[1]]
-
-
-def fingerprint(device: torch.device, precision: str, emulated: bool = False) -> dict:
+def fingerprint(device, precision: str, emulated: bool = False) -> dict:
     """Where a result is measured, precisely enough to tell machines apart: two machines with
     equal fingerprints run the same kernels in the same order, so their per-image results agree
     exactly; with different ones a few near-tie images may flip. `emulated`: bf16 emulated in
-    fp32 (`sics.models.bf16`), other kernels than native bf16."""
+    fp32 (`sics.models.bf16`), other kernels than native bf16. Imports torch: only what measures
+    a result asks for it."""
+    import torch
+
+    device = torch.device(device)
     fp = dict(device=device.type, precision=precision, torch=torch.__version__,
               torch_commit=(torch.version.git_version or "")[:12], threads=torch.get_num_threads())  # fmt: skip
     if emulated:
@@ -88,25 +66,42 @@ def fingerprint(device: torch.device, precision: str, emulated: bool = False) ->
         fp.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
                   cudnn=torch.backends.cudnn.version())  # fmt: skip
     else:
-        fp.update(cpu=_cpuinfo()[0], isa=cpu_isa(), kernels=torch.backends.cpu.get_cpu_capability(),
+        fp.update(cpu=cpu_name(), isa=cpu_isa(), kernels=torch.backends.cpu.get_cpu_capability(),
                   onednn_max_isa=os.environ.get("ONEDNN_MAX_CPU_ISA", ""))  # fmt: skip
     return fp
 
 
-def device_name(device: torch.device) -> str:
-    """E.g. 'CPU (AMD EPYC, avx2, 2 threads)' or the GPU's name."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
+def device_name(device) -> str:
+    """E.g. 'CPU (AMD EPYC, avx2, 2 threads)' or the GPU's name. The threads are torch's where it
+    is loaded, else the cores this process may use (torch's default)."""
+    if device_type(device) == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
     isa = cpu_isa()
     top = next((f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "sve", "asimd") if f in isa), "")
-    return f"CPU ({_cpuinfo()[0]}{', ' + top if top else ''}, {torch.get_num_threads()} threads)"
+    return f"CPU ({cpu_name()}{', ' + top if top else ''}, {_threads()} threads)"
+
+
+def _threads() -> int:
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch else default_threads()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def environment() -> dict:
-    import timm
-
-    return dict(python=platform.python_version(), torch=torch.__version__, timm=timm.__version__,
-                cuda=torch.version.cuda, platform=platform.platform())  # fmt: skip
+    """The software versions, read from the installed packages (no import of torch or timm); CUDA's
+    version where torch is loaded (else unknown to a run that loaded no model)."""
+    torch = sys.modules.get("torch")
+    return dict(python=platform.python_version(), torch=torch.__version__ if torch else _version("torch"),
+                timm=_version("timm"), cuda=torch.version.cuda if torch else None,
+                platform=platform.platform())  # fmt: skip
 
 
 def _stable(info: dict) -> str:
@@ -142,7 +137,7 @@ def record(profile: str, stage: str, *, committed: bool = True, **info) -> Path:
 
 def measured_here(study) -> str:
     """Where and how this process evaluates, e.g. 'CPU (AMD EPYC, avx2, 2 threads), cpu-fp32'."""
-    return f"{device_name(study.device)}, {study.precision_label}"
+    return f"{device_name(study.where.type)}, {study.where.precision_label}"
 
 
 def measured_on(study) -> str:
@@ -173,10 +168,10 @@ def caption(study) -> str:
 def stage_info(study, seconds: float, **extra) -> dict:
     """What a notebook stage records: how the numbers it made were made."""
     p = study.profile
-    return dict(seconds=round(seconds, 1), device=device_name(study.device), measured_on=measured_on(study),
+    return dict(seconds=round(seconds, 1), device=device_name(study.where.type), measured_on=measured_on(study),
                 unit=study.unit.tag,
                 data=study.data_source,
-                data_loaded=study.data_loaded, precision=study.precision,
+                data_loaded=study.data_loaded, precision=study.where.precision,
                 ckpt_id=study.trained.ckpt_id, dense_accuracy=study.dense_accuracy,
                 n_test=study.n_test, train_seed=p.train_seed,
                 trained_now=study.trained.trained_now,

@@ -52,7 +52,7 @@ def test_fp32_decision_layers_escape_the_emulation():
 
 
 def test_sics_bf16_chooses_and_is_checked(monkeypatch):
-    monkeypatch.setattr("sics.models.precision.cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr("sics.hardware.cpu_has_fast_bf16", lambda: False)
     monkeypatch.delenv("SICS_BF16", raising=False)
     assert emulates_bf16(CPU, "bf16") and not emulates_bf16(CPU, "fp32")
     assert isinstance(autocast(CPU, "bf16"), bf16.EmulatedBf16)
@@ -60,7 +60,7 @@ def test_sics_bf16_chooses_and_is_checked(monkeypatch):
     assert precision_label(CPU, "bf16") == "cpu-bf16 (emulated in fp32)"
     monkeypatch.setenv("SICS_BF16", "native")
     assert not emulates_bf16(CPU, "bf16") and precision_label(CPU, "bf16") == "cpu-bf16"
-    monkeypatch.setattr("sics.models.precision.cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr("sics.hardware.cpu_has_fast_bf16", lambda: True)
     monkeypatch.setenv("SICS_BF16", "auto")
     assert not emulates_bf16(CPU, "bf16")  # native where bf16 units exist
     monkeypatch.setenv("SICS_BF16", "emulated")

@@ -143,7 +143,7 @@ def test_verify_agrees_exactly_here_and_catches_a_changed_result(committed, figu
 def test_the_bundle_records_this_machines_fingerprint_and_exactness_is_demanded_only_there(
         committed, figures, tiny_tree, monkeypatch):  # fmt: skip
     study = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2)
-    here = provenance.fingerprint(study.device, study.precision)
+    here = provenance.fingerprint(study.device, study.where.precision)
     assert study.bundle.meta["fingerprints"] == [here]  # measured here when the fixture packed it
     assert rule(study)[1] == 0.0
     # one image of every result flipped, as a near tie may flip on another CPU

@@ -241,9 +241,10 @@ def test_merged_ledger_replaces_the_criteria_studys_claims_in_claim_order():
     assert claims.merged(base, None) is base and claims.merged(base, extra.iloc[:0]) is base
 
 
-def test_saved_ledgers_merge_in_either_order_and_resaving_changes_no_byte(tmp_path):
-    """06 saves the ledger with 09's rows merged in, 09 merges its rows into 06's: the files agree,
-    and saving again (as every `make paper` does) rewrites them byte for byte."""
+def test_the_merge_step_joins_the_notebooks_ledgers_and_merging_again_changes_no_byte(tmp_path):
+    """06 saves its own ledger, 09 its own; `make paper`'s last step merges them into claims.*,
+    whatever order the notebooks ran in, and merging again (every `make paper` does) rewrites the
+    files byte for byte."""
     from sics.report import tables
     from sics.report.output import Output
 
@@ -251,17 +252,18 @@ def test_saved_ledgers_merge_in_either_order_and_resaving_changes_no_byte(tmp_pa
     out = Output(tmp_path, "measured on A | ckpt=m-1 | rev=06")  # 06's caption, and 09's (another rev)
     out_09 = Output(tmp_path, "measured on B | ckpt=m-1 | rev=09")
     tables.save_claims(base, out, title="Claims ledger: test")
-    assert tables.update_claims(extra, out_09) is not None  # 09 after 06
-    after_09 = {s: (tmp_path / f"claims.{s}").read_bytes() for s in ("csv", "md", "tex")}
+    assert "C7" not in set(tables.merge_claims(tmp_path)["claim"])  # before 09 ran: 06's own
     tables.save_table(extra, "claims_criteria", out_09)
-    tables.save_claims(base, out, title="Claims ledger: test")  # 06 after 09
-    assert {s: (tmp_path / f"claims.{s}").read_bytes() for s in ("csv", "md", "tex")} == after_09
-    tables.update_claims(tables.read_ledger("claims_criteria", out_09), out_09)
-    assert (tmp_path / "claims.csv").read_bytes() == after_09["csv"]
-    text, csv = after_09["md"].decode(), after_09["csv"].decode()
+    assert "C7" in set(tables.merge_claims(tmp_path)["claim"])
+    merged = {s: (tmp_path / f"claims.{s}").read_bytes() for s in ("csv", "md", "tex")}
+    tables.save_claims(base, out, title="Claims ledger: test")  # 06 again, after 09
+    tables.merge_claims(tmp_path)
+    assert {s: (tmp_path / f"claims.{s}").read_bytes() for s in ("csv", "md", "tex")} == merged
+    assert (tmp_path / "claims_sweeps.csv").read_bytes() != merged["csv"]  # 06's own file is left as 06 wrote it
+    text, csv = merged["md"].decode(), merged["csv"].decode()
     assert text.startswith("**Claims ledger: test**") and text.rstrip().endswith("rev=06_") and "| C7 " in text
     assert "-0.123457" in csv and ",+6.6," in csv and "True" in csv and "False" in csv
-    assert tables.update_claims(extra, Output(tmp_path / "empty", "c")) is None
+    assert tables.merge_claims(tmp_path / "empty") is None
 
 
 def test_a_criteria_ledger_of_another_checkpoint_is_not_merged(tmp_path, capsys):
@@ -270,6 +272,7 @@ def test_a_criteria_ledger_of_another_checkpoint_is_not_merged(tmp_path, capsys)
 
     base, extra = _ledger_pair()
     tables.save_table(extra, "claims_criteria", Output(tmp_path, "ckpt=old-1 | rev=x"))
-    saved = tables.save_claims(base, Output(tmp_path, "ckpt=new-2 | rev=y"), title="t")
+    tables.save_claims(base, Output(tmp_path, "ckpt=new-2 | rev=y"), title="t")
+    saved = tables.merge_claims(tmp_path)
     assert "C7" not in set(saved["claim"]) and saved.loc[0, "basis"] == base.loc[0, "basis"]
     assert "another checkpoint" in capsys.readouterr().out

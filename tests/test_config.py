@@ -71,7 +71,7 @@ def test_auto_on_cuda_picks_paper_only_with_pretrained_weights_here_and_says_why
 
     cached = {}  # what the Hugging Face cache holds: nothing at first
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: cached.get((repo, name)))
-    monkeypatch.setattr(sics.config.torch.cuda, "is_available", lambda: True)  # a GPU machine, faked
+    monkeypatch.setattr(sics.config, "cuda_available", lambda: True)  # a GPU machine, faked
     assert resolve_profile("auto").name == "scratch"
     err = capsys.readouterr().err
     assert "no pretrained ViT-Small weights" in err and len(err.strip().splitlines()) == 1

@@ -17,7 +17,8 @@ from sics.selection.groups import BlockStats
 from sics.selection.scorers import criteria, score_blocks
 from sics.selection.select import jaccard, score_and_select, select
 from sics.units import get_unit
-from sics.units.base import UnitInputs, fisher_saliency
+from sics.units.base import UnitInputs
+from sics.units.ops import fisher_saliency
 
 tp = pytest.importorskip("torch_pruning")
 CPU = torch.device("cpu")

@@ -11,7 +11,7 @@ from PIL import Image
 from sics.analysis.claims import VERDICTS
 from sics.selection.scorers import NINE
 
-TABLES = [f"table{i}" for i in range(1, 6)] + ["dense", "claims", "phase", "power", "seeds", "throughput"] + [
+TABLES = [f"table{i}" for i in range(1, 6)] + ["dense", "claims", "claims_sweeps", "phase", "power", "seeds", "throughput"] + [
     f"ablation_{a}" for a in ("allocation", "envelope", "axis", "lambda", "recovery")] + [
     "criteria", "criteria_fine", "criteria_global", "criteria_spread", "adaptive", "matched", "claims_criteria"]  # 09
 FIGURES = ["fig1", "fig2", "fig3", "fig_phase", "training_curve", "fig_seeds", "fig_criteria"]

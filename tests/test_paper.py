@@ -32,13 +32,61 @@ def test_unknown_profile_exits_non_zero_with_one_line(capsys):
     (["--only", "02", "--set", "sparsities=2.0"], "error: --set sparsities=2.0: sparsities is a list"),
     (["--only", "02", "--set", "n_seeds=2.5"], "error: --set n_seeds=2.5: n_seeds is a number"),
     (["--only", "02", "--set", "arch=resnet"], "error: --set arch: no chosen notebook has a parameter 'arch'"),
+    (["--only", "02", "--set", "sparsities=[0.5, 2.0]"], "error: --set sparsities=[0.5, 2.0]: sparsities must be a list of sparsities in [0, 1)"),
+    (["--only", "02", "--set", "n_seeds=-3"], "error: --set n_seeds=-3: n_seeds must be a whole number >= 0"),
+    (["--only", "02", "--set", "scorers=['magnitude', 'bumpy']"], "error: --set scorers=['magnitude', 'bumpy']: scorers must be a list of registered scorers"),
+    (["--only", "06", "--set", "ablations=['depth']"], "error: --set ablations=['depth']: ablations must be a list of ablations: allocation"),
+    (["--only", "07", "--set", "importances=[]"], "error: --set importances=[]: importances must be a non-empty list of token importances"),
+    (["--only", "08", "--set", "arch=vgg"], "error: --set arch='vgg': arch must be an architecture beside the ViT"),
+    (["--only", "06", "--set", "equivalence_margin=0"], "error: --set equivalence_margin=0: equivalence_margin must be a margin in points, > 0"),
+    (["--set", "nope=1"], "error: --set nope: no chosen notebook has a parameter 'nope'"),
 ])  # fmt: skip
 def test_bad_selections_and_parameters_stop_before_any_notebook_runs(argv, says, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("SICS_FIGURES", str(tmp_path))
     assert main(["--profile", "ci", *argv]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(says) and "\n" not in err
-    assert not (tmp_path / "ci" / "provenance.json").exists()  # nothing ran, nothing recorded
+    assert not any(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+@pytest.mark.parametrize(("var", "value", "says"), [
+    ("SICS_EXECUTOR", "cloud", "error: EXECUTOR='cloud': must be inline, local or slurm"),
+    ("SICS_CHUNK", "0", "error: CHUNK='0': must be a whole number of rows per job, >= 1"),
+    ("SICS_SLURM_TIME", "1h", "error: SLURM_TIME='1h': must be a whole number of minutes"),
+    ("SICS_SLURM_GPUS", "-1", "error: SLURM_GPUS='-1': must be a whole number of GPUs"),
+    ("SICS_SLURM_CPUS", "0", "error: SLURM_CPUS='0': must be a whole number of CPUs, >= 1"),
+])  # fmt: skip
+def test_bad_executor_settings_stop_before_any_notebook_runs(var, value, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SICS_FIGURES", str(tmp_path))
+    monkeypatch.setenv(var, value)
+    assert main(["--profile", "ci", "--only", "02"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(says) and "\n" not in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("command", "argv", "says"), [
+    ("paper", ["--engine", "jupyter"], "error: argument --engine: invalid choice: 'jupyter'"),
+    ("verify", ["--n", "abc"], "error: argument --n: 'abc' is not a whole number >= 1"),
+    ("verify", ["--n", "0"], "error: argument --n: '0' is not a whole number >= 1"),
+    ("verify", ["--run", "-1"], "error: argument --run: '-1' is not a whole number >= 0"),
+    ("verify", ["--precision", "fp8"], "error: argument --precision: invalid choice: 'fp8'"),
+    ("verify", ["--unit", "heads"], "error: unknown unit 'heads'; valid: mlp_channels"),
+    ("verify", ["--profile", "nope"], "error: unknown profile 'nope'"),
+])  # fmt: skip
+def test_bad_make_variables_are_one_line_before_anything_runs(command, argv, says, capsys, tmp_path, monkeypatch):
+    """ENGINE (make paper); N, RUN, PRECISION, UNIT, PROFILE (make verify)."""
+    import importlib
+
+    monkeypatch.setenv("SICS_FIGURES", str(tmp_path))
+    try:
+        code = importlib.import_module(f"sics.cli.{command}").main(["--profile", "ci", *argv] if "--profile" not in argv else argv)
+    except SystemExit as e:
+        code = e.code
+    assert code in (1, 2)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(says) and "\n" not in err
+    assert not any(tmp_path.iterdir())
 
 
 def test_missing_data_stops_the_first_notebook(tmp_path):

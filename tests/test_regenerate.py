@@ -1,15 +1,35 @@
 """Regenerating the committed results writes the committed bytes: `make paper` from a fresh clone
-leaves git clean, and where a result changes, the diff shows exactly that result."""
+leaves git clean, and where a result changes, the diff shows exactly that result. It runs no model,
+so it imports neither torch nor timm: the regeneration runs in a fresh process that refuses them."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from sics.cli.paper import main
 from sics.paths import REPO
+
+# A fresh interpreter whose import system refuses torch, torchvision and timm, then `make paper`
+# (inline engine): any import of them on the way fails the run.
+TORCH_FREE = """
+import sys
+
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "timm"):
+            raise ImportError(f"this process refuses {name}: regenerating runs no model")
+
+sys.meta_path.insert(0, Refuse())
+from sics.cli.paper import main
+
+code = main(["--profile", "reference", "--engine", "inline"])
+print("loaded:", sorted(m for m in ("torch", "torchvision", "timm") if m in sys.modules))
+sys.exit(code)
+"""
 
 # What a regeneration reads (everything else under these folders is an output it rewrites)
 INPUTS = ("weights.safetensors", "weights.json", "sweep.csv", "results.zip")
@@ -34,7 +54,7 @@ def committed_files() -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory):
     """The committed inputs (and provenance) copied into an empty folder, then `make paper`
-    (inline engine, no data, an empty cache) run over them."""
+    (inline engine, no data, an empty cache) run over them in a process that refuses torch."""
     files = committed_files()
     if not files.get("reference") or "results.zip" not in files["reference"]:
         pytest.skip("no committed reference study")
@@ -45,12 +65,11 @@ def regenerated(tmp_path_factory):
             if is_input(leaf) or leaf == "provenance.json":
                 (base / "figures" / folder / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(REPO / "figures" / folder / name, base / "figures" / folder / name)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SICS_FIGURES", str(base / "figures"))
-        mp.setenv("SICS_CACHE", str(base / "cache"))
-        mp.delenv("SICS_DATA", raising=False)
-        mp.setenv("SICS_PROGRESS", "0")
-        assert main(["--profile", "reference", "--engine", "inline"]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "SICS_DATA"}
+    env.update(SICS_FIGURES=str(base / "figures"), SICS_CACHE=str(base / "cache"), SICS_PROGRESS="0")
+    done = subprocess.run([sys.executable, "-c", TORCH_FREE], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "loaded: []" in done.stdout
     return base / "figures", files
 
 

@@ -10,7 +10,7 @@ import matplotlib
 import pandas as pd
 import torch
 
-from sics import provenance
+from sics import hardware, provenance
 from sics.files import write_csv
 from sics.models import precision as prec
 from sics.paths import figures_dir
@@ -26,13 +26,13 @@ def test_the_fingerprint_tells_cpus_kernel_levels_and_precisions_apart(monkeypat
     assert fp["device"] == "cpu" and fp["precision"] == "cpu-bf16" and fp["torch"] == torch.__version__
     assert fp["threads"] == torch.get_num_threads() and fp["cpu"] and isinstance(fp["isa"], list)
     assert fp["kernels"] == torch.backends.cpu.get_cpu_capability()
-    assert set(fp["isa"]) <= set(provenance.ISA_FEATURES)
+    assert set(fp["isa"]) <= set(hardware.ISA_FEATURES)
     assert provenance.fingerprint(cpu, "cpu-fp32") != fp
     assert provenance.fingerprint(cpu, "cpu-bf16", emulated=True) == {**fp, "bf16": "emulated"}
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # what the project's AVX2 check sets
     assert provenance.fingerprint(cpu, "cpu-bf16") != fp
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
-    monkeypatch.setattr(provenance, "_cpuinfo", lambda: ("Other CPU", frozenset({"avx2", "fma", "amx_bf16"})))
+    monkeypatch.setattr(hardware, "_cpuinfo", lambda: ("Other CPU", frozenset({"avx2", "fma", "amx_bf16"})))
     other = provenance.fingerprint(cpu, "cpu-bf16")
     assert other != fp and other["isa"] == ["avx2", "fma", "amx_bf16"]
     assert provenance.device_name(cpu) == f"CPU (Other CPU, amx_bf16, {torch.get_num_threads()} threads)"
@@ -40,9 +40,9 @@ def test_the_fingerprint_tells_cpus_kernel_levels_and_precisions_apart(monkeypat
 
 def test_auto_precision_is_bf16_only_where_the_hardware_runs_it_fast_and_never_for_training(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(prec, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: False)
     assert prec.precision(cpu, "auto") == "cpu-fp32" and prec.precision(cpu, "bf16") == "cpu-bf16"
-    monkeypatch.setattr(prec, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: True)
     assert prec.precision(cpu, "auto") == "cpu-bf16" and prec.precision(cpu, "fp32") == "cpu-fp32"
     with prec.autocast(cpu, "auto", cpu_auto=False):
         assert not torch.is_autocast_cpu_enabled()  # training: weights never depend on the CPU
@@ -51,13 +51,25 @@ def test_auto_precision_is_bf16_only_where_the_hardware_runs_it_fast_and_never_f
 
 
 def test_onednn_capped_below_bf16_means_no_fast_bf16(monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # a CPU with AMX, faked
+    monkeypatch.setattr(hardware, "_cpuinfo", lambda: ("CPU with AMX", frozenset({"avx2", "amx_tile"})))  # faked
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    assert prec.cpu_has_fast_bf16()
+    assert hardware.cpu_has_fast_bf16()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    assert not prec.cpu_has_fast_bf16()
+    assert not hardware.cpu_has_fast_bf16()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
-    assert prec.cpu_has_fast_bf16()
+    assert hardware.cpu_has_fast_bf16()
+
+
+def test_the_torch_free_hardware_answers_are_torchs(monkeypatch):
+    """`sics.hardware` reads /proc and the environment instead of importing torch: here it must
+    say what torch says (bf16 units, threads, CUDA)."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert hardware.cpu_has_fast_bf16() == bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    assert hardware.cuda_available() == torch.cuda.is_available()
+    assert hardware.device_type() == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert hardware.default_threads() == torch.get_num_threads()
+    assert not hardware.gpu_possible() or torch.version.cuda or torch.version.hip
 
 
 def test_tables_are_written_at_a_fixed_precision_so_float_noise_never_reaches_a_file(tmp_path):

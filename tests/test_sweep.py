@@ -160,9 +160,9 @@ def test_a_stale_row_is_one_clear_error(study):
 
 
 def test_the_prediction_cache_names_device_and_precision(study, monkeypatch):
-    import sics.models.precision
+    import sics.hardware
 
-    monkeypatch.setattr(sics.models.precision, "cpu_has_fast_bf16", lambda: False)  # a CPU without AMX
+    monkeypatch.setattr(sics.hardware, "cpu_has_fast_bf16", lambda: False)  # a CPU without AMX
     assert precision(torch.device("cpu")) == "cpu-fp32"
     assert precision(torch.device("cuda")) == "cuda-bf16"  # naming only: no GPU needed
     assert "-cpu-fp32" in study._pred_path("abc", 0).parent.name

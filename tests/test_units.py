@@ -20,6 +20,7 @@ from sics.study.stage import Results, load_correct
 from sics.study.study import prepare
 from sics.study.sweep import row_key, run_sweep, scorer_version
 from sics.units import get_unit
+from sics.units import token_ops as tko
 from sics.units import tokens as tk
 from sics.units.conv_channels import conv_magnitudes, masked_conv, residual_blocks, sliced_conv
 
@@ -127,12 +128,12 @@ def test_tokens_masked_and_gathered_give_the_same_logits(vit):
     for k in (1, T // 2, T):
         keep = torch.stack([torch.randperm(T, generator=g)[:k].sort().values for _ in range(5)])
         for block in (0, 2, 3):
-            a = tk.masked(vit, x, keep, block)
-            b = tk.gathered(vit, x, keep, block)
+            a = tko.masked(vit, x, keep, block)
+            b = tko.gathered(vit, x, keep, block)
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     full = torch.arange(T).expand(5, T)
     with torch.no_grad():
-        torch.testing.assert_close(tk.gathered(vit, x, full, 2), vit(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(tko.gathered(vit, x, full, 2), vit(x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +184,7 @@ def test_token_evaluation_equals_a_full_forward_with_the_kept_tokens(token_study
     keep = torch.as_tensor(tk.keep_index(masks))
     want = []
     for s, (x, y) in zip(range(0, study.n_test, 512), study.test.batches(512), strict=False):
-        want.append((tk.gathered(study.model, x, keep[s : s + len(y)], 2).argmax(1) == y).numpy())
+        want.append((tko.gathered(study.model, x, keep[s : s + len(y)], 2).argmax(1) == y).numpy())
     assert np.array_equal(got, np.concatenate(want))
 
 
@@ -198,7 +199,7 @@ def test_the_token_gradient_baseline_uses_no_label(token_study, monkeypatch):
     again = study.unit.taylor(study.unit_inputs, 3)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     x = state["x"][:1].clone().requires_grad_(True)
-    logits = tk.suffix(study.model, x, state["block"])
+    logits = tko.suffix(study.model, x, state["block"])
     logits[0, logits[0].argmax()].backward()
     manual = ((x * x.grad).sum(-1)[0, 1:].double() ** 2).detach().numpy()
     np.testing.assert_allclose(again[0], manual, rtol=1e-4, atol=1e-12)

@@ -42,6 +42,7 @@ from ..config import resolve_profile
 from ..errors import SicsError
 from ..paths import figures_dir, notebooks_dir
 from ..study.stage import pack_open
+from .checks import Parser, check_parameter, check_settings
 
 # every notebooks/NN_*.ipynb, in number order: a new notebook runs without being listed here
 NOTEBOOKS = tuple(sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb")))
@@ -275,6 +276,18 @@ def check_sets(sets: dict, notebooks: list[Path]) -> None:
                                                   and isinstance(value, float))  # fmt: skip
         if not ok:
             raise SicsError(f"--set {name}={value!r}: {name} is {_kind(want)} (default {want!r})")
+        check_parameter(name, value)
+
+
+def merge_ledgers() -> list[str]:
+    """The last step: every study folder's `claims.*` from its notebooks' ledgers
+    (`report.tables.merge_claims`); returns the folders merged."""
+    from ..paths import figures_root
+    from ..report.tables import merge_claims
+
+    root = figures_root()
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []
+    return [f.name for f in folders if merge_claims(f) is not None]
 
 
 def execute(src: Path, dest: Path, params: dict, engine: str, out: Forward, quiet_warnings: bool) -> None:
@@ -288,7 +301,7 @@ def execute(src: Path, dest: Path, params: dict, engine: str, out: Forward, quie
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default=os.environ.get("SICS_PROFILE", "auto"))
     ap.add_argument("--data", default="", help="CIFAR-10 source (default: $SICS_DATA or download)")
     ap.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,03")
@@ -306,19 +319,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.pack_to:
         _running["out"] = Path(args.pack_to)
         signal.signal(signal.SIGTERM, _on_term)
-    try:
-        profile = resolve_profile(args.profile).name  # resolve `auto` once, for every notebook
-        _running.update(profile=profile, t0=time.time())
+    try:  # every check before anything is written
+        check_settings()
         wanted = [w.strip() for w in args.only.split(",")] if args.only else []
         known = {n[:2] for n in (*NOTEBOOKS, *ON_REQUEST)}
         unknown = [w for w in wanted if w not in known]
         if unknown:
             raise SicsError(f"--only {args.only}: no notebook {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         chosen = [n for n in (*NOTEBOOKS, *ON_REQUEST) if (n in NOTEBOOKS and not wanted) or n[:2] in wanted]
-        out_dir = figures_dir(profile) / "notebooks"
-        out_dir.mkdir(parents=True, exist_ok=True)
         sets = parse_sets(args.set)
         check_sets(sets, [p for n in chosen if (p := notebooks_dir() / f"{n}.ipynb").exists()])
+        profile = resolve_profile(args.profile).name  # resolve `auto` once, for every notebook
+        _running.update(profile=profile, t0=time.time())
+        out_dir = figures_dir(profile) / "notebooks"
+        out_dir.mkdir(parents=True, exist_ok=True)
         params = dict(profile=profile, data=args.data, **sets)
         quiet_warnings = not os.environ.get("PYTHONWARNINGS")
         times, failed = {}, []
@@ -348,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         if failed:
             print(f"error: {len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
             return 1
+        merge_ledgers()
         from ..provenance import record
 
         total = round(sum(times.values()), 1)

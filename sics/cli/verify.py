@@ -28,7 +28,6 @@ fp32 on an AVX2 CPU. `--precision bf16` forces the bundle's precision, for the t
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -39,15 +38,18 @@ import numpy as np
 import pandas as pd
 
 from .. import provenance
+from ..config import resolve_profile
 from ..data import DeviceBatches
 from ..errors import ParameterError, SicsError
+from ..hardware import cpu_has_fast_bf16
 from ..models.evaluate import predict_correct
-from ..models.precision import cpu_has_fast_bf16
 from ..progress import bar as progress_bar
 from ..selection.select import mask_hash
 from ..study.results import pred_name
 from ..study.rows import of_model, read_rows
 from ..study.study import Study, prepare
+from ..units import get_unit
+from .checks import Parser, non_negative, positive
 
 # Fractions of a result's images that may differ from the bundle where it was not made here, each
 # about 2.5x the most measured on an AVX2-only CPU against bundles made on another CPU, out of
@@ -89,7 +91,7 @@ def bundle_precision(study: Study) -> str:
     found &= {"bf16", "fp32"}
     if len(found) > 1:
         raise SicsError(f"the bundle of {study.name} mixes precisions ({sorted(found)}); verify each alone")
-    return found.pop() if found else study.precision.rsplit("-", 1)[-1]
+    return found.pop() if found else study.where.precision.rsplit("-", 1)[-1]
 
 
 def choose_precision(study: Study, asked: str = "auto") -> str:
@@ -99,7 +101,7 @@ def choose_precision(study: Study, asked: str = "auto") -> str:
     if asked != "auto":
         return asked
     wanted = bundle_precision(study)
-    fast = study.device.type == "cuda" or cpu_has_fast_bf16()
+    fast = study.where.type == "cuda" or cpu_has_fast_bf16()
     # a per-image unit (tokens) selects from activations computed in the evaluation precision:
     # another precision selects other tokens, so only the bundle's can reproduce its rows
     return wanted if wanted == "fp32" or fast or not study.unit.static else "fp32"
@@ -107,14 +109,14 @@ def choose_precision(study: Study, asked: str = "auto") -> str:
 
 def rule(study: Study) -> tuple[str, float]:
     """(which agreement applies to this study's evaluations against its bundle, the tolerance)."""
-    here = provenance.fingerprint(study.device, study.precision, study.emulated_bf16)
+    here = provenance.fingerprint(study.device, study.where.precision, study.where.emulated_bf16)
     if here in (study.bundle.meta.get("fingerprints") or []):
         return "exact (this machine and build made the bundle)", 0.0
     if not study.unit.static:
         return (f"another machine, per-image selections ({provenance.device_name(study.device)}): up to "
                 f"{SELECTION_TOLERANCE:.1%} of a result's images", SELECTION_TOLERANCE)  # fmt: skip
-    if study.precision.rsplit("-", 1)[-1] != bundle_precision(study):
-        return f"another precision ({study.precision}): up to {PRECISION_TOLERANCE:.1%} of a result's images", PRECISION_TOLERANCE
+    if study.where.precision.rsplit("-", 1)[-1] != bundle_precision(study):
+        return f"another precision ({study.where.precision}): up to {PRECISION_TOLERANCE:.1%} of a result's images", PRECISION_TOLERANCE
     return f"another machine ({provenance.device_name(study.device)}): up to {MACHINE_TOLERANCE:.1%} of a result's images", MACHINE_TOLERANCE
 
 
@@ -180,27 +182,28 @@ def check_sample(study: Study, n_images: int = 1000) -> tuple[int, int, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default=os.environ.get("SICS_PROFILE", "auto"))
     ap.add_argument("--data", default="", help="CIFAR-10 source (default: $SICS_DATA or download)")
     ap.add_argument("--unit", default="", help="the study's unit kind (default: the profile's; e.g. tokens)")
-    ap.add_argument("--run", type=int, default=0, help="the training run to verify (0: the committed study)")
-    ap.add_argument("--n", type=int, default=10, help="rows to re-evaluate, besides the dense model")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the random sample")
+    ap.add_argument("--run", type=non_negative, default=0, help="the training run to verify (0: the committed study)")
+    ap.add_argument("--n", type=positive, default=10, help="rows to re-evaluate, besides the dense model")
+    ap.add_argument("--seed", type=non_negative, default=0, help="seed of the random sample")
     ap.add_argument("--precision", default=os.environ.get("SICS_VERIFY_PRECISION", "auto"),
-                    help="auto (the bundle's where it is fast here, else fp32) | bf16 | fp32")
+                    choices=("auto", "bf16", "fp32"), help="auto (the bundle's where it is fast here, else fp32) | bf16 | fp32")
     ap.add_argument("--tolerance", type=float, default=None,
                     help="override the tolerance that applies on another machine or precision")
     args = ap.parse_args(argv)
     try:
-        if args.run < 0:
-            raise ParameterError(f"--run must be a non-negative integer, not {args.run}")
+        resolve_profile(args.profile)  # an unknown profile or unit is one line, before any model loads
+        if args.unit:
+            get_unit(args.unit)
         study = prepare(args.profile, args.data or None, unit=args.unit or None, train_seed=args.run)
         chosen = choose_precision(study, args.precision)
-        if chosen != study.precision.rsplit("-", 1)[-1]:
+        if chosen != study.where.precision.rsplit("-", 1)[-1]:
             study = prepare(study.profile.replace(eval_precision=chosen), args.data or None, unit=args.unit or None)  # keeps the run
         how, _ = rule(study)
-        print(f"[sics] verify {study.name}: evaluating in {study.precision} on "
+        print(f"[sics] verify {study.name}: evaluating in {study.where.precision} on "
               f"{provenance.device_name(study.device)}; rule: {how}", flush=True)  # fmt: skip
         table, ok = verify(study, args.n, args.seed, args.tolerance)
     except SicsError as e:

@@ -24,8 +24,8 @@ from torchvision.io import ImageReadMode, decode_image
 from ..errors import DataError
 from ..files import atomic_write, file_digest, stable_hash
 from ..paths import cache_dir
+from .classes import CLASSES
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # The JPEG (quality 75) copy of CIFAR-10 used on this project's machines; results from it are labelled so.
 KNOWN_ARCHIVES = {"d34c68f61cca57aa": "CIFAR-10 (JPEG q75 copy)"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")

@@ -4,29 +4,12 @@ models), the precision models compute in, per-image evaluation, and FLOPs."""
 from __future__ import annotations
 
 import os
-from types import ModuleType
-
-import torch
-from torch import nn
 
 from ..config import Profile
-from ..data.sources import CLASSES
-from ..errors import ParameterError
-from . import resnet, vit
-from .precision import fp32_decisions
+from ..data.classes import CLASSES
+from .families import FAMILIES, Family, family, register_family
 
 NUM_CLASSES = len(CLASSES)
-# model_name -> family; a timm name (vit_*) is the ViT family's
-FAMILIES: dict[str, ModuleType] = {"cifar_resnet": resnet}
-
-
-def family(profile: Profile) -> ModuleType:
-    """The module that builds the profile's model (`build`, `geometry`, `label`)."""
-    if profile.model_name in FAMILIES:
-        return FAMILIES[profile.model_name]
-    if profile.model_name.startswith("vit_"):
-        return vit
-    raise ParameterError(f"no model family builds {profile.model_name!r}; known: vit_* (timm), {', '.join(FAMILIES)}")
 
 
 def geometry(profile: Profile) -> str:
@@ -39,21 +22,29 @@ def model_label(profile: Profile) -> str:
     return family(profile).label(profile)
 
 
-def build_model(profile: Profile, weights: str | os.PathLike | None = None) -> nn.Module:
+def build_model(profile: Profile, weights: str | os.PathLike | None = None):
     """The profile's model with a 10-way head (see its family: `sics.models.vit`, `.resnet`)."""
     return family(profile).build(profile, weights)
 
 
-def count_params(model: nn.Module) -> int:
+def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def flops_per_image(model: nn.Module, profile: Profile) -> float:
+def fp32_decisions(model):
+    """`precision.fp32_decisions`: the final norm and classifier in fp32 (imports torch)."""
+    from .precision import fp32_decisions as fp32
+
+    return fp32(model)
+
+
+def flops_per_image(model, profile: Profile) -> float:
     """Forward multiply-add FLOPs (x2) per image, counted by torch's FLOP counter.
 
     Attention is counted through the math backend: the counter has no rule for the fused CPU
     kernel, and the count should not depend on the device it was taken on.
     """
+    import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -66,5 +57,5 @@ def flops_per_image(model: nn.Module, profile: Profile) -> float:
     return float(counter.get_total_flops())
 
 
-__all__ = ["FAMILIES", "NUM_CLASSES", "build_model", "count_params", "family", "flops_per_image", "fp32_decisions", "geometry",
-           "model_label"]
+__all__ = ["FAMILIES", "NUM_CLASSES", "Family", "build_model", "count_params", "family", "flops_per_image",
+           "fp32_decisions", "geometry", "model_label", "register_family"]

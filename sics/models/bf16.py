@@ -19,16 +19,13 @@ depend on it.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ..errors import ParameterError
-
-BF16_MODES = ("auto", "native", "emulated")
+from ..hardware import BF16_MODES as BF16_MODES
 
 # the ops of CPU autocast's bf16 list that the models here call
 _LOW = frozenset({
@@ -56,14 +53,6 @@ class EmulatedBf16(TorchFunctionMode):
             return func(*args, **kwargs)
         out = func(*_rounded(args), **{k: _rounded(v) for k, v in kwargs.items()})
         return out.to(torch.bfloat16) if isinstance(out, torch.Tensor) and out.is_floating_point() else out
-
-
-def mode() -> str:
-    """`SICS_BF16`, checked: auto | native | emulated."""
-    value = os.environ.get("SICS_BF16", "auto").strip() or "auto"
-    if value not in BF16_MODES:
-        raise ParameterError(f"SICS_BF16 must be one of {', '.join(BF16_MODES)}, got {value!r}")
-    return value
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..config import Profile
-from ..data.sources import CLASSES
+from ..data.classes import CLASSES
 from ..errors import ParameterError
 
 
@@ -96,15 +96,6 @@ class CifarResNet(nn.Module):
     def basic_blocks(self) -> list[BasicBlock]:
         """The residual blocks, in forward order: their inner channels are the pruning units."""
         return [m for m in self.blocks if isinstance(m, BasicBlock)]
-
-
-def geometry(p: Profile) -> str:
-    """E.g. 'ResNet-9, width 32'."""
-    return f"ResNet-{p.depth}, width {p.embed_dim}"
-
-
-def label(p: Profile) -> str:
-    return f"CIFAR {geometry(p)} @ {p.img_size}px, from scratch"
 
 
 def build(p: Profile, weights=None) -> nn.Module:

@@ -10,20 +10,8 @@ import timm
 from torch import nn
 
 from ..config import Profile
-from ..data.sources import CLASSES
+from ..data.classes import CLASSES
 from ..errors import CheckpointError
-
-
-def geometry(p: Profile) -> str:
-    """E.g. '6x128, H=512, patch 4'."""
-    return f"{p.depth}x{p.embed_dim}, H={p.mlp_hidden}, patch {p.patch_size}"
-
-
-def label(p: Profile) -> str:
-    """What the model is, for tables: never a pretrained name for a from-scratch model."""
-    if p.pretrained:
-        return f"{p.model_name} ({geometry(p)}), pretrained, @ {p.img_size}px"
-    return f"ViT {geometry(p)} @ {p.img_size}px, from scratch"
 
 
 def build(profile: Profile, weights: str | os.PathLike | None = None) -> nn.Module:

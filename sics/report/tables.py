@@ -276,28 +276,28 @@ def _ckpt(caption: str) -> str | None:
 
 
 def save_claims(ledger: pd.DataFrame, out: Output, title: str) -> pd.DataFrame:
-    """Save the claims ledger (`claims.{csv,md,tex}`), with the criteria study's C1 and C7 merged in
-    where notebook 09 has saved them for the same model (`claims_criteria.*`, its checkpoint in
-    the caption); returns the ledger saved."""
-    criteria, md = read_ledger("claims_criteria", out), out.folder / "claims_criteria.md"
-    if criteria is not None and md.exists() and _ckpt(_title_and_caption(md)[1]) != _ckpt(out.caption):
-        print(f"[sics] {md.name} belongs to another checkpoint: the ledger keeps its own C1 and no C7")
-        criteria = None
-    ledger = merged(ledger, criteria)
-    save_table(ledger, "claims", out, shown=claims_table(ledger), title=title)
+    """Save a notebook's own claims ledger (`claims_sweeps.{csv,md,tex}`: 06, 07, 08); `merge_claims`
+    joins it with the criteria study's into the study's `claims.*`. Returns the ledger."""
+    save_table(ledger, "claims_sweeps", out, shown=claims_table(ledger), title=title)
     return ledger
 
 
-def update_claims(criteria: pd.DataFrame, out: Output) -> pd.DataFrame | None:
-    """Merge the criteria study's C1 and C7 into the ledger already saved in `out`'s folder (made by
-    notebook 06 or 08), keeping its title and caption, so that the files do not depend on which
-    notebook ran last; None (nothing written) where there is none."""
-    ledger, md = read_ledger("claims", out), out.folder / "claims.md"
-    if ledger is None or not md.exists():
+def merge_claims(folder: Path) -> pd.DataFrame | None:
+    """Write a study folder's `claims.{csv,md,tex}`: its notebooks' ledger (`claims_sweeps.*`, with
+    its title and caption) with the criteria study's C1 and C7 (`claims_criteria.*`, notebook 09)
+    merged in where they belong to the same checkpoint. The one step that reads ledgers back;
+    `make paper` runs it after the notebooks, so no notebook reads another's output. None
+    (nothing written) where the folder has no ledger of its own."""
+    own, md = read_ledger("claims_sweeps", Output(folder, "")), folder / "claims_sweeps.md"
+    if own is None or not md.exists():
         return None
     title, caption = _title_and_caption(md)
-    ledger = merged(ledger, criteria)
-    save_table(ledger, "claims", Output(out.folder, caption), shown=claims_table(ledger), title=title)
+    criteria, cmd = read_ledger("claims_criteria", Output(folder, "")), folder / "claims_criteria.md"
+    if criteria is not None and cmd.exists() and _ckpt(_title_and_caption(cmd)[1]) != _ckpt(caption):
+        print(f"[sics] {folder.name}/{cmd.name} belongs to another checkpoint: the ledger keeps its own C1 and no C7")
+        criteria = None
+    ledger = merged(own, criteria)
+    save_table(ledger, "claims", Output(folder, caption), shown=claims_table(ledger), title=title)
     return ledger
 
 

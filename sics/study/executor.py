@@ -70,8 +70,8 @@ def run_chunk(spec: JobSpec, chunk: list, part: str, measure) -> int:
     into `<parts>/<part>.csv`, skipping rows already there (a resubmitted job resumes). Returns the
     rows written."""
     study = prepare(spec.profile, spec.data, unit=spec.unit, unit_params=spec.unit_params, progress=False)
-    if study.precision != spec.precision:  # its results would land in another cache folder
-        raise ParameterError(f"this job evaluates in {study.precision}, the submitting run in {spec.precision}: "
+    if study.where.precision != spec.precision:  # its results would land in another cache folder
+        raise ParameterError(f"this job evaluates in {study.where.precision}, the submitting run in {spec.precision}: "
                              "submit from a machine of the jobs' kind (a GPU node for GPU jobs)")  # fmt: skip
     path = Path(spec.parts) / f"{part}.csv"
     have = set(read_rows(path)["key"]) | set(read_rows(study.sweep_path)["key"])
@@ -112,7 +112,7 @@ def run_jobs(study, todo: list, measure, *, params: dict, allocation: str, recov
     parts = parts_dir(study.sweep_path)
     parts.mkdir(parents=True, exist_ok=True)
     spec = JobSpec(study.profile, study.data_spec, study.unit.name, study.unit.key(), params, allocation,
-                   recovery_steps, tag, rev, str(parts), study.precision)  # fmt: skip
+                   recovery_steps, tag, rev, str(parts), study.where.precision)  # fmt: skip
     first = chunks[0][0][1] if chunks else "none"  # part names: stable for a chunking of these rows
     names = [f"{first[:8]}-{len(todo)}-{i}" for i in range(len(chunks))]
     ex = _executor(kind, study.sweep_path.parent / "jobs")

@@ -14,21 +14,22 @@ import io
 import json
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import provenance
-from ..data import Cifar10
 from ..errors import DataError, ParameterError, SicsError
 from ..files import atomic_write
-from ..models.evaluate import predict_correct
 from ..paths import cache_dir
 from ..selection.select import mask_hash
-from ..training.loop import fine_tune
 from ..training.weights import present as weights_present
 from . import bundle as bundle_mod
 from .bundle import Bundle
 from .rows import of_model, read_rows
+
+if TYPE_CHECKING:
+    from ..data import Cifar10
 
 
 class StaleRowError(SicsError):
@@ -49,7 +50,7 @@ class PerImageResults:
         come from several settings of a unit, e.g. two token importances)."""
         default = not isinstance(unit_tag, str) or unit_tag == "mlp_channels"
         decisions = "-fp32d" if self.profile.fp32_decisions else ""
-        return f"{self.trained.ckpt_id}-n{self.n_test}-{self.precision}{decisions}{'' if default else '-' + unit_tag}"
+        return f"{self.trained.ckpt_id}-n{self.n_test}-{self.where.precision}{decisions}{'' if default else '-' + unit_tag}"
 
     def _pred_path(self, hash_: str, recovery_steps: int, seed: int = 0) -> Path:
         return cache_dir() / "preds" / self.pred_folder / f"{pred_name(hash_, recovery_steps, seed)}.npy"
@@ -70,6 +71,9 @@ class PerImageResults:
 
         With `recovery_steps` the sliced model is first fine-tuned with `seed` (the row's seed).
         """
+        from ..models.evaluate import predict_correct
+        from ..training.loop import fine_tune
+
         self.measured_locally = True
         if not self.unit.static:
             if recovery_steps:
@@ -220,7 +224,7 @@ def pack_results(study) -> Path | None:
     wanted |= {(mask_hash(m), 0, 0, own) for m in (study.all_kept(), study.none_kept())}
     measured_on = set(existing.meta.get("measured_on") or []) if existing is not None else set()
     fingerprints = list(existing.meta.get("fingerprints") or []) if existing is not None else []
-    here = provenance.fingerprint(study.device, study.precision, study.emulated_bf16)
+    here = None  # this machine's fingerprint, taken (with torch) only where it measured a result
     entries = {}
     for hash_, steps, seed, folder in sorted(wanted):
         if pred_name(hash_, steps, seed) in entries:
@@ -228,6 +232,7 @@ def pack_results(study) -> Path | None:
         found = read_cached(cache_dir() / "preds" / folder / f"{pred_name(hash_, steps, seed)}.npy", study.n_test)
         if found is not None:
             measured_on.add(provenance.measured_here(study))  # (it may be in the bundle too)
+            here = here or provenance.fingerprint(study.device, study.where.precision, study.where.emulated_bf16)
             fingerprints += [here] if here not in fingerprints else []
         elif existing is not None:
             found = existing.get(pred_name(hash_, steps, seed))

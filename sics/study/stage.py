@@ -21,6 +21,7 @@ from ..analysis.summaries import PLATEAU_SCORER, paired_table, result_key
 from ..config import architecture_profile, resolve_profile
 from ..models import model_label
 from ..paths import figures_dir
+from ..report import figures, tables
 from ..report.output import Output
 from ..selection.scorers import get_scorer
 from . import bundle
@@ -132,6 +133,26 @@ class Stage:
                                            score=(s - s.min()) / (s.max() - s.min() + 1e-12),
                                            kept=masks[block][stats.rank_order])))  # fmt: skip
         return pd.concat(parts, ignore_index=True)
+
+    def save_power(self, results: Results, sparsities, margin: float) -> pd.DataFrame:
+        """Save the power table (each claim's minimum detectable escape at 80% power, and the
+        seeds its effect needs) and the throughput of this stage's rows; returns the power as shown."""
+        power = analysis.power_table(results.rows, results.correct, sparsities, margin=margin)
+        tables.save_table(power, "power", self.out, shown=tables.power_view(power),
+                          title="Power: minimum detectable escape at 80% power after each claim's Holm family, and the seeds that would detect the paper's effect (or show equivalence)")  # fmt: skip
+        speed = analysis.throughput(self.swept_rows())
+        tables.save_table(speed, "throughput", self.out, shown=tables.throughput_view(speed),
+                          title="Rows per hour measured, per sweep and precision (selection, surgery and evaluation on every test image)")  # fmt: skip
+        return tables.power_view(power)
+
+    def save_seeds(self, results: Results) -> pd.DataFrame:
+        """Save the seeds as a distribution (table and figure); returns the table as shown."""
+        seeds = analysis.per_seed(results.rows, results.correct)
+        shares = analysis.seed_shares(seeds)
+        tables.save_table(seeds, "seeds", self.out, shown=tables.seeds_view(shares),
+                          title="Seeds as a distribution: seeds whose own selection escapes (exact paired test, Holm over the seeds) / seeds, the median per-seed escape (points) [distribution-free interval]; †: outlier seeds (robust z > 3)")  # fmt: skip
+        figures.save_figure(figures.figure_seeds(seeds), "fig_seeds", self.out)
+        return tables.seeds_view(shares)
 
     def swept_rows(self) -> pd.DataFrame:
         """The rows this stage's sweeps returned, as `sweep.csv` holds them: the same whatever other

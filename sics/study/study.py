@@ -10,27 +10,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..config import Profile, pick_device, resolve_profile
-from ..data import Cifar10, DeviceBatches, load_cifar10
 from ..errors import DataError, ParameterError
-from ..models.precision import emulates_bf16, precision, precision_label
 from ..paths import figures_dir, run_name
 from ..progress import enabled as progress_enabled
 from ..selection.groups import BlockStats, with_extra, with_taylor
 from ..selection.scorers import get_scorer
 from ..selection.select import score_and_select
-from ..training.checkpoints import Trained, train_or_load
+from ..training.identity import Trained, committed_trained
 from ..units import MlpChannels, Unit, UnitInputs, get_unit
 from . import bundle as bundle_mod
 from .bundle import Bundle
 from .calibration import CalibrationStore
 from .calibration import file_name as calibration_file
+from .placement import Placement
 from .results import PerImageResults, bundle_applies, check_data
 from .rows import read_rows
+
+if TYPE_CHECKING:
+    from ..data import Cifar10, DeviceBatches
 
 
 class StudyData:
@@ -59,6 +61,8 @@ class StudyData:
     @property
     def test(self) -> DeviceBatches:
         if self._test is None:
+            from ..data import DeviceBatches
+
             self._test = DeviceBatches.of(self.data.test_x, self.data.test_y, self.profile, self.device)
         return self._test
 
@@ -95,11 +99,12 @@ class Study(StudyData, PerImageResults):
 
     The data are loaded on first use (`data`, `test`): a study whose every result is already in
     the prediction cache or the committed results bundle (`sics.study.bundle`) never touches CIFAR-10,
-    so a reader without the dataset regenerates every output from the committed files.
+    so a reader without the dataset regenerates every output from the committed files. So is the
+    model (`model`, `device`): such a study never imports torch either.
     """
 
     profile: Profile
-    device: torch.device
+    where: Placement  # the device and the precision evaluations run in
     trained: Trained
     unit: Unit = field(default_factory=MlpChannels)
     progress: bool = True
@@ -136,11 +141,13 @@ class Study(StudyData, PerImageResults):
 
     @property
     def unit_inputs(self) -> UnitInputs:
-        """What the unit kind receives from this study (`sics.units.base.UnitInputs`)."""
+        """What the unit kind receives from this study (`sics.units.base.UnitInputs`): the model
+        and its device built on first use, the committed weights as arrays where there are some."""
         if self._unit_inputs is None:
-            self._unit_inputs = UnitInputs(model=self.model, profile=self.profile, device=self.device,
+            self._unit_inputs = UnitInputs(self.profile, load_model=lambda: self.model, load_device=lambda: self.device,
                                            data=lambda: self.data, test=lambda: self.test,
-                                           n_test=lambda: self.n_test, calibrated=self.calibrated)  # fmt: skip
+                                           n_test=lambda: self.n_test, calibrated=self.calibrated,
+                                           load_weights=self.trained.load_arrays)  # fmt: skip
         return self._unit_inputs
 
     @property
@@ -148,8 +155,14 @@ class Study(StudyData, PerImageResults):
         return figures_dir(self.name) / "sweep.csv"
 
     @property
-    def model(self) -> torch.nn.Module:
+    def model(self):
+        """The dense model (torch), built on first use."""
         return self.trained.model
+
+    @property
+    def device(self):
+        """The torch.device evaluations run on (imports torch)."""
+        return self.where.device
 
     def results_revision(self) -> str | None:
         """The revision of this model's newest sweep row (rows record the revision that made
@@ -159,28 +172,13 @@ class Study(StudyData, PerImageResults):
         return None if rows.empty else str(rows["git_rev"].iloc[-1])
 
     @property
-    def precision(self) -> str:
-        """Where and in which precision this study evaluates, e.g. 'cpu-bf16' (`models.precision.precision`)."""
-        return precision(self.device, self.profile.eval_precision)
-
-    @property
-    def emulated_bf16(self) -> bool:
-        """Whether this study's bf16 evaluations are emulated in fp32 here (`sics.models.bf16`)."""
-        return emulates_bf16(self.device, self.profile.eval_precision)
-
-    @property
-    def precision_label(self) -> str:
-        """`precision`, with '(emulated in fp32)' where it is."""
-        return precision_label(self.device, self.profile.eval_precision)
-
-    @property
     def calibration(self) -> CalibrationStore:
         """This unit's saved calibration statistics (`sics.study.calibration`), opened on first use."""
         if self._calibration is None:
             identity = dict(ckpt_id=self.trained.ckpt_id, weights_sha256=self.trained.weights_sha256,
                             n_calib=self.profile.n_calib, n_test=self.n_test, data_id=self.data_id)  # fmt: skip
             path = figures_dir(self.name) / calibration_file(self.unit.tag, identity)
-            self._calibration = CalibrationStore(path, identity, self.precision)
+            self._calibration = CalibrationStore(path, identity, self.where.precision)
         return self._calibration
 
     def calibrated(self, name: str, compute) -> list[np.ndarray]:
@@ -227,6 +225,8 @@ class Study(StudyData, PerImageResults):
 
 def load_study_data(profile: Profile, spec: str | None) -> Cifar10:
     """The profile's train split and test subset of CIFAR-10 from `spec` (see `data.load_cifar10`)."""
+    from ..data import load_cifar10
+
     return load_cifar10(spec).subset(profile.n_train, profile.n_test)
 
 
@@ -245,7 +245,6 @@ def prepare(profile: str | Profile = "auto", data: str | None = None, *, device:
     if progress is None:
         progress = progress_enabled()
     prof = profile if isinstance(profile, Profile) else resolve_profile(profile, **overrides)
-    dev = pick_device(device)
     spec = data or None
     loaded: list[Cifar10] = []
 
@@ -255,8 +254,17 @@ def prepare(profile: str | Profile = "auto", data: str | None = None, *, device:
         return loaded[0]
 
     kind = get_unit(unit or prof.unit, **(unit_params or {}))
-    trained = train_or_load(prof, get_data, dev, weights=weights, progress=progress)
-    study = Study(profile=prof, device=dev, trained=trained, unit=kind, progress=progress, data_spec=spec)
+    def build(state: dict, path: Path):
+        from ..training.checkpoints import inference_model
+
+        return inference_model(prof, state, path, study.device)
+
+    trained = committed_trained(prof, build)
+    if trained is None:
+        from ..training.checkpoints import train_or_load
+
+        trained = train_or_load(prof, get_data, pick_device(device), weights=weights, progress=progress)
+    study = Study(profile=prof, where=Placement(device, prof.eval_precision), trained=trained, unit=kind, progress=progress, data_spec=spec)
     found = bundle_mod.load(study.name)
     if found is not None and bundle_applies(found, study, loaded[0] if loaded else None):
         study.bundle = found

@@ -71,7 +71,7 @@ def measure(study: Study, sc: str, S: float, seed: int, p: dict, allocation: str
         profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.data_source,
         device=str(study.device), git_rev=rev, seconds=round(time.time() - t0, 3), key=key,
         n_calib=study.profile.n_calib, scorer_version=scorer_version(sc), unit=study.unit.tag,
-        precision=study.precision_label,
+        precision=study.where.precision_label,
     )  # fmt: skip
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -22,36 +21,25 @@ from torch import nn
 from ..config import Profile
 from ..data import Cifar10, DeviceBatches
 from ..errors import CheckpointError, ParameterError
-from ..files import atomic_write, stable_hash, write_json
+from ..files import atomic_write, write_json
 from ..models import build_model, fp32_decisions
 from ..models.evaluate import accuracy
 from ..paths import cache_dir
 from . import weights as committed
+from .identity import (
+    OPTIONAL_TRAINING_FIELDS,
+    RECIPE_VERSION,
+    TRAINING_FIELDS,
+    Trained,
+    checkpoint_id,
+    committed_trained,
+    recipe_hash,
+    training_fields,
+)
 from .loop import train
 
-# Profile fields that change the trained weights (and so the checkpoint key).
-TRAINING_FIELDS = (
-    "model_name", "img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_hidden",
-    "pretrained", "mean", "std", "n_train", "epochs", "batch_size", "lr", "weight_decay",
-    "warmup_epochs", "label_smoothing", "augment", "drop_path", "train_seed",
-)  # fmt: skip
-
-
-# Fields added later: part of the key only where a profile changes them, so the ids (and the
-# committed weights' records) of every earlier configuration stay valid. The defaults are those of
-# when each field was added, not read from `Profile`: changing a Profile default then changes ids.
-OPTIONAL_TRAINING_FIELDS = {"optimizer": "adamw", "momentum": 0.9, "channels_last": False,
-                            "train_precision": "auto", "pool_first": False, "logit_scale": 1.0}
-
-
-def training_fields(profile: Profile) -> dict:
-    """The profile's fields that change the trained weights (JSON-able)."""
-    out = {f: list(v) if isinstance(v, tuple) else v
-           for f, v in ((f, getattr(profile, f)) for f in TRAINING_FIELDS)}  # fmt: skip
-    out.update({f: getattr(profile, f) for f, default in OPTIONAL_TRAINING_FIELDS.items()
-                if getattr(profile, f) != default})  # fmt: skip
-    return out
-
+__all__ = ["OPTIONAL_TRAINING_FIELDS", "RECIPE_VERSION", "TRAINING_FIELDS", "Trained", "checkpoint_id",
+           "export_weights", "recipe_hash", "resolved_recipe", "train_or_load", "training_fields"]
 
 def resolved_recipe(profile: Profile, device: torch.device, data_id: str) -> dict:
     """Every setting that shapes a training run but its seed, with `auto` written as what it
@@ -71,28 +59,6 @@ def resolved_recipe(profile: Profile, device: torch.device, data_id: str) -> dic
         compile=compile_wanted(device), data=data_id, recipe=RECIPE_VERSION,
     )
     return fields
-
-
-def recipe_hash(recipe: dict) -> str:
-    """The hash of a resolved recipe (`resolved_recipe`): equal for the runs of one recipe."""
-    return stable_hash(recipe)
-
-
-@dataclass
-class Trained:
-    model: nn.Module
-    ckpt_id: str
-    ckpt_dir: Path
-    history: pd.DataFrame
-    test_accuracy: float
-    trained_now: bool  # False when the cached checkpoint was loaded
-    seconds: float  # of this call
-    train_seconds: float  # of the training that made the checkpoint (summed over resumes)
-    weights_sha256: str | None = None  # set when the model came from committed weights
-
-
-RECIPE_VERSION = 2  # bump when the training code changes what a configuration trains
-
 
 
 def export_weights(trained: Trained, profile: Profile, data_source: str, *, dtype: str = "fp32",
@@ -115,17 +81,11 @@ def export_weights(trained: Trained, profile: Profile, data_source: str, *, dtyp
     if dtype != "fp32":
         if test is None:
             raise ParameterError(f"exporting {dtype} weights needs the test split: their accuracy is measured")
-        rounded = {k: v.to(committed.DTYPES[dtype]).float() if v.is_floating_point() else v for k, v in state.items()}
-        model = _inference_model(profile, rounded, trained.ckpt_dir, test.device)
+        rounded = {k: v.to(committed.torch_dtype(dtype)).float() if v.is_floating_point() else v for k, v in state.items()}
+        model = inference_model(profile, rounded, trained.ckpt_dir, test.device)
         meta.update(ckpt_id=f"{trained.ckpt_id}-{dtype}", trained_test_accuracy=trained.test_accuracy,
                     test_accuracy=accuracy(model, test, profile.eval_batch_size, "fp32"))  # fmt: skip
     return committed.save(profile.name, state, meta, dtype=dtype, shard_mb=shard_mb, run=profile.train_seed)
-
-
-def checkpoint_id(profile: Profile, data_id: str, weights: str | None = None) -> str:
-    config = training_fields(profile)  # tuples as lists: the same JSON, so the same ids
-    config.update(data=data_id, weights=str(weights) if weights else None, recipe=RECIPE_VERSION)
-    return f"{profile.name}-{stable_hash(config)}"
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -147,7 +107,7 @@ def _load_weights(model: nn.Module, state: dict, path: Path) -> None:
         ) from None
 
 
-def _inference_model(profile: Profile, state: dict, path: Path, device: torch.device) -> nn.Module:
+def inference_model(profile: Profile, state: dict, path: Path, device: torch.device) -> nn.Module:
     """The model every caller gets: drop-path off, the given weights, on `device`, in eval mode,
     with its decisions in fp32 where the profile says (`models.fp32_decisions`)."""
     model = build_model(profile.replace(pretrained=False, drop_path=0.0))
@@ -174,15 +134,10 @@ def train_or_load(
     t0 = time.time()
     if profile.pretrained:  # the weights file is part of the configuration, however it was given
         weights = weights or os.environ.get("SICS_WEIGHTS") or None
-    if not profile.pretrained and not committed.retrain_requested():
-        found = committed.load(profile.name, training_fields(profile), profile.train_seed)
+    if not profile.pretrained:
+        found = committed_trained(profile, lambda state, path: inference_model(profile, state, path, device))
         if found is not None:
-            state, meta = found
-            wpath = committed.paths(profile.name, profile.train_seed)[1]
-            history = pd.DataFrame(meta.get("history", []))
-            return Trained(_inference_model(profile, state, wpath, device), meta["ckpt_id"],
-                           wpath.parent, history, float(meta["test_accuracy"]), False,
-                           time.time() - t0, float(meta.get("train_seconds", 0.0)), meta["sha256"])  # fmt: skip
+            return found
     if callable(data):
         data = data()
     ckpt_id = checkpoint_id(profile, data.source_id, weights)
@@ -194,10 +149,10 @@ def train_or_load(
         blob = load_checkpoint(final)
         if not isinstance(blob, dict) or "model" not in blob or "test_accuracy" not in blob:
             raise CheckpointError(f"checkpoint {str(final)!r} is incomplete; delete it to retrain")
-        model = _inference_model(profile, blob["model"], final, device)
+        model = inference_model(profile, blob["model"], final, device)
         history = pd.DataFrame(blob.get("history", []))
-        return Trained(model, ckpt_id, ckpt_dir, history, float(blob["test_accuracy"]), False,
-                       time.time() - t0, float(history["seconds"].sum()) if len(history) else 0.0)  # fmt: skip
+        return Trained(ckpt_id, ckpt_dir, history, float(blob["test_accuracy"]), False, time.time() - t0,
+                       float(history["seconds"].sum()) if len(history) else 0.0, _model=model)  # fmt: skip
     model, history = train(profile, data, device, state_path, weights=weights, progress=progress,
                            on_epoch_end=on_epoch_end, compile=compile, label=ckpt_id)  # fmt: skip
     test = DeviceBatches.of(data.test_x, data.test_y, profile, device)
@@ -205,12 +160,13 @@ def train_or_load(
     test_acc = history[-1]["test_accuracy"] if history else accuracy(model, test, profile.eval_batch_size)
     blob = dict(model=model.state_dict(), history=history, test_accuracy=test_acc)
     atomic_write(final, lambda p: torch.save(blob, p))
-    model = _inference_model(profile, blob["model"], final, device)  # as a later load builds it
+    model = inference_model(profile, blob["model"], final, device)  # as a later load builds it
     pd.DataFrame(history).to_csv(ckpt_dir / "history.csv", index=False)
     write_json(ckpt_dir / "meta.json", dict(ckpt_id=ckpt_id, profile=profile.as_dict(),
                                             data=data.source, test_accuracy=test_acc))  # fmt: skip
     state_path.unlink(missing_ok=True)
     train_seconds = float(sum(h["seconds"] for h in history))
-    return Trained(model, ckpt_id, ckpt_dir, pd.DataFrame(history), test_acc, True, time.time() - t0, train_seconds)
+    return Trained(ckpt_id, ckpt_dir, pd.DataFrame(history), test_acc, True, time.time() - t0, train_seconds,
+                   _model=model)
 
 

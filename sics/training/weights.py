@@ -21,8 +21,7 @@ import json
 import os
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
+import numpy as np
 
 from ..errors import CheckpointError
 from ..files import atomic_write, sha256, write_json
@@ -30,7 +29,13 @@ from ..paths import run_dir
 
 WEIGHTS_FILE, META_FILE = "weights.safetensors", "weights.json"
 SHARD_PATTERN = "weights{suffix}.safetensors"  # huggingface_hub's: weights-00001-of-00003.safetensors
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DTYPES = ("fp32", "bf16")
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
 
 
 def paths(profile_name: str, run: int = 0) -> tuple[Path, Path]:
@@ -63,7 +68,7 @@ def retrain_requested() -> bool:
     return os.environ.get("SICS_RETRAIN", "0") not in ("", "0")
 
 
-def save(profile_name: str, state: dict[str, torch.Tensor], meta: dict, *, dtype: str = "fp32",
+def save(profile_name: str, state: dict, meta: dict, *, dtype: str = "fp32",
          shard_mb: float | None = None, run: int = 0) -> str:  # fmt: skip
     """Write the weights and their record atomically; return the weights' sha256.
 
@@ -71,11 +76,13 @@ def save(profile_name: str, state: dict[str, torch.Tensor], meta: dict, *, dtype
     `shard_mb` the file is split into shards of at most that many MB (huggingface_hub's split);
     the sha256 returned is then that of the shard list (names and hashes).
     """
+    from safetensors.torch import save_file
+
     if dtype not in DTYPES:
         raise ValueError(f"unknown weights dtype {dtype!r}; valid: {', '.join(DTYPES)}")
     wpath, mpath = paths(profile_name, run)
     wpath.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: (v.to(DTYPES[dtype]) if v.is_floating_point() else v).detach().cpu().contiguous()
+    tensors = {k: (v.to(torch_dtype(dtype)) if v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in state.items()}  # fmt: skip
     if shard_mb is None and dtype == "fp32":  # the committed CPU models' format
         atomic_write(wpath, lambda p: save_file(tensors, str(p)))
@@ -99,11 +106,9 @@ def save(profile_name: str, state: dict[str, torch.Tensor], meta: dict, *, dtype
     return digest
 
 
-def load(profile_name: str, fields: dict, run: int = 0) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """(state dict in fp32, record) of the committed weights of a run, or None when there are none.
-
-    `fields` are the profile's training fields now: the record must match them.
-    """
+def record(profile_name: str, fields: dict, run: int = 0) -> dict | None:
+    """The record of the committed weights of a run, their files checked against it (sha256) and
+    its training fields against `fields` (the profile's now); None when there are none."""
     wpath, mpath = paths(profile_name, run)
     if not present(profile_name, run):
         return None
@@ -123,11 +128,41 @@ def load(profile_name: str, fields: dict, run: int = 0) -> tuple[dict[str, torch
     if diff:
         raise CheckpointError(f"{mpath.parent} holds weights trained with other settings ({', '.join(diff)}); "
                               "restore the profile or retrain (RETRAIN=1)")  # fmt: skip
-    state: dict[str, torch.Tensor] = {}
+    return meta
+
+
+def _read(folder: Path, meta: dict, framework: str) -> dict:
+    from safetensors import safe_open
+
+    state = {}
     for name in _listed(meta):
         try:
-            state.update(load_file(str(mpath.parent / name)))
+            with safe_open(str(folder / name), framework=framework) as f:
+                state.update({k: f.get_tensor(k) for k in f.keys()})  # noqa: SIM118 (safe_open is not a dict)
         except Exception as e:
-            raise CheckpointError(f"{mpath.parent / name} is corrupt ({type(e).__name__}); "
+            raise CheckpointError(f"{folder / name} is corrupt ({type(e).__name__}); "
                                   "restore it or retrain (RETRAIN=1)") from None  # fmt: skip
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, meta
+    return state
+
+
+def state_dict(profile_name: str, meta: dict, run: int = 0) -> dict:
+    """The committed weights of a run (`record` checked them) as a torch state dict in fp32."""
+    state = _read(paths(profile_name, run)[1].parent, meta, "pt")
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def arrays(profile_name: str, meta: dict, run: int = 0) -> dict[str, np.ndarray]:
+    """The committed weights of a run as numpy arrays, without torch (fp32 files; bf16 shards,
+    which numpy cannot hold, are read through torch)."""
+    if meta.get("dtype", "fp32") != "fp32":
+        return {k: v.numpy() for k, v in state_dict(profile_name, meta, run).items()}
+    return _read(paths(profile_name, run)[1].parent, meta, "numpy")
+
+
+def load(profile_name: str, fields: dict, run: int = 0) -> tuple[dict, dict] | None:
+    """(state dict in fp32, record) of the committed weights of a run, or None when there are none.
+
+    `fields` are the profile's training fields now: the record must match them.
+    """
+    meta = record(profile_name, fields, run)
+    return None if meta is None else (state_dict(profile_name, meta, run), meta)

@@ -1,39 +1,58 @@
-"""What every unit kind shares: the `Unit` protocol and the `UnitInputs` it receives from a study,
-the calibration batch, first-order Taylor importance of any activation, zeroing units with a
-hook, and slicing a layer along one axis."""
+"""What every unit kind shares without running a model: the `Unit` protocol, the `UnitInputs` it
+receives from a study, and the weight statistics of a group of channels (numpy, from the weights
+as arrays: committed weights are read without torch). What runs the model is in `sics.units.ops`."""
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn.utils import skip_init
 
 from ..config import Profile
-from ..data import Cifar10, DeviceBatches
-from ..selection.groups import CALIBRATION_STATS, BlockStats
+from ..selection.groups import BlockStats
 
 
-@dataclass
 class UnitInputs:
-    """What a unit kind receives from its study: the dense model and the profile's settings, the
-    data loaded on first call (a study whose results are all saved never loads them), the saved
-    calibration statistics, and a dict the unit keeps between calls."""
+    """What a unit kind receives from its study: the profile's settings, the dense model and its
+    device (given, or built on first use by `load_model`, `load_device`), the dense weights as
+    arrays (`weights`), the data loaded on first call (a study whose results are all saved never
+    loads them), the saved calibration statistics, and a dict the unit keeps between calls."""
 
-    model: nn.Module
-    profile: Profile
-    device: torch.device
-    data: Callable[[], Cifar10]  # train split (calibration images) and test subset
-    test: Callable[[], DeviceBatches]  # the test subset on the device
-    n_test: Callable[[], int]
-    # calibrated(name, compute): the saved statistics `name`, else compute() now (saved later)
-    calibrated: Callable[[str, Callable[[], list[np.ndarray]]], list[np.ndarray]]
-    cache: dict = field(default_factory=dict)
+    def __init__(self, profile: Profile, model: Any = None, device: Any = None, *,
+                 data: Callable[[], Any] | None = None,  # train split (calibration images), test subset
+                 test: Callable[[], Any] | None = None,  # the test subset on the device
+                 n_test: Callable[[], int] | None = None,
+                 # calibrated(name, compute): the saved statistics `name`, else compute() now (saved later)
+                 calibrated: Callable[[str, Callable[[], list[np.ndarray]]], list[np.ndarray]] | None = None,
+                 load_model: Callable[[], Any] | None = None, load_device: Callable[[], Any] | None = None,
+                 load_weights: Callable[[], dict[str, np.ndarray]] | None = None):  # fmt: skip
+        self.profile, self._model, self._device = profile, model, device
+        self.data, self.test, self.n_test, self.calibrated = data, test, n_test, calibrated
+        self._load_model, self._load_device, self._load_weights = load_model, load_device, load_weights
+        self.cache: dict = {}
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = self._load_model()
+        return self._model
+
+    @property
+    def device(self):
+        if self._device is None:
+            self._device = self._load_device()
+        return self._device
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The dense model's parameters and buffers as numpy arrays, by state-dict name: the
+        committed weights read without torch where the study has them, else the model's."""
+        if "weights" not in self.cache:
+            if self._load_weights is not None:
+                self.cache["weights"] = self._load_weights()
+            else:
+                self.cache["weights"] = {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+        return self.cache["weights"]
 
 
 class Unit:
@@ -68,11 +87,11 @@ class Unit:
         per group, from the calibration subset of `seed`."""
         raise NotImplementedError(f"unit {self.name!r} provides no calibration statistics")
 
-    def masked(self, model: nn.Module, masks: list[np.ndarray]):
+    def masked(self, model: Any, masks: list[np.ndarray]):
         """Context manager: the model with the pruned units zeroed (a hook), restored after."""
         raise NotImplementedError
 
-    def apply(self, model: nn.Module, masks: list[np.ndarray]) -> nn.Module:
+    def apply(self, model: Any, masks: list[np.ndarray]) -> Any:
         """A pruned copy of the model (units sliced out where possible), for evaluation."""
         raise NotImplementedError
 
@@ -82,184 +101,20 @@ class Unit:
         raise NotImplementedError
 
 
-def calibration_batch(inputs: UnitInputs, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The seeded calibration subset of the training images (`n_calib` of them), on the device."""
-    data = inputs.data()
-    g = torch.Generator().manual_seed(10_000 + seed)
-    idx = torch.randperm(len(data.train_y), generator=g)[: inputs.profile.n_calib]
-    calib = DeviceBatches.of(data.train_x[idx], data.train_y[idx], inputs.profile, inputs.device)
-    return calib.prepare(calib.x), calib.y
-
-
-def activation_taylor(model: nn.Module, acts: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
-                      batch_size: int = 64, channel_dim: int = -1) -> list[np.ndarray]:  # fmt: skip
-    """I_c = Σ_batches (Σ_{samples, positions} a_c · ∂L/∂a_c)², with a the output of each module
-    in `acts` and its channels along `channel_dim`: the first-order Taylor channel importance."""
-    seen: dict[int, torch.Tensor] = {}
-
-    def hook(i):
-        def f(_module, _inp, out):
-            out.retain_grad()
-            seen[i] = out
-
-        return f
-
-    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(acts)]
-    was_training = model.training
-    model.eval()
-    total: list[torch.Tensor | None] = [None] * len(acts)
-    try:
-        for s in range(0, len(y), batch_size):
-            model.zero_grad(set_to_none=True)
-            xb, yb = x[s : s + batch_size], y[s : s + batch_size]
-            loss = torch.nn.functional.cross_entropy(model(xb), yb)
-            loss.backward()
-            for i, a in seen.items():
-                dims = tuple(d for d in range(a.dim()) if d != channel_dim % a.dim())
-                per_channel = ((a.detach() * a.grad).sum(dim=dims).double()) ** 2
-                total[i] = per_channel if total[i] is None else total[i] + per_channel
-    finally:
-        for h in handles:
-            h.remove()
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
-    return [t.cpu().numpy() for t in total]
-
-
-def calibration_stats(inputs: UnitInputs, seed: int, acts: list[nn.Module], channel_dim: int,
-                      groups: list[list[tuple[torch.Tensor, int]]]) -> dict[str, list[np.ndarray]]:  # fmt: skip
-    """`activation_stats` and `fisher_saliency` on the calibration subset of `seed`, each saved
-    with the study's calibration statistics (`<name>-s<seed>`), so they are computed once."""
-    def compute():
-        x, y = calibration_batch(inputs, seed)
-        return {**activation_stats(inputs.model, acts, x, channel_dim=channel_dim),
-                "fisher": fisher_saliency(inputs.model, groups, x, y)}
-
-    computed: dict[str, dict] = {}
-
-    def part(name: str) -> list[np.ndarray]:  # the four come from one computation, made once
-        if "all" not in computed:
-            computed["all"] = compute()
-        return computed["all"][name]
-
-    return {name: inputs.calibrated(f"{name}-s{seed}", lambda n=name: part(n)) for name in CALIBRATION_STATS}
-
-
-def weight_stats(w_in: torch.Tensor, w_out: torch.Tensor) -> dict[str, np.ndarray]:
+def weight_stats(w_in: np.ndarray, w_out: np.ndarray) -> dict[str, np.ndarray]:
     """The weight statistics of a group's H channels (`groups.WEIGHT_STATS`), from their
     input-side weights `w_in` (channel first) and output-side weights `w_out` (channel second,
     as an fc2 column or a conv2 input slice). float64."""
-    a = w_in.detach().double().cpu().flatten(1)  # (H, fan-in)
-    b = w_out.detach().double().cpu().transpose(0, 1).flatten(1)  # (H, fan-out)
-    return dict(in_norm=a.norm(dim=1).numpy(), out_norm=b.norm(dim=1).numpy(),
-                l1=(a.abs().sum(1) + b.abs().sum(1)).numpy(), out_abs_mean=b.abs().mean(1).numpy(),
-                vectors=torch.cat([a, b], dim=1).numpy())  # fmt: skip
+    a = np.asarray(w_in, dtype=np.float64).reshape(len(w_in), -1)  # (H, fan-in)
+    b = np.moveaxis(np.asarray(w_out, dtype=np.float64), 1, 0).reshape(np.shape(w_out)[1], -1)  # (H, fan-out)
+    return dict(in_norm=np.linalg.norm(a, axis=1), out_norm=np.linalg.norm(b, axis=1),
+                l1=np.abs(a).sum(1) + np.abs(b).sum(1), out_abs_mean=np.abs(b).mean(1),
+                vectors=np.concatenate([a, b], axis=1))  # fmt: skip
 
 
-@torch.no_grad()
-def activation_stats(model: nn.Module, acts: list[nn.Module], x: torch.Tensor, batch_size: int = 64,
-                     channel_dim: int = -1) -> dict[str, list[np.ndarray]]:  # fmt: skip
-    """Per channel of each module's output, over the calibration samples and every position
-    (token or pixel): mean |a|, ‖a‖₂ and the (population) variance of a. float64 sums, fp32 model."""
-    sums = [dict(n=0, abs=0.0, sq=0.0, lin=0.0) for _ in acts]
-
-    def hook(i):
-        def f(_module, _inp, out):
-            a = out.detach().double().movedim(channel_dim % out.dim(), -1).reshape(-1, out.shape[channel_dim])
-            s = sums[i]
-            s["n"] += a.shape[0]
-            s["abs"] = s["abs"] + a.abs().sum(0)
-            s["sq"] = s["sq"] + (a * a).sum(0)
-            s["lin"] = s["lin"] + a.sum(0)
-
-        return f
-
-    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(acts)]
-    was_training = model.training
-    model.eval()
-    try:
-        for s in range(0, len(x), batch_size):
-            model(x[s : s + batch_size])
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    out: dict[str, list[np.ndarray]] = {"act_abs_mean": [], "act_l2": [], "act_var": []}
-    for s in sums:
-        mean = s["lin"] / s["n"]
-        out["act_abs_mean"].append((s["abs"] / s["n"]).cpu().numpy())
-        out["act_l2"].append(torch.sqrt(s["sq"]).cpu().numpy())
-        out["act_var"].append((s["sq"] / s["n"] - mean * mean).clamp_min(0).cpu().numpy())
-    return out
-
-
-def fisher_saliency(model: nn.Module, groups: list[list[tuple[torch.Tensor, int]]], x: torch.Tensor,
-                    y: torch.Tensor) -> list[np.ndarray]:  # fmt: skip
-    """OBD's diagonal second-order saliency with the empirical Fisher for the Hessian, per channel:
-    Σ_w w² · E_n[g_w,n²], over each channel's weights, with g_n the gradient of sample n's own loss
-    (one backward pass per sample, so E[g²] is a mean of squares, not a square of means).
-
-    `groups`: per group, its (parameter, channel axis) pairs; a channel's weights are the slices
-    of those parameters at its index along the axis."""
-    params = [p for grp in groups for p, _ in grp]
-    acc = [torch.zeros_like(p, dtype=torch.float64) for p in params]
-    was_training = model.training
-    model.eval()
-    try:
-        for i in range(len(y)):
-            model.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
-            for a, p in zip(acc, params, strict=True):
-                a += p.grad.double() ** 2
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
-    out, k = [], 0
-    for grp in groups:
-        total = 0.0
-        for p, axis in grp:
-            term = (p.detach().double() ** 2) * (acc[k] / len(y))
-            total = total + term.movedim(axis, 0).reshape(p.shape[axis], -1).sum(1)
-            k += 1
-        out.append(total.cpu().numpy())
-    return out
-
-
-@contextmanager
-def zeroed(modules: list[nn.Module], masks: list[np.ndarray], channel_dim: int = -1,
-           model: nn.Module | None = None) -> Iterator[nn.Module | None]:  # fmt: skip
-    """Temporarily multiply the output of each module by its keep-mask along `channel_dim`
-    (a forward hook): the pruned units' activations are zero, as if they were removed."""
-    handles = []
-    for module, m in zip(modules, masks, strict=True):
-        keep = torch.as_tensor(m, dtype=torch.float32)
-
-        def hook(_m, _i, out, k=keep):
-            shape = [1] * out.dim()
-            shape[channel_dim] = -1
-            return out * k.to(out.device, out.dtype).view(shape)
-
-        handles.append(module.register_forward_hook(hook))
-    try:
-        yield model
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def narrowed(layer: nn.Linear | nn.Conv2d, index: torch.Tensor, axis: int) -> nn.Module:
-    """A copy of a Linear or Conv2d layer keeping only the output (axis 0) or input (axis 1)
-    units in `index`; the bias follows the outputs. No initialisation: the weights are copied."""
-    w = layer.weight.index_select(axis, index)
-    like = dict(device=w.device, dtype=w.dtype, bias=layer.bias is not None)
-    with warnings.catch_warnings():  # a layer of no units: torch warns that init is a no-op
-        warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
-        if isinstance(layer, nn.Linear):
-            new = skip_init(nn.Linear, w.shape[1], w.shape[0], **like)
-        else:
-            new = skip_init(nn.Conv2d, w.shape[1], w.shape[0], layer.kernel_size, layer.stride, layer.padding, **like)
-    with torch.no_grad():
-        new.weight.copy_(w)
-        if layer.bias is not None:
-            new.bias.copy_(layer.bias[index] if axis == 0 else layer.bias)
-    return new
+def magnitudes(w_in: np.ndarray, w_out: np.ndarray) -> np.ndarray:
+    """m_c = ‖[input-side weights of c, output-side weights of c]‖₂ (float64), with `w_in` channel
+    first and `w_out` channel second, as in `weight_stats`."""
+    a = np.asarray(w_in, dtype=np.float64)
+    b = np.asarray(w_out, dtype=np.float64)
+    return np.sqrt((a**2).sum(tuple(range(1, a.ndim))) + (b**2).sum((0, *range(2, b.ndim))))

@@ -4,60 +4,68 @@ block's MLP, and m_c the L2 norm of both."""
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
-import torch
-from torch import nn
 
 from ..errors import ParameterError
-from ..models.resnet import CifarResNet
 from ..selection.groups import BlockStats
-from .base import (
-    Unit,
-    activation_taylor,
-    calibration_batch,
-    calibration_stats,
-    narrowed,
-    weight_stats,
-    zeroed,
-)
+from .base import Unit, magnitudes, weight_stats
+
+_FC1 = re.compile(r"^blocks\.(\d+)\.mlp\.fc1\.weight$")
 
 
-def mlp_blocks(model: nn.Module) -> list[nn.Module]:
+def mlp_blocks(model) -> list:
     """The MLP of every transformer block: its hidden channels are the pruning units."""
-    if isinstance(model, CifarResNet):
-        raise ParameterError("mlp_channels prunes a ViT's MLPs; a CIFAR ResNet has none (use conv_channels)")
+    if not hasattr(model, "blocks") or not all(hasattr(b, "mlp") for b in model.blocks):
+        raise ParameterError(f"mlp_channels prunes a ViT's MLPs; a {type(model).__name__} has none "
+                             "(a CIFAR ResNet: use conv_channels)")  # fmt: skip
     return [block.mlp for block in model.blocks]
 
 
-def block_stats(model: nn.Module) -> list[BlockStats]:
+def weight_block_stats(weights: dict[str, np.ndarray]) -> list[BlockStats]:
     """m_c and its rank for every block, from fc1 rows and fc2 columns (float64), with the weight
-    statistics of the published criteria (`groups.WEIGHT_STATS`; no BN, so no "bn_scale")."""
+    statistics of the published criteria (`groups.WEIGHT_STATS`; no BN, so no "bn_scale"): from
+    the weights by state-dict name (`blocks.<i>.mlp.fc1.weight`, timm's)."""
+    blocks = sorted(int(m.group(1)) for m in map(_FC1.match, weights) if m)
+    if not blocks:
+        raise ParameterError("mlp_channels prunes a ViT's MLPs; this model has none (a CIFAR ResNet: use conv_channels)")
     out = []
-    for i, mlp in enumerate(mlp_blocks(model)):
-        w1 = mlp.fc1.weight.detach().double().cpu()
-        w2 = mlp.fc2.weight.detach().double().cpu()
-        m = torch.sqrt((w1**2).sum(1) + (w2**2).sum(0)).numpy()
-        out.append(BlockStats.from_magnitudes(i, m, extra=weight_stats(w1, w2)))
+    for i, b in enumerate(blocks):
+        w1, w2 = weights[f"blocks.{b}.mlp.fc1.weight"], weights[f"blocks.{b}.mlp.fc2.weight"]
+        out.append(BlockStats.from_magnitudes(i, magnitudes(w1, w2), extra=weight_stats(w1, w2)))
     return out
 
 
-def taylor_importance(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                      batch_size: int = 64) -> list[np.ndarray]:  # fmt: skip
+def block_stats(model) -> list[BlockStats]:
+    """`weight_block_stats` of a model's weights."""
+    return weight_block_stats({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+
+
+def taylor_importance(model, x, y, batch_size: int = 64) -> list[np.ndarray]:
     """I_c = Σ_batches (Σ_{samples, tokens} a_c · ∂L/∂a_c)^2, a_c the post-GELU activation."""
+    from .ops import activation_taylor
+
     return activation_taylor(model, [mlp.act for mlp in mlp_blocks(model)], x, y, batch_size)
 
 
-def masked(model: nn.Module, masks: list[np.ndarray]):
+def masked(model, masks: list[np.ndarray]):
     """Temporarily zero the pruned hidden channels (after the activation) of every block."""
+    from .ops import zeroed
+
     return zeroed([mlp.act for mlp in mlp_blocks(model)], masks, -1, model)
 
 
-def sliced(model: nn.Module, masks: list[np.ndarray]) -> nn.Module:
+def sliced(model, masks: list[np.ndarray]):
     """A copy of the model with the pruned channels physically removed from fc1 and fc2.
 
     A block may keep no channel at all: its MLP then adds only fc2's bias.
     """
+    import torch
+    from torch import nn
+
+    from .ops import narrowed
+
     pruned = copy.deepcopy(model)
     for mlp, m in zip(mlp_blocks(pruned), masks, strict=True):
         if not isinstance(mlp.norm, nn.Identity):
@@ -72,9 +80,11 @@ class MlpChannels(Unit):
     description = "MLP hidden channels of every ViT block (fc1 row c, fc2 column c)"
 
     def stats(self, inputs) -> list[BlockStats]:
-        return block_stats(inputs.model)
+        return weight_block_stats(inputs.weights())
 
     def taylor(self, inputs, seed: int) -> list[np.ndarray]:
+        from .ops import calibration_batch
+
         def compute():
             x, y = calibration_batch(inputs, seed)
             return taylor_importance(inputs.model, x, y)
@@ -84,6 +94,8 @@ class MlpChannels(Unit):
     def calibration_stats(self, inputs, seed: int) -> dict[str, list[np.ndarray]]:
         """Activation statistics of the post-GELU hidden channels (over samples and tokens), and
         the Fisher saliency of fc1 row c, fc1 bias c and fc2 column c."""
+        from .ops import calibration_stats
+
         return calibration_stats(inputs, seed, [mlp.act for mlp in mlp_blocks(inputs.model)], -1,
                                  [[(mlp.fc1.weight, 0), (mlp.fc1.bias, 0), (mlp.fc2.weight, 1)]
                                   for mlp in mlp_blocks(inputs.model)])  # fmt: skip
