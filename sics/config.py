@@ -52,6 +52,7 @@ class Profile:
     channels_last: bool = False  # conv nets: channels-last memory format (faster on CPU)
     train_precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 elsewhere) | "fp32" | "bf16"
     train_seed: int = 0
+    dataset: str = "cifar10"  # the data source (`sics.data.registry`)
     ckpt_every: int = 1  # epochs between resumable checkpoints (and the last epoch)
     ckpt_minutes: float | None = None  # or sooner, once this many minutes passed since the last
     # study

@@ -12,6 +12,7 @@ from sics import provenance
 from sics.cli import verify as verify_mod
 from sics.cli.verify import bundle_precision, check_sample, choose_precision, rule, verify
 from sics.errors import DataError
+from sics.models import evaluate as evaluate_mod
 from sics.study import bundle
 from sics.study import results as study_mod
 from sics.study.bundle import BundleError
@@ -60,7 +61,7 @@ def no_forward(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a forward pass was run")
 
-    monkeypatch.setattr(study_mod, "predict_correct", boom)
+    monkeypatch.setattr(evaluate_mod, "predict_correct", boom)
 
 
 def test_bits_round_trip_exactly_and_the_file_is_deterministic(tmp_path, monkeypatch):

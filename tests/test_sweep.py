@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from sics.errors import ParameterError, SicsError
+from sics.models import evaluate as evaluate_mod
 from sics.models import fp32_decisions
 from sics.models.evaluate import predict_correct
 from sics.models.precision import autocast, precision
 from sics.paths import cache_dir
 from sics.selection.scorers import NINE, SCORERS, BlockStats, get_scorer, score_blocks
 from sics.selection.select import score_and_select, select
-from sics.study import results as study_mod
 from sics.study import sweep as sweep_mod
 from sics.study.results import StaleRowError
 from sics.study.rows import read_rows
@@ -98,8 +98,8 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(study, monkeypatch):
 
 def test_identical_masks_are_evaluated_once(study, monkeypatch):
     evaluated = []
-    real = study_mod.predict_correct
-    monkeypatch.setattr(study_mod, "predict_correct", lambda *a, **k: evaluated.append(1) or real(*a, **k))
+    real = evaluate_mod.predict_correct
+    monkeypatch.setattr(evaluate_mod, "predict_correct", lambda *a, **k: evaluated.append(1) or real(*a, **k))
     run_sweep(study, ["magnitude", "magnitude_sq", "log_magnitude"], [0.6], n_seeds=1)
     assert len(evaluated) == 1
 
@@ -175,7 +175,7 @@ def test_bf16_evaluation_runs_in_bf16_with_a_cache_of_its_own(study, tiny_tree):
         precision(torch.device("cpu"), "fp8")
     bf = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2, eval_precision="bf16",
                  fp32_decisions=False)  # fmt: skip
-    assert bf.trained.ckpt_id == study.trained.ckpt_id and bf.precision == "cpu-bf16"
+    assert bf.trained.ckpt_id == study.trained.ckpt_id and bf.where.precision == "cpu-bf16"
     assert bf._pred_path("abc", 0).parent.name.endswith("-cpu-bf16")
     x, _ = next(bf.test.batches(8))
     with torch.no_grad(), autocast(bf.device, "bf16"):
@@ -194,7 +194,7 @@ def test_dense_accuracy_is_measured_on_the_studys_own_test_set(study, tiny_tree,
     assert dense.dtype == bool and np.array_equal(dense, truth)
     assert small.dense_accuracy == pytest.approx(truth.mean())
     calls = []
-    monkeypatch.setattr(study_mod, "predict_correct", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(evaluate_mod, "predict_correct", lambda *a, **k: calls.append(1))
     again = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2, n_test=10)
     assert np.array_equal(again.dense_correct(), truth) and not calls  # from the cache
 

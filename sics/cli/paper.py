@@ -314,22 +314,28 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def choose(args) -> tuple[str, list[str], dict]:
+    """(profile, notebooks, parameters) of a run, every input checked first: the executor settings,
+    `--only`, each `--set` against the chosen notebooks' parameters, then the profile."""
+    check_settings()
+    wanted = [w.strip() for w in args.only.split(",")] if args.only else []
+    known = {n[:2] for n in (*NOTEBOOKS, *ON_REQUEST)}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise SicsError(f"--only {args.only}: no notebook {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    chosen = [n for n in (*NOTEBOOKS, *ON_REQUEST) if (n in NOTEBOOKS and not wanted) or n[:2] in wanted]
+    sets = parse_sets(args.set)
+    check_sets(sets, [p for n in chosen if (p := notebooks_dir() / f"{n}.ipynb").exists()])
+    return resolve_profile(args.profile).name, chosen, sets  # `auto` resolved once, for every notebook
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.pack_to:
         _running["out"] = Path(args.pack_to)
         signal.signal(signal.SIGTERM, _on_term)
-    try:  # every check before anything is written
-        check_settings()
-        wanted = [w.strip() for w in args.only.split(",")] if args.only else []
-        known = {n[:2] for n in (*NOTEBOOKS, *ON_REQUEST)}
-        unknown = [w for w in wanted if w not in known]
-        if unknown:
-            raise SicsError(f"--only {args.only}: no notebook {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        chosen = [n for n in (*NOTEBOOKS, *ON_REQUEST) if (n in NOTEBOOKS and not wanted) or n[:2] in wanted]
-        sets = parse_sets(args.set)
-        check_sets(sets, [p for n in chosen if (p := notebooks_dir() / f"{n}.ipynb").exists()])
-        profile = resolve_profile(args.profile).name  # resolve `auto` once, for every notebook
+    try:
+        profile, chosen, sets = choose(args)  # before anything is written
         _running.update(profile=profile, t0=time.time())
         out_dir = figures_dir(profile) / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -338,8 +344,6 @@ def main(argv: list[str] | None = None) -> int:
         times, failed = {}, []
         for notebook, (name, extra) in [(n, run) for n in chosen for run in runs_of(n, sets)]:
             src = notebooks_dir() / f"{notebook}.ipynb"
-            if not src.exists():
-                continue
             print(f"[sics] {name} (profile={profile}, engine={args.engine}) ...", flush=True)
             t0 = time.time()
             out = Forward(sys.stdout, args.verbose)
@@ -352,30 +356,32 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {e}", file=sys.stderr, flush=True)
                 failed.append(name)
             times[name] = round(time.time() - t0, 1)
-            if args.pack_to:
+            if args.pack_to:  # what comes back carries the ledgers merged so far
+                merge_ledgers()
                 _pack(profile, Path(args.pack_to), name, "failed" if name in failed else "0", times[name])
                 _running["notebook"] = None  # (a TERM now stops the run between notebooks)
-            if name in failed:
-                continue
-            summary = out.summary or f"[sics] {name}: done"  # a notebook without a stage
-            print(f"{summary}; {times[name]:.0f} s in all", flush=True)
+            if name not in failed:
+                print(f"{out.summary or f'[sics] {name}: done'}; {times[name]:.0f} s in all", flush=True)
         if failed:
             print(f"error: {len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
             return 1
         merge_ledgers()
-        from ..provenance import record
-
-        total = round(sum(times.values()), 1)
-        # a partial run's timing goes to the git-ignored last_run.json only: it never replaces the
-        # full run's, and never dirties the committed record
-        full = len(chosen) == len(NOTEBOOKS)
-        stage = "make_paper" if full else f"make_paper --only {args.only}"
-        record(profile, stage, committed=full, engine=args.engine, seconds_per_notebook=times, total_seconds=total)
-        print(f"[sics] {len(times)} notebooks in {total:.0f} s; outputs in {figures_dir(profile)}")
+        record_run(profile, args, times, full=len(chosen) == len(NOTEBOOKS))
         return 0
     except SicsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+def record_run(profile: str, args, times: dict, full: bool) -> None:
+    """The run's timing: in provenance.json for a full run, in the git-ignored last_run.json only
+    for a partial one (it never replaces the full run's, and never dirties the committed record)."""
+    from ..provenance import record
+
+    total = round(sum(times.values()), 1)
+    stage = "make_paper" if full else f"make_paper --only {args.only}"
+    record(profile, stage, committed=full, engine=args.engine, seconds_per_notebook=times, total_seconds=total)
+    print(f"[sics] {len(times)} notebooks in {total:.0f} s; outputs in {figures_dir(profile)}")
 
 
 if __name__ == "__main__":

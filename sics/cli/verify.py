@@ -39,7 +39,7 @@ import pandas as pd
 
 from .. import provenance
 from ..config import resolve_profile
-from ..data import DeviceBatches
+from ..data.registry import batches_of
 from ..errors import ParameterError, SicsError
 from ..hardware import cpu_has_fast_bf16
 from ..models.evaluate import predict_correct
@@ -176,7 +176,7 @@ def check_sample(study: Study, n_images: int = 1000) -> tuple[int, int, float]:
         raise SicsError(f"the bundle of {study.name} has no dense result")
     idx = sample_indices(study.n_test, n_images)
     p = study.profile
-    test = DeviceBatches.of(study.data.test_x[idx], study.data.test_y[idx], p, study.device)
+    test = batches_of(study.data.test_x[idx], study.data.test_y[idx], p, study.device)
     now = predict_correct(study.model, test, p.eval_batch_size, p.eval_precision).cpu().numpy()
     return int((now != committed[idx]).sum()), len(idx), rule(study)[1]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import Profile
 from ..errors import ParameterError
@@ -18,9 +19,12 @@ class Family:
     builds: Callable[[str], bool]  # whether this family builds a profile's `model_name`
     geometry: Callable[[Profile], str]  # the model in a few words, e.g. '6x128, H=512, patch 4'
     label: Callable[[Profile], str]  # what the model is, for tables
-    builder: str  # "module:function" building (profile, weights) -> nn.Module; imported on use
+    # (profile, weights) -> nn.Module, or "module:function" naming it, imported on first use
+    builder: str | Callable[[Profile, Any], Any]
 
     def build(self, profile: Profile, weights=None):
+        if callable(self.builder):
+            return self.builder(profile, weights)
         module, _, function = self.builder.partition(":")
         return getattr(importlib.import_module(module), function)(profile, weights)
 

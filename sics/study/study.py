@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import Profile, pick_device, resolve_profile
+from ..data.registry import batches_of, load_data
 from ..errors import DataError, ParameterError
 from ..paths import figures_dir, run_name
 from ..progress import enabled as progress_enabled
@@ -61,9 +62,7 @@ class StudyData:
     @property
     def test(self) -> DeviceBatches:
         if self._test is None:
-            from ..data import DeviceBatches
-
-            self._test = DeviceBatches.of(self.data.test_x, self.data.test_y, self.profile, self.device)
+            self._test = batches_of(self.data.test_x, self.data.test_y, self.profile, self.device)
         return self._test
 
     @property
@@ -224,10 +223,8 @@ class Study(StudyData, PerImageResults):
         return self._magnitude_masks[key]
 
 def load_study_data(profile: Profile, spec: str | None) -> Cifar10:
-    """The profile's train split and test subset of CIFAR-10 from `spec` (see `data.load_cifar10`)."""
-    from ..data import load_cifar10
-
-    return load_cifar10(spec).subset(profile.n_train, profile.n_test)
+    """The profile's train split and test subset of its dataset from `spec` (`data.registry`)."""
+    return load_data(profile, spec)
 
 
 def prepare(profile: str | Profile = "auto", data: str | None = None, *, device: str | None = None,

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..config import Profile
 from ..data import Cifar10, DeviceBatches
+from ..data.registry import batches_of
 from ..errors import CheckpointError, ParameterError
 from ..files import atomic_write, write_json
 from ..models import build_model, fp32_decisions
@@ -155,7 +156,7 @@ def train_or_load(
                        float(history["seconds"].sum()) if len(history) else 0.0, _model=model)  # fmt: skip
     model, history = train(profile, data, device, state_path, weights=weights, progress=progress,
                            on_epoch_end=on_epoch_end, compile=compile, label=ckpt_id)  # fmt: skip
-    test = DeviceBatches.of(data.test_x, data.test_y, profile, device)
+    test = batches_of(data.test_x, data.test_y, profile, device)
     model.eval()
     test_acc = history[-1]["test_accuracy"] if history else accuracy(model, test, profile.eval_batch_size)
     blob = dict(model=model.state_dict(), history=history, test_accuracy=test_acc)

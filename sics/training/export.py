@@ -17,7 +17,7 @@ import os
 import sys
 
 from ..config import pick_device, resolve_profile
-from ..data import DeviceBatches, load_cifar10
+from ..data.registry import batches_of, load_data
 from ..errors import SicsError
 from . import weights
 from .checkpoints import export_weights, resolved_recipe, train_or_load
@@ -31,10 +31,10 @@ def export(profile: str, data: str | None = None, *, dtype: str = "fp32", shard_
     if weights.present(p.name, run) and not weights.retrain_requested():
         raise SicsError(f"{weights.paths(p.name, run)[1].parent} already holds committed weights; "
                         "move them away (or RETRAIN=1) to export new ones")  # fmt: skip
-    d = load_cifar10(data).subset(p.n_train, p.n_test)
+    d = load_data(p, data)
     device = pick_device()
     t = train_or_load(p, d, device, progress=progress)
-    test = DeviceBatches.of(d.test_x, d.test_y, p, device)
+    test = batches_of(d.test_x, d.test_y, p, device)
     export_weights(t, p, d.source, dtype=dtype, shard_mb=shard_mb, test=test,
                    recipe=resolved_recipe(p, device, d.source_id))  # fmt: skip
     return json.loads(weights.paths(p.name, run)[1].read_text())

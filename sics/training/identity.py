@@ -29,7 +29,8 @@ TRAINING_FIELDS = (
 # committed weights' records) of every earlier configuration stay valid. The defaults are those of
 # when each field was added, not read from `Profile`: changing a Profile default then changes ids.
 OPTIONAL_TRAINING_FIELDS = {"optimizer": "adamw", "momentum": 0.9, "channels_last": False,
-                            "train_precision": "auto", "pool_first": False, "logit_scale": 1.0}
+                            "train_precision": "auto", "pool_first": False, "logit_scale": 1.0,
+                            "dataset": "cifar10"}
 
 
 def training_fields(profile: Profile) -> dict:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..config import Profile
 from ..data import Cifar10, DeviceBatches
+from ..data.registry import batches_of
 from ..errors import ParameterError
 from ..files import atomic_write
 from ..models import build_model
@@ -177,8 +178,8 @@ def train(profile: Profile, data: Cifar10, device: torch.device, state_path: Pat
     """Train the profile's model from its seed, resuming from `state_path` if it holds a resumable
     state (saved there every `ckpt_every` epochs or `ckpt_minutes`); return (model, history)."""
     ckpt_id = label or profile.name
-    test = DeviceBatches.of(data.test_x, data.test_y, profile, device)
-    split = DeviceBatches.of(data.train_x, data.train_y, profile, device)
+    test = batches_of(data.test_x, data.test_y, profile, device)
+    split = batches_of(data.train_x, data.train_y, profile, device)
     drop_last = len(split) >= 2 * profile.batch_size  # fixed shapes for torch.compile
     steps_per_epoch = (len(split) // profile.batch_size if drop_last
                        else math.ceil(len(split) / profile.batch_size))  # fmt: skip
@@ -232,7 +233,7 @@ def fine_tune(model: nn.Module, profile: Profile, data: Cifar10, device: torch.d
     from generators seeded with `seed`, and any stochastic layer (drop-path, dropout) draws from
     the global RNG reseeded with `seed` inside a fork, so the caller's RNG state is untouched.
     """
-    split = DeviceBatches.of(data.train_x, data.train_y, profile, device)
+    split = batches_of(data.train_x, data.train_y, profile, device)
     opt = make_optimizer(model, profile, device, lr_scale)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(steps, 1))
     cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []

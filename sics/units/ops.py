@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from ..data import DeviceBatches
+from ..data.registry import batches_of
 from ..selection.groups import CALIBRATION_STATS
 from .base import UnitInputs
 
@@ -24,7 +24,7 @@ def calibration_batch(inputs: UnitInputs, seed: int) -> tuple[torch.Tensor, torc
     data = inputs.data()
     g = torch.Generator().manual_seed(10_000 + seed)
     idx = torch.randperm(len(data.train_y), generator=g)[: inputs.profile.n_calib]
-    calib = DeviceBatches.of(data.train_x[idx], data.train_y[idx], inputs.profile, inputs.device)
+    calib = batches_of(data.train_x[idx], data.train_y[idx], inputs.profile, inputs.device)
     return calib.prepare(calib.x), calib.y
 
 
