@@ -41,15 +41,16 @@ endif
 CLEAN := figures/quick figures/ci figures/quick-tokens figures/ci-tokens figures/ci_resnet figures/resnet/fig_units_quick.png figures/resnet/fig_units_quick.pdf .cache site
 
 .DEFAULT_GOAL := help
-.PHONY: help paper verify site test unit nbval lint bench strip clean clean-ci
+.PHONY: help paper verify site test unit e2e nbval lint bench strip clean clean-ci
 
 help:
 	@echo 'targets:'
 	@echo '  make paper    run notebooks 01-09: every table and figure -> figures/<profile>/'
 	@echo '  make verify   re-evaluate a random sample of the committed results (needs DATA) and compare'
 	@echo '  make site     a static HTML report of the committed runs -> site/index.html (offline)'
-	@echo '  make test     unit tests, then nbval over the notebooks (ci profile)'
-	@echo '  make unit     the unit tests only'
+	@echo '  make test     everything: the unit tests, the end-to-end tests, then nbval over the notebooks (ci profile)'
+	@echo '  make unit     the fast tier: every test not marked e2e'
+	@echo '  make e2e      the end-to-end tests: make paper, the GPU dry run, compiles, subprocess runs'
 	@echo '  make nbval    the notebooks under nbval only (ci profile; reads DATA)'
 	@echo '  make bench    throughput, FLOPs and MFU of the profile model'
 	@echo '  make lint     ruff over sics/ and tests/'
@@ -91,10 +92,13 @@ verify: $(VENV)/.installed
 site: $(VENV)/.installed
 	$(PY) -m sics.report.site --profile $(PROFILE)
 
-test: unit nbval
+test: unit e2e nbval
 
 unit: $(VENV)/.installed
-	SICS_PROFILE=ci HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=8 tests
+	SICS_PROFILE=ci HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=8 -m "not e2e" tests
+
+e2e: $(VENV)/.installed
+	SICS_PROFILE=ci HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=8 -m e2e tests
 
 nbval: $(VENV)/.installed
 	SICS_PROFILE=ci HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks

@@ -1,5 +1,10 @@
 """Shared fixtures: every test writes into its own temporary cache and figures folders, and
-tests that need no real CIFAR-10 make tiny image-folder data themselves."""
+tests that need no real CIFAR-10 make tiny image-folder data themselves.
+
+The tests mirror the package (tests/<layer>/ for sics/<layer>/; the top-level modules' tests
+here). Two tiers: `make unit` runs everything not marked `e2e`; `make e2e` the end-to-end runs
+(tests/e2e/, marked by folder here, and the tests marked `e2e` where they are); `make test` both,
+then the notebooks under nbval."""
 
 from __future__ import annotations
 
@@ -76,40 +81,24 @@ def tiny_archive(tiny_tree, tmp_path_factory) -> Path:
     return path
 
 
-GPU_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "gpu_reference_run.sh"
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/e2e/ is end-to-end (`-m e2e`)."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if e2e in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
-def gpu_dry_run(tiny_archive, tmp_path_factory) -> dict:
-    """`tools/gpu_reference_run.sh` on this CPU with the ci profile, tiny data and a stub
-    nvidia-smi: once stopped with TERM in notebook 02 (once its first sweep row is written), then
-    run again to completion over the same cache and outputs (as a rerun on the same machine
-    would: it trains nothing, since the weights are there)."""
-    import signal
-    import subprocess
-    import sys
-    import time
+def ci_paper(tiny_archive, tmp_path_factory) -> Path:
+    """One `make paper` of the ci profile (inline engine, tiny data, its own cache), shared by
+    every test that reads its outputs; returns its figures folder."""
+    from sics.cli.paper import main
 
-    base = tmp_path_factory.mktemp("gpu-run")
-    (base / "bin").mkdir()
-    stub = base / "bin" / "nvidia-smi"
-    stub.write_text('#!/bin/sh\necho "name, memory.total [MiB], driver_version"\necho "Stub GPU (CPU dry run), 0 MiB, 0"\n')
-    stub.chmod(0o755)
-    env = {**os.environ, "PATH": f"{base / 'bin'}:{os.environ['PATH']}", "PROFILE": "ci", "SHARD_MB": "0.03",
-           "PYTHON": sys.executable, "SICS_DATA": str(tiny_archive), "SICS_CACHE": str(base / "cache"),
-           "SICS_FIGURES": str(base / "figures"), "SICS_PROGRESS": "0", "DEADLINE_S": "400", "BENCH_S": "40"}  # fmt: skip
-    killed = subprocess.Popen(["bash", str(GPU_SCRIPT)], env={**env, "OUT": str(base / "killed")},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    rows, t0 = base / "figures" / "ci" / "sweep.csv", time.time()
-    while not (rows.exists() and rows.read_bytes().count(b"\n") >= 2):  # the header and a row
-        assert killed.poll() is None and time.time() - t0 < 300, "the dry run ended before notebook 02 wrote a row"
-        time.sleep(0.05)
-    killed.send_signal(signal.SIGTERM)
-    killed_rc = killed.wait(timeout=120)
-    records = base / "figures" / "ci" / "gpu_run"
-    killed_stages = (records / "stages.tsv").read_text()
-    complete = subprocess.run(["bash", str(GPU_SCRIPT)], env={**env, "OUT": str(base / "complete")},
-                              capture_output=True, text=True, timeout=900)  # fmt: skip
-    return dict(base=base, killed=base / "killed", killed_rc=killed_rc, killed_stages=killed_stages,
-                complete=base / "complete", complete_rc=complete.returncode,
-                log=complete.stdout + complete.stderr)  # fmt: skip
+    base = tmp_path_factory.mktemp("ci-paper")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SICS_FIGURES", str(base / "figures"))
+        mp.setenv("SICS_CACHE", str(base / "cache"))
+        mp.setenv("SICS_PROGRESS", "0")
+        assert main(["--profile", "ci", "--engine", "inline", "--data", str(tiny_archive)]) == 0
+    return base / "figures"

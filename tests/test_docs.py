@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 import yaml
-from test_scorers import synthetic_blocks
+from selection.test_scorers import synthetic_blocks
 
 from sics.paths import REPO
 from sics.selection.scorers import SCORERS, get_scorer, score_blocks

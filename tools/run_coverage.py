@@ -6,7 +6,7 @@ Each cell simulates K training runs with n seeds each, all on the same test imag
 (`simulate.simulate_runs`: a between-run effect, the seed effect, an image effect every run shares,
 one per run and one per selection), and reports how often the 95% interval holds the true escape:
 the two-stage interval (`stats.run_level_escape`), and the wrong analysis that pools every seed
-as if from one network. The CI test (tests/test_runs.py) checks a few of these cells.
+as if from one network. The CI test (tests/study/test_runs.py) checks a few of these cells.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ value q(n)/SE(n), it is the noncentral t's, and the minimum detectable escape at
 Equivalence (every upper bound below the margin M when the true escape is 0) has the same form at
 the per-cell level α = 5% (an intersection-union test needs no adjustment): reachable at all only
 when (z_{0.975} + z_{0.80})·√C < M, since more seeds never shrink the shared images' part.
-`simulated_power` checks the formula by drawing studies from the same model (tests/test_power.py).
+`simulated_power` checks the formula by drawing studies from the same model (tests/analysis/test_power.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Simulated studies with a known population escape, for the coverage and power checks of the
-intervals in `stats` (tests/test_stats.py, tests/test_runs.py, tools/interval_coverage.py,
+intervals in `stats` (tests/analysis/test_stats.py, tests/study/test_runs.py, tools/interval_coverage.py,
 tools/run_coverage.py): one network's seeds as per-image pattern counts (`simulate_paired`), and
 K training runs sharing their test images (`simulate_runs`)."""
 

@@ -40,7 +40,7 @@ its seed variance, so there is no honest interval: NaN bounds, NaN p-value, not 
 
 The reference (the plateau) is treated as fixed: it is deterministic in this study.
 `sics.analysis.simulate` draws data with a known population escape for the coverage checks
-(tests/test_stats.py, tests/test_runs.py and the tools).
+(tests/analysis/test_stats.py, tests/study/test_runs.py and the tools).
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ def median_interval(d_s, image_se: float = 0.0, level: float = 0.95) -> tuple[fl
 
     The mean's interval assumes the seeds spread about normally; when a few seeds gain a lot while
     most gain nothing it under-covers (76–88% for a nominal 95% at 3–20 seeds, with 10% of seeds
-    +10 points off: tests/test_stats.py), and no interval for the *mean* can be trusted there with
+    +10 points off: tests/analysis/test_stats.py), and no interval for the *mean* can be trusted there with
     few seeds. The median's order-statistic interval [d_(k), d_(n+1−k)], k the largest with
     P(Binomial(n, ½) < k) ≤ (1 − level)/2, covers at least `level` whatever the seeds' spread; it
     is widened by z·√C on each side for the shared images' error (which moves every d_s alike).

@@ -208,7 +208,7 @@ def test_tied_magnitudes_rank_like_top_k():
             assert np.array_equal(top_k(s, k), ref), (name, k)
 
 
-# the published criteria read statistics the synthetic blocks lack; tests/test_criteria.py has theirs
+# the published criteria read statistics the synthetic blocks lack; tests/selection/test_criteria.py has theirs
 OWN_STATS = ("criterion", "matched")
 
 

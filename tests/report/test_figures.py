@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sics.cli.paper import main as paper
 from sics.report import figures
 from sics.selection.scorers import SCORERS, register
 
 
+@pytest.mark.e2e  # a make paper of notebooks 01-03
 def test_a_registered_baseline_scorer_is_drawn_in_figure_1(tiny_tree, monkeypatch):
     @register("weight_noise", kappa="baseline", stochastic=True)
     def weight_noise(block, S, rng):

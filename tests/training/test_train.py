@@ -22,6 +22,7 @@ def _same_weights(a, b) -> bool:
     return all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.e2e  # trains a model end to end
 def test_training_learns_and_is_cached(tiny_tree):
     data = load_cifar10(tiny_tree)
     p = _profile(epochs=6, lr=3e-3)
@@ -36,6 +37,7 @@ def test_training_learns_and_is_cached(tiny_tree):
     assert other.ckpt_id != first.ckpt_id  # the key follows the configuration
 
 
+@pytest.mark.e2e  # trains a model end to end
 def test_interrupted_training_resumes_where_it_stopped(tiny_tree, tmp_path, monkeypatch, capsys):
     data = load_cifar10(tiny_tree)
     p = _profile(epochs=3, augment="crop_flip", drop_path=0.1)
@@ -110,6 +112,7 @@ def test_pretrained_profile_fine_tunes_from_a_local_weights_file(tiny_tree, tmp_
     assert train_or_load(p, data, CPU, weights=str(other), progress=False).ckpt_id != run.ckpt_id
 
 
+@pytest.mark.e2e  # trains a model end to end
 def test_a_damaged_resumable_checkpoint_starts_over_with_a_warning(tiny_tree, tmp_path, monkeypatch):
     data = load_cifar10(tiny_tree)
     p = _profile(epochs=2)
@@ -129,6 +132,7 @@ def test_a_damaged_resumable_checkpoint_starts_over_with_a_warning(tiny_tree, tm
     assert _same_weights(straight.model, again.model)  # a fresh start, as if never interrupted
 
 
+@pytest.mark.e2e  # trains a model end to end
 def test_recovery_depends_only_on_model_masks_steps_and_seed(tiny_tree):
     data = load_cifar10(tiny_tree)
     p = _profile(epochs=2, drop_path=0.1)  # drop-path: a stochastic layer while training
@@ -154,6 +158,7 @@ def test_recovery_depends_only_on_model_masks_steps_and_seed(tiny_tree):
     assert not _same_weights(first, recover(stochastic, seed=1))
 
 
+@pytest.mark.e2e  # trains a model end to end
 def test_a_failing_compile_falls_back_to_eager_and_says_so(tiny_tree, monkeypatch, capsys):
     """An Inductor failure on the device must not end a GPU run: the first compiled step fails,
     training goes on in eager mode, and the model is the one eager training makes."""
@@ -189,6 +194,7 @@ def test_sics_compile_switches_compiling_on_and_off(monkeypatch):
         compile_wanted(CPU)
 
 
+@pytest.mark.e2e  # trains a model end to end
 def test_checkpoints_are_written_every_n_epochs_or_minutes(tiny_tree, monkeypatch, tmp_path):
     import sics.training.loop as train_module
 

@@ -11,6 +11,8 @@ from sics.data import load_cifar10
 from sics.models import build_model
 from sics.training.checkpoints import train_or_load
 
+pytestmark = pytest.mark.e2e  # an Inductor compile: end-to-end
+
 dynamo = pytest.importorskip("torch._dynamo")
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from sics.study.rows import COLUMNS, HEADER, append_row, csv_line, read_rows
 
@@ -168,6 +169,7 @@ run_sweep(study, sys.argv[2].split(","), [0.5, 0.6, 0.7, 0.8], n_seeds=2)
 """
 
 
+@pytest.mark.e2e  # a subprocess or notebook run
 def test_two_sweeps_of_one_profile_at_once_keep_every_row(tiny_tree, tmp_path):
     """Two processes sweep different scorers into one sweep.csv at once; both keep all rows."""
     env = dict(os.environ, SICS_PROGRESS="0")

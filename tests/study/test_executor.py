@@ -30,6 +30,7 @@ def same_rows(a, b) -> bool:
     return a[cols].sort_values("key").reset_index(drop=True).equals(b[cols].sort_values("key").reset_index(drop=True))
 
 
+@pytest.mark.e2e  # a subprocess or notebook run
 def test_a_local_executor_sweep_gives_the_in_process_rows_and_resumes_a_killed_job(tiny_tree, tmp_path,
                                                                                  monkeypatch, isolated_dirs):  # fmt: skip
     _, inline = sweep(tiny_tree, tmp_path / "inline", monkeypatch)

@@ -89,6 +89,7 @@ def test_bad_make_variables_are_one_line_before_anything_runs(command, argv, say
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.e2e  # a subprocess or notebook run
 def test_missing_data_stops_the_first_notebook(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "sics.cli.paper", "--profile", "ci", "--only", "01", "--engine", "inline",
@@ -98,6 +99,7 @@ def test_missing_data_stops_the_first_notebook(tmp_path):
     assert last.startswith("error: 01_finetune.ipynb failed in cell") and "does not exist" in last
 
 
+@pytest.mark.e2e  # a subprocess or notebook run
 def test_bad_notebook_parameters_name_the_bad_value(tiny_tree, tmp_path):
     """Through papermill once (its error reaches the terminal as one line), then inline (the
     same cells: a kernel start saved per case)."""
@@ -110,6 +112,7 @@ def test_bad_notebook_parameters_name_the_bad_value(tiny_tree, tmp_path):
         run_inline(src, dict(profile="ci", data=str(tiny_tree), scorers=[]))
 
 
+@pytest.mark.e2e  # a subprocess or notebook run
 def test_papermill_and_inline_engines_give_the_same_tables(tiny_tree, tmp_path, monkeypatch, capfd):
     """...and both show the same progress and summaries on the terminal, without noise."""
     monkeypatch.delenv("CI", raising=False)

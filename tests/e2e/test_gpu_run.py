@@ -1,11 +1,12 @@
 """The GPU reference run, dry on this CPU (ci profile, tiny data, a stub nvidia-smi; see the
-`gpu_dry_run` fixture): what comes back fits the device's limits, is complete, survives a TERM,
+`gpu_dry_run` fixture, this module's own): what comes back fits the device's limits, is complete, survives a TERM,
 and regenerates and verifies here without training."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 
 import pandas as pd
@@ -15,6 +16,7 @@ from sics import ship
 from sics.cli import verify
 from sics.cli.paper import NOTEBOOKS
 from sics.cli.paper import main as paper
+from sics.paths import REPO
 from sics.study import bundle
 from sics.study.results import pred_name
 from sics.study.rows import read_rows
@@ -33,6 +35,45 @@ def check_returned(out) -> list[str]:
 
 def stages(text: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text), sep="\t", dtype=str)
+
+
+GPU_SCRIPT = REPO / "tools" / "gpu_reference_run.sh"
+
+
+@pytest.fixture(scope="module")
+def gpu_dry_run(tiny_archive, tmp_path_factory) -> dict:
+    """`tools/gpu_reference_run.sh` on this CPU with the ci profile, tiny data and a stub
+    nvidia-smi: once stopped with TERM in notebook 02 (once its first sweep row is written), then
+    run again to completion over the same cache and outputs (as a rerun on the same machine
+    would: it trains nothing, since the weights are there)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base = tmp_path_factory.mktemp("gpu-run")
+    (base / "bin").mkdir()
+    stub = base / "bin" / "nvidia-smi"
+    stub.write_text('#!/bin/sh\necho "name, memory.total [MiB], driver_version"\necho "Stub GPU (CPU dry run), 0 MiB, 0"\n')
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{base / 'bin'}:{os.environ['PATH']}", "PROFILE": "ci", "SHARD_MB": "0.03",
+           "PYTHON": sys.executable, "SICS_DATA": str(tiny_archive), "SICS_CACHE": str(base / "cache"),
+           "SICS_FIGURES": str(base / "figures"), "SICS_PROGRESS": "0", "DEADLINE_S": "400", "BENCH_S": "40"}  # fmt: skip
+    killed = subprocess.Popen(["bash", str(GPU_SCRIPT)], env={**env, "OUT": str(base / "killed")},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    rows, t0 = base / "figures" / "ci" / "sweep.csv", time.time()
+    while not (rows.exists() and rows.read_bytes().count(b"\n") >= 2):  # the header and a row
+        assert killed.poll() is None and time.time() - t0 < 300, "the dry run ended before notebook 02 wrote a row"
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGTERM)
+    killed_rc = killed.wait(timeout=120)
+    records = base / "figures" / "ci" / "gpu_run"
+    killed_stages = (records / "stages.tsv").read_text()
+    complete = subprocess.run(["bash", str(GPU_SCRIPT)], env={**env, "OUT": str(base / "complete")},
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
+    return dict(base=base, killed=base / "killed", killed_rc=killed_rc, killed_stages=killed_stages,
+                complete=base / "complete", complete_rc=complete.returncode,
+                log=complete.stdout + complete.stderr)  # fmt: skip
 
 
 def test_gpu_run_stopped_by_term_midway_returns_what_had_finished(gpu_dry_run, tmp_path):
