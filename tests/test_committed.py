@@ -60,3 +60,36 @@ def test_committed_weights_reproduce_their_bundle_on_a_sample_of_the_real_test_s
         pytest.skip(f"{name}: weights committed before their study (no bundle to compare)")
     differ, checked, tolerance = check_sample(study, SAMPLE)
     assert checked == SAMPLE and differ <= tolerance * checked, f"{differ} of {checked} images differ"
+
+
+@pytest.mark.parametrize("committed", sorted(FLOORS), indirect=True)
+def test_the_statistics_read_without_torch_are_the_models_and_select_the_committed_rows(committed):
+    """A unit's statistics come from the weights by state-dict name: read from the committed file
+    as numpy arrays (no torch) they equal those of the loaded model's state dict, bit for bit, and
+    the κ=0 selections they make are the committed rows' (every state-dict key of the file is
+    the model's, so the names the units read are pinned by the load itself)."""
+    import numpy as np
+
+    from sics.study.rows import read_rows
+
+    study = prepare(committed, progress=False)
+    from_file = study.unit.stats(study.unit_inputs)  # the committed arrays: the model is not built
+    assert not study.trained.model_loaded
+    state = study.model.state_dict()
+    assert set(state) == set(weights.arrays(committed, json_record(committed)))
+    from sics.units.base import UnitInputs
+
+    from_model = study.unit.stats(UnitInputs(study.profile, model=study.model))
+    for a, b in zip(from_file, from_model, strict=True):
+        assert np.array_equal(a.m, b.m) and all(np.array_equal(a.extra[k], b.extra[k]) for k in a.extra)
+    rows = read_rows(REPO / "figures" / committed / "sweep.csv")
+    rows = rows[(rows["scorer"] == "magnitude") & (rows["tag"] == "main") & (rows["ckpt_id"] == study.trained.ckpt_id)]
+    assert len(rows)
+    for r in rows.itertuples():
+        assert mask_hash(study.masks("magnitude", float(r.sparsity))[1]) == r.mask_hash, r.sparsity
+
+
+def json_record(name: str) -> dict:
+    import json
+
+    return json.loads(weights.paths(name)[1].read_text())

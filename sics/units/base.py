@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Profile
-from ..selection.groups import BlockStats
+from ..selection.groups import CALIBRATION_STATS, BlockStats
 
 
 class UnitInputs:
@@ -101,12 +101,32 @@ class Unit:
         raise NotImplementedError
 
 
+def saved_calibration_stats(inputs: UnitInputs, seed: int, compute: Callable[[], dict]) -> dict[str, list[np.ndarray]]:
+    """The calibration statistics of the published criteria (`groups.CALIBRATION_STATS`) for the
+    subset of `seed`: the saved ones (`<name>-s<seed>`), else all four from one `compute()`, made
+    once and saved with the study's, so a study whose statistics are saved runs no model."""
+    computed: dict[str, dict] = {}
+
+    def part(name: str) -> list[np.ndarray]:
+        if "all" not in computed:
+            computed["all"] = compute()
+        return computed["all"][name]
+
+    return {name: inputs.calibrated(f"{name}-s{seed}", lambda n=name: part(n)) for name in CALIBRATION_STATS}
+
+
+def _dense(w) -> np.ndarray:
+    """float64, C-ordered: numpy's sums follow the memory order, so a channels-last tensor's view
+    would round differently from the same weights read from their file."""
+    return np.ascontiguousarray(w, dtype=np.float64)
+
+
 def weight_stats(w_in: np.ndarray, w_out: np.ndarray) -> dict[str, np.ndarray]:
     """The weight statistics of a group's H channels (`groups.WEIGHT_STATS`), from their
     input-side weights `w_in` (channel first) and output-side weights `w_out` (channel second,
     as an fc2 column or a conv2 input slice). float64."""
-    a = np.asarray(w_in, dtype=np.float64).reshape(len(w_in), -1)  # (H, fan-in)
-    b = np.moveaxis(np.asarray(w_out, dtype=np.float64), 1, 0).reshape(np.shape(w_out)[1], -1)  # (H, fan-out)
+    a = _dense(w_in).reshape(len(w_in), -1)  # (H, fan-in)
+    b = np.ascontiguousarray(np.moveaxis(_dense(w_out), 1, 0)).reshape(np.shape(w_out)[1], -1)  # (H, fan-out)
     return dict(in_norm=np.linalg.norm(a, axis=1), out_norm=np.linalg.norm(b, axis=1),
                 l1=np.abs(a).sum(1) + np.abs(b).sum(1), out_abs_mean=np.abs(b).mean(1),
                 vectors=np.concatenate([a, b], axis=1))  # fmt: skip
@@ -115,6 +135,5 @@ def weight_stats(w_in: np.ndarray, w_out: np.ndarray) -> dict[str, np.ndarray]:
 def magnitudes(w_in: np.ndarray, w_out: np.ndarray) -> np.ndarray:
     """m_c = ‖[input-side weights of c, output-side weights of c]‖₂ (float64), with `w_in` channel
     first and `w_out` channel second, as in `weight_stats`."""
-    a = np.asarray(w_in, dtype=np.float64)
-    b = np.asarray(w_out, dtype=np.float64)
+    a, b = _dense(w_in), _dense(w_out)
     return np.sqrt((a**2).sum(tuple(range(1, a.ndim))) + (b**2).sum((0, *range(2, b.ndim))))

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..selection.groups import BlockStats
-from .base import Unit, magnitudes, weight_stats
+from .base import Unit, magnitudes, saved_calibration_stats, weight_stats
 
 _CONV1 = re.compile(r"^blocks\.(\d+)\.conv1\.weight$")
 
@@ -90,9 +90,9 @@ class ConvChannels(Unit):
                 for i, (m, b) in enumerate(zip(weight_conv_magnitudes(w), _block_names(w), strict=True))]  # fmt: skip
 
     def taylor(self, inputs, seed: int) -> list[np.ndarray]:
-        from .ops import activation_taylor, calibration_batch
-
         def compute():
+            from .ops import activation_taylor, calibration_batch
+
             x, y = calibration_batch(inputs, seed)
             return activation_taylor(inputs.model, [b.act1 for b in residual_blocks(inputs.model)], x, y, channel_dim=1)
 
@@ -101,12 +101,15 @@ class ConvChannels(Unit):
     def calibration_stats(self, inputs, seed: int) -> dict[str, list[np.ndarray]]:
         """Activation statistics after the block's first ReLU (over samples and pixels), and the
         Fisher saliency of conv1 filter c, bn1's γ_c and β_c, and conv2 input slice c."""
-        from .ops import calibration_stats
+        def compute():
+            from .ops import calibration_pass
 
-        blocks = residual_blocks(inputs.model)
-        return calibration_stats(inputs, seed, [b.act1 for b in blocks], 1,
-                                 [[(b.conv1.weight, 0), (b.bn1.weight, 0), (b.bn1.bias, 0), (b.conv2.weight, 1)]
-                                  for b in blocks])  # fmt: skip
+            blocks = residual_blocks(inputs.model)
+            return calibration_pass(inputs, seed, [b.act1 for b in blocks], 1,
+                                    [[(b.conv1.weight, 0), (b.bn1.weight, 0), (b.bn1.bias, 0), (b.conv2.weight, 1)]
+                                     for b in blocks])  # fmt: skip
+
+        return saved_calibration_stats(inputs, seed, compute)
 
     def masked(self, model, masks):
         return masked_conv(model, masks)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..selection.groups import BlockStats
-from .base import Unit, magnitudes, weight_stats
+from .base import Unit, magnitudes, saved_calibration_stats, weight_stats
 
 _FC1 = re.compile(r"^blocks\.(\d+)\.mlp\.fc1\.weight$")
 
@@ -83,9 +83,9 @@ class MlpChannels(Unit):
         return weight_block_stats(inputs.weights())
 
     def taylor(self, inputs, seed: int) -> list[np.ndarray]:
-        from .ops import calibration_batch
-
         def compute():
+            from .ops import calibration_batch
+
             x, y = calibration_batch(inputs, seed)
             return taylor_importance(inputs.model, x, y)
 
@@ -94,11 +94,14 @@ class MlpChannels(Unit):
     def calibration_stats(self, inputs, seed: int) -> dict[str, list[np.ndarray]]:
         """Activation statistics of the post-GELU hidden channels (over samples and tokens), and
         the Fisher saliency of fc1 row c, fc1 bias c and fc2 column c."""
-        from .ops import calibration_stats
+        def compute():
+            from .ops import calibration_pass
 
-        return calibration_stats(inputs, seed, [mlp.act for mlp in mlp_blocks(inputs.model)], -1,
-                                 [[(mlp.fc1.weight, 0), (mlp.fc1.bias, 0), (mlp.fc2.weight, 1)]
-                                  for mlp in mlp_blocks(inputs.model)])  # fmt: skip
+            blocks = mlp_blocks(inputs.model)
+            return calibration_pass(inputs, seed, [mlp.act for mlp in blocks], -1,
+                                    [[(mlp.fc1.weight, 0), (mlp.fc1.bias, 0), (mlp.fc2.weight, 1)] for mlp in blocks])
+
+        return saved_calibration_stats(inputs, seed, compute)
 
     def masked(self, model, masks):
         return masked(model, masks)

@@ -15,7 +15,6 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from ..data.registry import batches_of
-from ..selection.groups import CALIBRATION_STATS
 from .base import UnitInputs
 
 
@@ -63,23 +62,13 @@ def activation_taylor(model: nn.Module, acts: list[nn.Module], x: torch.Tensor, 
     return [t.cpu().numpy() for t in total]
 
 
-def calibration_stats(inputs: UnitInputs, seed: int, acts: list[nn.Module], channel_dim: int,
-                      groups: list[list[tuple[torch.Tensor, int]]]) -> dict[str, list[np.ndarray]]:  # fmt: skip
-    """`activation_stats` and `fisher_saliency` on the calibration subset of `seed`, each saved
-    with the study's calibration statistics (`<name>-s<seed>`), so they are computed once."""
-    def compute():
-        x, y = calibration_batch(inputs, seed)
-        return {**activation_stats(inputs.model, acts, x, channel_dim=channel_dim),
-                "fisher": fisher_saliency(inputs.model, groups, x, y)}
-
-    computed: dict[str, dict] = {}
-
-    def part(name: str) -> list[np.ndarray]:  # the four come from one computation, made once
-        if "all" not in computed:
-            computed["all"] = compute()
-        return computed["all"][name]
-
-    return {name: inputs.calibrated(f"{name}-s{seed}", lambda n=name: part(n)) for name in CALIBRATION_STATS}
+def calibration_pass(inputs: UnitInputs, seed: int, acts: list[nn.Module], channel_dim: int,
+                     groups: list[list[tuple[torch.Tensor, int]]]) -> dict[str, list[np.ndarray]]:  # fmt: skip
+    """`activation_stats` and `fisher_saliency` on the calibration subset of `seed` (the
+    computation behind `base.saved_calibration_stats`)."""
+    x, y = calibration_batch(inputs, seed)
+    return {**activation_stats(inputs.model, acts, x, channel_dim=channel_dim),
+            "fisher": fisher_saliency(inputs.model, groups, x, y)}
 
 
 @torch.no_grad()

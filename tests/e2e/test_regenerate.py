@@ -94,3 +94,44 @@ def test_a_regeneration_writes_nothing_beside_the_committed_files_but_its_run_re
                    and "/".join(p.relative_to(out).parts[1:]) not in files.get(p.relative_to(out).parts[0], []))  # fmt: skip
     assert not extra, extra
     assert (out / "reference" / "notebooks" / "last_run.json").exists()  # git-ignored: this run's record
+
+
+REBUILD = """
+import json, sys
+
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "timm"):
+            raise ImportError(f"this process refuses {name}")
+
+sys.meta_path.insert(0, Refuse())
+from sics.config import resolve_profile
+from sics.selection.select import mask_hash
+from sics.study.rows import of_model, read_rows
+from sics.study.study import prepare
+
+name, run = sys.argv[1], int(sys.argv[2])
+study = prepare(resolve_profile(name).replace(train_seed=run), progress=False)
+rows = of_model(read_rows(study.sweep_path), study.trained.ckpt_id, study.n_test)
+stale = [r.key for r in rows.itertuples()
+         if mask_hash(study.masks(r.scorer, float(r.sparsity), int(r.seed), json.loads(r.params), r.allocation)[1])
+         != r.mask_hash]
+print(json.dumps(dict(rows=len(rows), stale=stale, model_built=study.trained.model_loaded)))
+"""
+
+
+@pytest.mark.parametrize(("name", "run"), [("reference", 0), ("resnet", 0), ("resnet", 1)])
+def test_every_committed_selection_rebuilds_from_the_committed_files_without_torch(name, run):
+    """Every row of a committed channel study: its selection rebuilt from the weights read as
+    arrays and the saved calibration statistics, in a process that refuses torch, has the
+    committed mask hash (the identity of the committed rows, whatever computes the statistics)."""
+    import json
+
+    if not (REPO / "figures" / name / ("runs/1" if run else "") / "sweep.csv").exists():
+        pytest.skip(f"{name} run {run} is not committed")
+    env = {**os.environ, "SICS_FIGURES": str(REPO / "figures")}
+    done = subprocess.run([sys.executable, "-c", REBUILD, name, str(run)], cwd=REPO, env=env, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["rows"] > 100 and found["stale"] == [] and not found["model_built"]
