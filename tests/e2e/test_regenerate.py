@@ -15,8 +15,8 @@ from sics.paths import REPO
 
 # A fresh interpreter whose import system refuses torch, torchvision and timm, then `make paper`
 # (inline engine): any import of them on the way fails the run.
-TORCH_FREE = """
-import sys
+REFUSE = """
+import json, sys
 
 class Refuse:
     def find_spec(self, name, path=None, target=None):
@@ -24,6 +24,8 @@ class Refuse:
             raise ImportError(f"this process refuses {name}: regenerating runs no model")
 
 sys.meta_path.insert(0, Refuse())
+"""
+TORCH_FREE = REFUSE + """
 from sics.cli.paper import main
 
 code = main(["--profile", "reference", "--engine", "inline"])
@@ -96,15 +98,7 @@ def test_a_regeneration_writes_nothing_beside_the_committed_files_but_its_run_re
     assert (out / "reference" / "notebooks" / "last_run.json").exists()  # git-ignored: this run's record
 
 
-REBUILD = """
-import json, sys
-
-class Refuse:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchvision", "timm"):
-            raise ImportError(f"this process refuses {name}")
-
-sys.meta_path.insert(0, Refuse())
+REBUILD = REFUSE + """
 from sics.config import resolve_profile
 from sics.selection.select import mask_hash
 from sics.study.rows import of_model, read_rows
