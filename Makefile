@@ -2,6 +2,7 @@
 # Both create the virtual environment (.venv) on first use. `make` alone lists the targets.
 PROFILE ?= auto
 DATA ?=
+TEXT ?=
 WEIGHTS ?=
 ENGINE ?= papermill
 VERBOSE ?=
@@ -27,6 +28,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ifneq ($(DATA),)
 export SICS_DATA := $(abspath $(DATA))
+endif
+ifneq ($(TEXT),)
+export SICS_TEXT := $(abspath $(TEXT))
 endif
 ifneq ($(RETRAIN),)
 export SICS_RETRAIN := $(RETRAIN)
@@ -61,6 +65,7 @@ help:
 	@echo '  PROFILE     paper | scratch | reference | quick | ci | auto (default: with CUDA paper where its'
 	@echo '              pretrained weights are here, else scratch; without CUDA reference once committed, else quick)'
 	@echo '  DATA        CIFAR-10: torchvision root, image-folder tree or .tar.gz (default: $$SICS_DATA, else download)'
+	@echo '  TEXT        the KV-cache study'"'"'s corpus: a folder of .txt files, or Jane Austen'"'"'s (r-cran-janeaustenr) (default: $$SICS_TEXT)'
 	@echo '  WEIGHTS     pretrained ViT-Small file for PROFILE=paper (default: $$SICS_WEIGHTS, else the hub)'
 	@echo '  ENGINE      papermill (default) | inline: the same cells in this process, no jupyter'
 	@echo '  RETRAIN     1: train even where committed weights (figures/<profile>/weights.safetensors) exist'

@@ -1,0 +1,109 @@
+"""A text corpus for the language models of the KV-cache study: six Jane Austen novels (public
+domain), or any plain-text files, named by `SICS_TEXT` (`make ... TEXT=`). Nothing is downloaded.
+
+The novels come as Debian's `r-cran-janeaustenr`, without R: `apt-get download
+r-cran-janeaustenr` and `dpkg-deb -x r-cran-janeaustenr_*.deb DIR` give the R package's files.
+Its `data/Rdata.rdx` is an RDS index of `variables` -> (offset, length) into `data/Rdata.rdb`;
+each blob there is 4 bytes of length, then zlib, then an R serialisation of a character vector
+(one element per line), which `rdata` reads (the `kv` extra). Plain `.txt` files need nothing.
+
+One novel is held out for evaluation, the others train: by default the smallest
+(`northangerabbey`, 433,410 characters), so the five largest train. The corpus records where it
+came from and a content hash, as CIFAR-10 does, so every cache key and output carries them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError
+
+HOW_TO_PROVIDE = ("give TEXT=DIR (or SICS_TEXT): a folder of .txt files, or Jane Austen's novels from Debian "
+                  "(apt-get download r-cran-janeaustenr; dpkg-deb -x r-cran-janeaustenr_*.deb DIR; "
+                  "pip install -e '.[kv]' for the reader)")  # fmt: skip
+AUSTEN_NOVELS = ("emma", "mansfieldpark", "northangerabbey", "persuasion", "prideprejudice", "sensesensibility")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Texts by name, the one held out, and where they came from."""
+
+    texts: dict[str, str]
+    held_out: str
+    source: str  # human-readable, recorded in every output
+    source_id: str  # content key
+
+    def __post_init__(self):
+        if self.held_out not in self.texts:
+            raise DataError(f"held-out text {self.held_out!r} is not in the corpus ({', '.join(sorted(self.texts))})")
+        if len(self.texts) < 2:
+            raise DataError("a corpus needs at least two texts: one held out, the rest to train on")
+
+    @property
+    def train(self) -> dict[str, str]:
+        return {k: v for k, v in sorted(self.texts.items()) if k != self.held_out}
+
+    @property
+    def test(self) -> str:
+        return self.texts[self.held_out]
+
+
+def _austen_files(root: Path) -> tuple[Path, Path] | None:
+    """The package's (Rdata.rdx, Rdata.rdb) under `root`, wherever `dpkg-deb -x` put them."""
+    for rdx in sorted(root.rglob("Rdata.rdx")):
+        if rdx.parent.name == "data" and (rdx.parent / "Rdata.rdb").exists():
+            return rdx, rdx.parent / "Rdata.rdb"
+    return None
+
+
+def read_austen(rdx: Path, rdb: Path) -> dict[str, str]:
+    """The novels of the janeaustenr package, one string each (lines joined by newlines)."""
+    try:
+        from rdata import conversion, parser
+    except ImportError:
+        raise DataError(f"reading {rdx.parent} needs the rdata package: pip install -e '.[kv]'") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rdata: "Wrong extension .rdx for file in RDS format"
+        index = conversion.convert(parser.parse_file(rdx))["variables"]
+        blob = rdb.read_bytes()
+        out = {}
+        for name, (offset, length) in index.items():
+            raw = blob[int(offset) : int(offset) + int(length)]
+            out[str(name)] = "\n".join(str(line) for line in conversion.convert(parser.parse_data(zlib.decompress(raw[4:]))))
+    return out
+
+
+def read_texts(folder: Path) -> dict[str, str]:
+    """Every `.txt` file of a folder (not below it), by file name without the suffix."""
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))}
+
+
+def load_corpus(spec: str | os.PathLike | None = None, held_out: str | None = None) -> Corpus:
+    """The corpus at `spec`, else `SICS_TEXT`: the Austen package's files (found anywhere below),
+    or a folder of `.txt` files; `held_out` defaults to the smallest text."""
+    spec = spec or os.environ.get("SICS_TEXT") or None
+    if spec is None:
+        raise DataError(f"no text corpus given: {HOW_TO_PROVIDE}")
+    root = Path(spec).expanduser()
+    if not root.exists():
+        raise DataError(f"text corpus {str(root)!r} does not exist: {HOW_TO_PROVIDE}")
+    found = _austen_files(root) if root.is_dir() else None
+    if found is not None:
+        texts, kind = read_austen(*found), "Jane Austen's novels (janeaustenr)"
+    elif root.is_dir():
+        texts, kind = read_texts(root), "plain-text files"
+    else:
+        texts, kind = {root.stem: root.read_text(encoding="utf-8")}, "a plain-text file"
+    if not texts:
+        raise DataError(f"{root} holds no .txt file and no janeaustenr data: {HOW_TO_PROVIDE}")
+    digest = hashlib.sha256()
+    for name, text in sorted(texts.items()):
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+    held = held_out or min(sorted(texts), key=lambda k: len(texts[k]))
+    return Corpus(texts, held, f"{kind} [{root.name}, {len(texts)} texts, {sum(map(len, texts.values())):,} characters]",
+                  f"text-{digest.hexdigest()[:16]}")  # fmt: skip
