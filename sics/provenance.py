@@ -15,12 +15,12 @@ import os
 import platform
 import subprocess
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from .files import write_json
 from .hardware import cpu_isa, cpu_name, default_threads, device_type
-from .models import geometry
 from .paths import REPO, figures_dir
 
 # Stage facts that describe one run, not its results: a run that changes none of the others
@@ -135,45 +135,54 @@ def record(profile: str, stage: str, *, committed: bool = True, **info) -> Path:
     return path
 
 
-def measured_here(study) -> str:
-    """Where and how this process evaluates, e.g. 'CPU (AMD EPYC, avx2, 2 threads), cpu-fp32'."""
-    return f"{device_name(study.where.type)}, {study.where.precision_label}"
+@dataclass(frozen=True)
+class StudyRecord:
+    """How a study's results were made, as its outputs state it: what provenance reads, never a
+    live study (`sics.study.record.study_record` makes one)."""
+
+    profile: str
+    model: str  # the geometry, with the unit where it is not the profile's own and the run where k >= 1
+    data: str  # the data the results are measured on (human-readable)
+    n_test: int
+    bundle_measured_on: tuple[str, ...]  # the committed bundle's record of where its results were measured
+    measured_here: bool  # this process (or this machine's cache) gave a result
+    device: str  # where this process evaluates, e.g. 'CPU (AMD EPYC, avx2, 2 threads)'
+    precision: str  # e.g. 'cpu-bf16'
+    precision_label: str  # e.g. 'cpu-bf16 (emulated in fp32)'
+    ckpt_id: str
+    revision: str  # the revision that measured the results, else this tree's
+    unit: str
+    data_loaded: bool
+    dense_accuracy: float
+    train_seed: int
+    trained_now: bool
+    weights_sha256: str | None
+    train_seconds: float
+
+    @property
+    def here(self) -> str:
+        """Where and how this process evaluates, e.g. 'CPU (AMD EPYC, avx2, 2 threads), cpu-fp32'."""
+        return f"{self.device}, {self.precision_label}"
+
+    @property
+    def measured_on(self) -> str:
+        """The bundle's record, plus this machine where it measured something itself."""
+        labels = list(self.bundle_measured_on)
+        if self.measured_here or not labels:
+            labels = list(dict.fromkeys([*labels, self.here]))
+        return "; ".join(labels)
 
 
-def measured_on(study) -> str:
-    """Where the study's results were measured: the committed bundle's record, plus this
-    machine when this process evaluated something itself."""
-    labels = list(study.bundle.meta.get("measured_on") or ["unknown (bundle)"]) if study.bundle is not None else []
-    if study.measured_locally or not labels:
-        labels = list(dict.fromkeys([*labels, measured_here(study)]))
-    return "; ".join(labels)
-
-
-def results_revision(study) -> str:
-    """The git revision that measured the study's results (`Study.results_revision`), else this
-    tree's. Captions carry it, so redrawing unchanged results later changes no caption."""
-    return study.results_revision() or git_revision()
-
-
-def caption(study) -> str:
+def caption(rec: StudyRecord) -> str:
     """One line for the foot of every table and figure."""
-    p = study.profile
-    unit = "" if study.unit.name == p.unit else f", unit={study.unit.tag}"
-    run = f", run {p.train_seed}" if p.train_seed else ""
-    return (f"profile={p.name} ({geometry(p)}{unit}{run}) | "
-            f"data={study.data_source.split(' [')[0]}, n_test={study.n_test} | "
-            f"measured on {measured_on(study)} | ckpt={study.trained.ckpt_id} | rev={results_revision(study)}")  # fmt: skip
+    return (f"profile={rec.profile} ({rec.model}) | data={rec.data.split(' [')[0]}, n_test={rec.n_test} | "
+            f"measured on {rec.measured_on} | ckpt={rec.ckpt_id} | rev={rec.revision}")  # fmt: skip
 
 
-def stage_info(study, seconds: float, **extra) -> dict:
+def stage_info(rec: StudyRecord, seconds: float, **extra) -> dict:
     """What a notebook stage records: how the numbers it made were made."""
-    p = study.profile
-    return dict(seconds=round(seconds, 1), device=device_name(study.where.type), measured_on=measured_on(study),
-                unit=study.unit.tag,
-                data=study.data_source,
-                data_loaded=study.data_loaded, precision=study.where.precision,
-                ckpt_id=study.trained.ckpt_id, dense_accuracy=study.dense_accuracy,
-                n_test=study.n_test, train_seed=p.train_seed,
-                trained_now=study.trained.trained_now,
-                weights_sha256=study.trained.weights_sha256,
-                train_seconds=round(study.trained.train_seconds, 1), **extra)  # fmt: skip
+    return dict(seconds=round(seconds, 1), device=rec.device, measured_on=rec.measured_on, unit=rec.unit,
+                data=rec.data, data_loaded=rec.data_loaded, precision=rec.precision, ckpt_id=rec.ckpt_id,
+                dense_accuracy=rec.dense_accuracy, n_test=rec.n_test, train_seed=rec.train_seed,
+                trained_now=rec.trained_now, weights_sha256=rec.weights_sha256,
+                train_seconds=round(rec.train_seconds, 1), **extra)  # fmt: skip

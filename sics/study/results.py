@@ -231,7 +231,7 @@ def pack_results(study) -> Path | None:
             continue
         found = read_cached(cache_dir() / "preds" / folder / f"{pred_name(hash_, steps, seed)}.npy", study.n_test)
         if found is not None:
-            measured_on.add(provenance.measured_here(study))  # (it may be in the bundle too)
+            measured_on.add(f"{provenance.device_name(study.where.type)}, {study.where.precision_label}")  # (it may be in the bundle too)
             here = here or provenance.fingerprint(study.device, study.where.precision, study.where.emulated_bf16)
             fingerprints += [here] if here not in fingerprints else []
         elif existing is not None:

@@ -25,6 +25,7 @@ from ..report import figures, tables
 from ..report.output import Output
 from ..selection.scorers import get_scorer
 from . import bundle
+from .record import study_record
 from .results import pack_results, pred_name
 from .rows import of_model, read_rows
 from .study import Study, prepare
@@ -105,7 +106,7 @@ class Stage:
     @property
     def out(self) -> Output:
         """Where this stage's tables and figures go, and their caption (how the numbers were made)."""
-        return Output(figures_dir(self.study.name), provenance.caption(self.study))
+        return Output(figures_dir(self.study.name), provenance.caption(study_record(self.study)))
 
     def dense_record(self) -> pd.DataFrame:
         """The dense model's accuracy on the study's own test set, and how it was made. Beside it,
@@ -116,7 +117,7 @@ class Stage:
             profile=p.name, model=model_label(p),
             pretrained=p.pretrained, epochs=p.epochs, test_accuracy=round(st.dense_accuracy * 100, 2),
             unit=st.unit.tag, no_units_accuracy=round(st.units_removed_accuracy * 100, 2),
-            n_test=st.n_test, n_train=st.n_train, data=st.data_source, measured_on=provenance.measured_on(st),
+            n_test=st.n_test, n_train=st.n_train, data=st.data_source, measured_on=study_record(st).measured_on,
             ckpt_id=st.trained.ckpt_id, train_seed=p.train_seed,
         )])  # fmt: skip
 
@@ -197,7 +198,7 @@ class Stage:
         self.study.save_calibration()
         pack_results(self.study)
         _OPEN[:] = [st for st in _OPEN if st is not self]
-        provenance.record(self.study.name, self.name, **provenance.stage_info(self.study, seconds, **extra))
+        provenance.record(self.study.name, self.name, **provenance.stage_info(study_record(self.study), seconds, **extra))
         print(f"[sics] {self.name}: done in {seconds:.0f} s (profile {self.profile}, "
               f"ckpt {self.study.trained.ckpt_id}, rev {provenance.git_revision()})")  # fmt: skip
 
@@ -213,7 +214,7 @@ def open_stage(name: str, profile: str = "auto", data: str = "", **prepare_kwarg
     """Prepare the study of `profile` and say how its numbers are made."""
     t0 = time.time()
     study = prepare(profile, data or None, **prepare_kwargs)
-    print(provenance.caption(study))
+    print(provenance.caption(study_record(study)))
     origin = ("trained now" if study.trained.trained_now else
               "committed weights" if study.trained.weights_sha256 else "loaded from the cache")  # fmt: skip
     results = f"; {len(study.bundle)} results in the committed bundle" if study.bundle is not None else ""
