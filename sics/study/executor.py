@@ -111,7 +111,7 @@ def run_jobs(study, todo: list, measure, *, params: dict, allocation: str, recov
     chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
     parts = parts_dir(study.sweep_path)
     parts.mkdir(parents=True, exist_ok=True)
-    spec = JobSpec(study.profile, study.data_spec, study.unit.name, study.unit.key(), params, allocation,
+    spec = JobSpec(study.profile, study.inputs.spec, study.unit.name, study.unit.key(), params, allocation,
                    recovery_steps, tag, rev, str(parts), study.where.precision)  # fmt: skip
     first = chunks[0][0][1] if chunks else "none"  # part names: stable for a chunking of these rows
     names = [f"{first[:8]}-{len(todo)}-{i}" for i in range(len(chunks))]

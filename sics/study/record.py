@@ -19,7 +19,7 @@ def study_record(study) -> StudyRecord:
         bundle_measured_on=labels, measured_here=study.measured_locally, device=device_name(study.where.type),
         precision=study.where.precision, precision_label=study.where.precision_label,
         ckpt_id=study.trained.ckpt_id, revision=study.results_revision() or git_revision(), unit=study.unit.tag,
-        data_loaded=study.data_loaded, dense_accuracy=study.dense_accuracy, train_seed=p.train_seed,
+        data_loaded=study.inputs.loaded, dense_accuracy=study.dense_accuracy, train_seed=p.train_seed,
         trained_now=study.trained.trained_now, weights_sha256=study.trained.weights_sha256,
         train_seconds=study.trained.train_seconds,
     )  # fmt: skip

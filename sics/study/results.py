@@ -3,7 +3,7 @@
 Per-image correctness is cached on disk by mask hash (`pred_name`), in a folder per model, test
 set, evaluation precision and unit; the committed bundle (`sics.study.bundle`, the file format)
 holds the same entries for readers without data. Here: the names, reading a cache file, whether a
-bundle applies to a study (`bundle_applies`), the data guard (`check_data`), the Study's lookup
+bundle applies to a study (`bundle_applies`), the Study's lookup
 and evaluation of per-image results (`PerImageResults`), and packing them into its bundle
 (`pack_results`).
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import provenance
-from ..errors import DataError, ParameterError, SicsError
+from ..errors import ParameterError, SicsError
 from ..files import atomic_write
 from ..paths import cache_dir
 from ..selection.select import mask_hash
@@ -176,16 +176,6 @@ def read_cached(path: Path, n_test: int) -> np.ndarray | None:
         return None
 
 
-def check_data(found: Bundle, data: Cifar10, profile: str) -> None:
-    """New evaluations are never mixed with results on other images: `data` must be those the
-    bundle's results were measured on."""
-    meta = found.meta
-    if data.source_id != meta.get("data_id") or len(data.test_y) != found.n_test:
-        raise DataError(f"the committed results of profile {profile} were measured on "
-                        f"{meta.get('data')} ({found.n_test} test images); {data.source} "
-                        "is different data: give that data, or use another profile")  # fmt: skip
-
-
 def bundle_applies(found: Bundle, study, data: Cifar10 | None) -> bool:
     """Whether a bundle holds results of this study: same model (checkpoint and weights hash),
     test-set size and data."""
@@ -240,8 +230,8 @@ def pack_results(study) -> Path | None:
             entries[pred_name(hash_, steps, seed)] = found
     meta = dict(profile=study.profile.name, ckpt_id=study.trained.ckpt_id,
                 weights_sha256=study.trained.weights_sha256, n_test=study.n_test,
-                profile_n_test=study.profile.n_test, n_train=study.n_train, data=study.data_source,
-                data_id=study.data_id, measured_on=sorted(measured_on), rows=len(rows))  # fmt: skip
+                profile_n_test=study.profile.n_test, n_train=study.inputs.n_train, data=study.data_source,
+                data_id=study.inputs.source_id, measured_on=sorted(measured_on), rows=len(rows))  # fmt: skip
     if fingerprints:  # (bundles from before fingerprints have none: exactness is never assumed)
         meta["fingerprints"] = fingerprints
     if study.profile.fp32_decisions:  # (only where set: the committed bundles stay as they are)
@@ -252,4 +242,5 @@ def pack_results(study) -> Path | None:
         return bundle_mod.path(study.name)  # unchanged: leave the file as it is
     out = bundle_mod.write(study.name, meta, entries)
     study.bundle = bundle_mod.load(study.name)
+    study.inputs.record = study.inputs.record or study.bundle.meta
     return out

@@ -117,7 +117,7 @@ class Stage:
             profile=p.name, model=model_label(p),
             pretrained=p.pretrained, epochs=p.epochs, test_accuracy=round(st.dense_accuracy * 100, 2),
             unit=st.unit.tag, no_units_accuracy=round(st.units_removed_accuracy * 100, 2),
-            n_test=st.n_test, n_train=st.n_train, data=st.data_source, measured_on=study_record(st).measured_on,
+            n_test=st.n_test, n_train=st.inputs.n_train, data=st.data_source, measured_on=study_record(st).measured_on,
             ckpt_id=st.trained.ckpt_id, train_seed=p.train_seed,
         )])  # fmt: skip
 
@@ -180,7 +180,7 @@ class Stage:
         """The same sweep with the unit's settings changed (e.g. another token importance), as a
         stage of its own (`<name>_<suffix>`, its own output folder), opened, swept and closed."""
         unit = self.study.unit.name
-        other = open_stage(f"{self.name}_{suffix}", self.study.profile.name, self.study.data_spec or "",
+        other = open_stage(f"{self.name}_{suffix}", self.study.profile.name, self.study.inputs.spec or "",
                            unit=unit, unit_params=unit_params)  # fmt: skip
         result = other.sweep(scorers, sparsities, **kwargs)
         other.close(rows=len(result.rows))

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import Profile, pick_device, resolve_profile
-from ..data.registry import batches_of, load_data
-from ..errors import DataError, ParameterError
+from ..data.registry import load_data
+from ..errors import ParameterError
 from ..paths import figures_dir, run_name
 from ..progress import enabled as progress_enabled
 from ..selection.groups import BlockStats, with_extra, with_taylor
@@ -28,72 +28,17 @@ from . import bundle as bundle_mod
 from .bundle import Bundle
 from .calibration import CalibrationStore
 from .calibration import file_name as calibration_file
+from .data import StudyData
 from .placement import Placement
-from .results import PerImageResults, bundle_applies, check_data
+from .results import PerImageResults, bundle_applies
 from .rows import read_rows
 
 if TYPE_CHECKING:
-    from ..data import Cifar10, DeviceBatches
-
-
-class StudyData:
-    """The Study's data, loaded on first use (`data`, `test`); what is recorded about them is read
-    from the bundle while they are not loaded."""
-
-    @property
-    def data(self) -> Cifar10:
-        """The study's data (train split, test subset), loaded now if not yet.
-
-        With a bundle attached, the data must be the ones its results were measured on: new
-        evaluations are never mixed with results on other images.
-        """
-        if self._data is None:
-            try:
-                data = load_study_data(self.profile, self.data_spec)
-            except DataError as e:
-                if self.bundle is None:
-                    raise
-                raise DataError(f"{e} (a result the committed bundle does not hold needs evaluating)") from None
-            if self.bundle is not None:
-                check_data(self.bundle, data, self.profile.name)
-            self._data = data
-        return self._data
-
-    @property
-    def test(self) -> DeviceBatches:
-        if self._test is None:
-            self._test = batches_of(self.data.test_x, self.data.test_y, self.profile, self.device)
-        return self._test
-
-    @property
-    def data_loaded(self) -> bool:
-        return self._data is not None
-
-    def _from_bundle_or_data(self, key: str, from_data):
-        if self._data is None and self.bundle is not None:
-            return self.bundle.meta[key]
-        return from_data(self.data)
-
-    @property
-    def n_test(self) -> int:
-        return int(self._from_bundle_or_data("n_test", lambda d: len(d.test_y)))
-
-    @property
-    def n_train(self) -> int:
-        return int(self._from_bundle_or_data("n_train", lambda d: len(d.train_y)))
-
-    @property
-    def data_source(self) -> str:
-        """The data the study's results are measured on (human-readable), as recorded."""
-        return str(self._from_bundle_or_data("data", lambda d: d.source))
-
-    @property
-    def data_id(self) -> str:
-        return str(self._from_bundle_or_data("data_id", lambda d: d.source_id))
+    from ..data import Cifar10
 
 
 @dataclass
-class Study(StudyData, PerImageResults):
+class Study(PerImageResults):
     """The dense model and everything the sweeps share (built once per notebook).
 
     The data are loaded on first use (`data`, `test`): a study whose every result is already in
@@ -107,10 +52,8 @@ class Study(StudyData, PerImageResults):
     trained: Trained
     unit: Unit = field(default_factory=MlpChannels)
     progress: bool = True
-    data_spec: str | None = None  # CIFAR-10 source, loaded when an evaluation needs it
+    inputs: StudyData | None = None  # the data, loaded when an evaluation needs them (`sics.study.data`)
     bundle: Bundle | None = None  # committed per-image results of this model and test set
-    _data: Cifar10 | None = None
-    _test: DeviceBatches | None = None
     _taylor: dict = field(default_factory=dict)
     _calibration_stats: dict = field(default_factory=dict)
     _magnitude_masks: dict = field(default_factory=dict)
@@ -126,6 +69,22 @@ class Study(StudyData, PerImageResults):
         unit than its own, and for training run k >= 1 (`train_seed = k`) its `runs/<k>` folder."""
         base = self.profile.name if self.unit.name == self.profile.unit else f"{self.profile.name}-{self.unit.name}"
         return run_name(base, self.profile.train_seed)
+
+    @property
+    def data(self) -> Cifar10:
+        return self.inputs.data
+
+    @property
+    def test(self):
+        return self.inputs.test(self.device)
+
+    @property
+    def n_test(self) -> int:
+        return self.inputs.n_test
+
+    @property
+    def data_source(self) -> str:
+        return self.inputs.source
 
     @property
     def default_unit(self) -> bool:
@@ -175,7 +134,7 @@ class Study(StudyData, PerImageResults):
         """This unit's saved calibration statistics (`sics.study.calibration`), opened on first use."""
         if self._calibration is None:
             identity = dict(ckpt_id=self.trained.ckpt_id, weights_sha256=self.trained.weights_sha256,
-                            n_calib=self.profile.n_calib, n_test=self.n_test, data_id=self.data_id)  # fmt: skip
+                            n_calib=self.profile.n_calib, n_test=self.n_test, data_id=self.inputs.source_id)  # fmt: skip
             path = figures_dir(self.name) / calibration_file(self.unit.tag, identity)
             self._calibration = CalibrationStore(path, identity, self.where.precision)
         return self._calibration
@@ -222,11 +181,6 @@ class Study(StudyData, PerImageResults):
             self._magnitude_masks[key] = self.masks("magnitude", S, allocation=allocation)[1]
         return self._magnitude_masks[key]
 
-def load_study_data(profile: Profile, spec: str | None) -> Cifar10:
-    """The profile's train split and test subset of its dataset from `spec` (`data.registry`)."""
-    return load_data(profile, spec)
-
-
 def prepare(profile: str | Profile = "auto", data: str | None = None, *, device: str | None = None,
             weights: str | None = None, progress: bool | None = None, unit: str | Unit | None = None,
             unit_params: dict | None = None, **overrides) -> Study:  # fmt: skip
@@ -247,7 +201,7 @@ def prepare(profile: str | Profile = "auto", data: str | None = None, *, device:
 
     def get_data() -> Cifar10:
         if not loaded:
-            loaded.append(load_study_data(prof, spec))
+            loaded.append(load_data(prof, spec))
         return loaded[0]
 
     kind = get_unit(unit or prof.unit, **(unit_params or {}))
@@ -261,11 +215,11 @@ def prepare(profile: str | Profile = "auto", data: str | None = None, *, device:
         from ..training.checkpoints import train_or_load
 
         trained = train_or_load(prof, get_data, pick_device(device), weights=weights, progress=progress)
-    study = Study(profile=prof, where=Placement(device, prof.eval_precision), trained=trained, unit=kind, progress=progress, data_spec=spec)
+    study = Study(profile=prof, where=Placement(device, prof.eval_precision), trained=trained, unit=kind,
+                  progress=progress, inputs=StudyData(prof, spec, loaded=loaded[0] if loaded else None))  # fmt: skip
     found = bundle_mod.load(study.name)
     if found is not None and bundle_applies(found, study, loaded[0] if loaded else None):
-        study.bundle = found
-    study._data = loaded[0] if loaded else None  # checked against the bundle by `bundle_applies`
+        study.bundle, study.inputs.record = found, found.meta  # (loaded data: checked by `bundle_applies`)
     return study
 
 
