@@ -158,6 +158,20 @@ def test_importing_the_analysis_layer_loads_no_torch():
     assert proc.returncode == 0, proc.stderr
 
 
+# what regenerating a committed study imports: torch and timm only where a model runs
+TORCH_FREE = ("sics.config", "sics.hardware", "sics.provenance", "sics.data", "sics.data.registry", "sics.data.text",
+              "sics.models", "sics.training.identity", "sics.training.weights", "sics.units", "sics.study.study",
+              "sics.study.stage", "sics.study.sweep", "sics.study.runs", "sics.study.criteria", "sics.report.tables",
+              "sics.report.figures", "sics.cli.paper")  # fmt: skip
+
+
+def test_the_regeneration_path_imports_neither_torch_nor_timm():
+    code = (f"import sys; import {', '.join(TORCH_FREE)}; "
+            "loaded = [m for m in ('torch', 'timm', 'torchvision') if m in sys.modules]; assert not loaded, loaded")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_block_statistics_live_in_the_selection_layer_and_units_compute_them():
     """Each unit kind's statistics and surgery live in its own file under sics/units."""
     from sics.selection import complexity, groups, scorers
@@ -175,7 +189,7 @@ def test_block_statistics_live_in_the_selection_layer_and_units_compute_them():
 
 
 def test_every_unit_kind_owns_its_surgery_and_shares_one_slicing_helper():
-    """MLP and conv channels slice through `units.base.narrowed`; no other module slices layers."""
+    """MLP and conv channels slice through `units.ops.narrowed`; no other module slices layers."""
     graph = import_graph()
     for kind in ("units.mlp_channels", "units.conv_channels", "units.tokens"):
         assert "units.base" in graph[kind], kind

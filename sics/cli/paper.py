@@ -3,9 +3,12 @@
     python -m sics.cli.paper --profile quick [--data PATH] [--only 02,03] [--engine papermill|inline]
                              [--set n_seeds=20]   (a notebook parameter, for every notebook)
 
-Each notebook reads its parameters from the cell tagged `parameters`; papermill injects
-`profile` and `data`. The notebooks hit the artifact cache (checkpoint, sweep rows, per-image
-predictions), so a second run only redraws, and an interrupted run resumes. `--engine inline`
+Every input is checked before anything is written (`choose`: the executor settings, `--only`,
+each `--set` against its notebook parameter's type and range, the profile). Each notebook reads
+its parameters from the cell tagged `parameters`; papermill injects `profile` and `data`. The
+last step merges each study folder's claims ledgers into its `claims.*` (`merge_ledgers`), so no
+notebook reads another's output. The notebooks hit the artifact cache (checkpoint, sweep rows,
+per-image predictions), so a second run only redraws, and an interrupted run resumes. `--engine inline`
 executes the same cells in this process without papermill/jupyter (for machines that lack them,
 such as the lent GPU machine); the tables and figures are the same either way.
 

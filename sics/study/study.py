@@ -50,9 +50,9 @@ class Study(PerImageResults):
     profile: Profile
     where: Placement  # the device and the precision evaluations run in
     trained: Trained
+    inputs: StudyData  # the data, loaded when an evaluation needs them (`sics.study.data`)
     unit: Unit = field(default_factory=MlpChannels)
     progress: bool = True
-    inputs: StudyData | None = None  # the data, loaded when an evaluation needs them (`sics.study.data`)
     bundle: Bundle | None = None  # committed per-image results of this model and test set
     _taylor: dict = field(default_factory=dict)
     _calibration_stats: dict = field(default_factory=dict)

@@ -22,7 +22,8 @@ Scorers, selection (`sics.selection.select`), sweeps, statistics, tables and cla
 A kind receives `UnitInputs` (the model, the profile, the data on demand, the saved calibration
 statistics), never the study. A new kind subclasses `Unit` (`sics.units.base`) and is registered
 by name in `UNITS` here.
-Each kind owns its surgery, in its own file; the slicing they share is `base.narrowed`.
+Each kind owns its surgery, in its own file; the slicing they share is `ops.narrowed`. What needs no
+model (statistics from the weights, group sizes, keys) imports no torch; what runs one does.
 """
 
 from __future__ import annotations
