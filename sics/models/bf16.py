@@ -25,8 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ..hardware import BF16_MODES as BF16_MODES
-
 # the ops of CPU autocast's bf16 list that the models here call
 _LOW = frozenset({
     F.linear, F.conv1d, F.conv2d, F.conv3d, F.scaled_dot_product_attention, torch.matmul, torch.mm,
