@@ -13,6 +13,7 @@ from sics.config import resolve_profile
 from sics.paths import REPO
 from sics.selection.select import mask_hash
 from sics.study import bundle
+from sics.study.results import pred_name
 from sics.study.study import prepare
 from sics.training import weights
 from sics.training.checkpoints import training_fields
@@ -44,7 +45,7 @@ def test_committed_weights_load_and_score_the_floor(committed):
         return  # weights committed before their study: the record above is all there is yet
     study = prepare(name, progress=False)  # no data: the committed weights and bundle only
     assert study.bundle is not None and study.n_test == 10_000
-    dense = study.lookup(mask_hash(study.all_kept()))  # keyed like every other result: all kept
+    dense = study.results.lookup(pred_name(mask_hash(study.selection.all_kept()), 0))  # keyed like every other result
     assert dense is not None and dense.size == 10_000 and dense.mean() >= FLOORS[name]
 
 
@@ -73,7 +74,7 @@ def test_the_statistics_read_without_torch_are_the_models_and_select_the_committ
     from sics.study.rows import read_rows
 
     study = prepare(committed, progress=False)
-    from_file = study.unit.stats(study.unit_inputs)  # the committed arrays: the model is not built
+    from_file = study.unit.stats(study.selection.inputs)  # the committed arrays: the model is not built
     assert not study.trained.model_loaded
     state = study.model.state_dict()
     assert set(state) == set(weights.arrays(committed, json_record(committed)))

@@ -128,14 +128,14 @@ def verify(study: Study, n: int = 10, seed: int = 0, tolerance: float | None = N
                         f"({study.trained.ckpt_id}): nothing to verify")  # fmt: skip
     _, limit = rule(study)
     limit = limit if tolerance is None or limit == 0.0 else tolerance
-    dense = study.all_kept()
+    dense = study.selection.all_kept()
     checks = [(dict(scorer="dense", sparsity=0.0, seed=0, allocation="block", recovery_steps=0), dense,
                mask_hash(dense))]  # fmt: skip
     for r in sample_rows(study, n, seed).itertuples():
         info = dict(scorer=r.scorer, sparsity=float(r.sparsity), seed=int(r.seed), allocation=r.allocation,
                     recovery_steps=int(r.recovery_steps))  # fmt: skip
         if study.unit.static:  # the selection is a function of the weights: it must be the row's
-            checks.append((info, study.row_masks(r), r.mask_hash))
+            checks.append((info, study.selection.row_masks(r), r.mask_hash))
         else:  # selected per image from activations, which another machine computes a little
             # differently: a near-tie image may keep other tokens, and that shows as a flip below
             _, masks = study.masks(r.scorer, float(r.sparsity), int(r.seed), json.loads(r.params), r.allocation)
@@ -171,7 +171,7 @@ def check_sample(study: Study, n_images: int = 1000) -> tuple[int, int, float]:
     broken export or load, which flips a large share of any sample; `verify` is the full check."""
     if not study.unit.static:
         raise ParameterError(f"check_sample is defined for static units, not {study.unit.name!r}")
-    committed = study.bundle.get(pred_name(mask_hash(study.all_kept()), 0))
+    committed = study.bundle.get(pred_name(mask_hash(study.selection.all_kept()), 0))
     if committed is None:
         raise SicsError(f"the bundle of {study.name} has no dense result")
     idx = sample_indices(study.n_test, n_images)

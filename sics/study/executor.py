@@ -80,8 +80,9 @@ def run_chunk(spec: JobSpec, chunk: list, part: str, measure) -> int:
     for (sc, S, seed), key in chunk:
         if key in have:
             continue
-        append_row(path, measure(study, sc, S, seed, spec.params.get(sc, {}), spec.allocation,
-                                 spec.recovery_steps, tag=spec.tag, key=key, rev=spec.rev))  # fmt: skip
+        row, _ = measure(study, sc, S, seed, spec.params.get(sc, {}), spec.allocation, spec.recovery_steps,
+                         tag=spec.tag, key=key, rev=spec.rev)  # fmt: skip
+        append_row(path, row)  # (its per-image result is in the cache, where the submitter reads it)
         written += 1
         if stop_after and written >= stop_after and part.endswith("-0"):
             os.kill(os.getpid(), signal.SIGKILL)  # as a preempted job dies: no cleanup

@@ -2,24 +2,22 @@
 
 Per-image correctness is cached on disk by mask hash (`pred_name`), in a folder per model, test
 set, evaluation precision and unit; the committed bundle (`sics.study.bundle`, the file format)
-holds the same entries for readers without data. Here: the names, reading a cache file, whether a
-bundle applies to a study (`bundle_applies`), the Study's lookup
-and evaluation of per-image results (`PerImageResults`), and packing them into its bundle
-(`pack_results`).
+holds the same entries for readers without data. Here: the names, reading a cache file, the
+store a study looks results up in (`ResultStore`), whether a bundle applies to a study
+(`bundle_applies`), and packing a study's results into its bundle (`pack_results`).
 """
 
 from __future__ import annotations
 
 import io
-import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import provenance
-from ..errors import ParameterError, SicsError
 from ..files import atomic_write
 from ..paths import cache_dir
 from ..selection.select import mask_hash
@@ -29,124 +27,57 @@ from .bundle import Bundle
 from .rows import of_model, read_rows
 
 if TYPE_CHECKING:
+    from ..config import Profile
     from ..data import Cifar10
+    from ..training.identity import Trained
 
 
-class StaleRowError(SicsError):
-    """A sweep row whose selection the current model and scorer code no longer reproduce."""
+@dataclass
+class ResultStore:
+    """Per-image correctness by result name (`pred_name`): the prediction cache of this model,
+    test set, evaluation precision and unit on disk, then the committed bundle. It knows names
+    and files, never models: what is not stored is evaluated by the Study and `put` here."""
 
-
-class PerImageResults:
-    """The Study's per-image results: looked up in the prediction cache, else the bundle, else
-    evaluated now (and cached), by mask hash."""
+    ckpt_id: str
+    n_test: int
+    precision: str  # the evaluation precision (`Placement.precision`)
+    fp32_decisions: bool
+    unit_tag: str | None  # None: the paper's unit (MLP channels with default settings)
+    bundle: Bundle | None = None
+    measured_locally: bool = False  # a result came from this machine (evaluated, or its cache)
 
     @property
-    def pred_folder(self) -> str:
+    def folder(self) -> str:
         """The prediction cache's folder of this model, test set, evaluation precision and unit."""
-        return self.pred_folder_for(None if self.default_unit else self.unit.tag)
+        return self.folder_for(self.unit_tag)
 
-    def pred_folder_for(self, unit_tag) -> str:
+    def folder_for(self, unit_tag) -> str:
         """The cache folder of a row made with unit `unit_tag` (rows of one output folder may
         come from several settings of a unit, e.g. two token importances)."""
         default = not isinstance(unit_tag, str) or unit_tag == "mlp_channels"
-        decisions = "-fp32d" if self.profile.fp32_decisions else ""
-        return f"{self.trained.ckpt_id}-n{self.n_test}-{self.where.precision}{decisions}{'' if default else '-' + unit_tag}"
+        decisions = "-fp32d" if self.fp32_decisions else ""
+        return f"{self.ckpt_id}-n{self.n_test}-{self.precision}{decisions}{'' if default else '-' + unit_tag}"
 
-    def _pred_path(self, hash_: str, recovery_steps: int, seed: int = 0) -> Path:
-        return cache_dir() / "preds" / self.pred_folder / f"{pred_name(hash_, recovery_steps, seed)}.npy"
+    def path(self, name: str, folder: str | None = None) -> Path:
+        return cache_dir() / "preds" / (folder or self.folder) / f"{name}.npy"
 
-    def _cached(self, path: Path) -> np.ndarray | None:
-        return read_cached(path, self.n_test)
+    def cached(self, name: str, folder: str | None = None) -> np.ndarray | None:
+        """The result `name` in this machine's prediction cache (of this store's folder, or
+        `folder`): None if absent or damaged."""
+        return read_cached(self.path(name, folder), self.n_test)
 
-    def lookup(self, hash_: str, recovery_steps: int = 0, seed: int = 0) -> np.ndarray | None:
-        """Per-image correctness already measured: from the prediction cache, else the bundle."""
-        found = self._cached(self._pred_path(hash_, recovery_steps, seed))
+    def lookup(self, name: str) -> np.ndarray | None:
+        """The result `name` already measured: from the prediction cache, else the bundle."""
+        found = self.cached(name)
         self.measured_locally |= found is not None
         if found is None and self.bundle is not None:
-            found = self.bundle.get(pred_name(hash_, recovery_steps, seed))
+            found = self.bundle.get(name)
         return found
 
-    def evaluate(self, masks: list[np.ndarray], recovery_steps: int = 0, seed: int = 0) -> np.ndarray:
-        """Per-image correctness of the pruned model, measured now (no cache, no bundle).
-
-        With `recovery_steps` the sliced model is first fine-tuned with `seed` (the row's seed).
-        """
-        from ..models.evaluate import predict_correct
-        from ..training.loop import fine_tune
-
+    def put(self, name: str, correct: np.ndarray) -> None:
+        """Cache a result measured now (written atomically)."""
         self.measured_locally = True
-        if not self.unit.static:
-            if recovery_steps:
-                raise ParameterError(f"recovery fine-tuning is not defined for unit {self.unit.name!r}")
-            return self.unit.evaluate(self.unit_inputs, masks)
-        model = self.unit.apply(self.model, masks)
-        if recovery_steps:
-            fine_tune(model, self.profile, self.data, self.device, steps=recovery_steps, seed=seed)
-        return predict_correct(model, self.test, self.profile.eval_batch_size,
-                               self.profile.eval_precision).cpu().numpy()  # fmt: skip
-
-    def correct(self, masks: list[np.ndarray], recovery_steps: int = 0, seed: int = 0) -> np.ndarray:
-        """Per-image correctness of the pruned model: measured once, then cached by mask hash."""
-        hash_ = mask_hash(masks)
-        found = self.lookup(hash_, recovery_steps, seed)
-        if found is not None:
-            return found
-        out = self.evaluate(masks, recovery_steps, seed)
-        atomic_write(self._pred_path(hash_, recovery_steps, seed), lambda p: p.write_bytes(npy_bytes(out)))
-        return out
-
-    def correct_for_row(self, row) -> np.ndarray:
-        """Per-image correctness behind a sweep row (cache, bundle, else recomputed).
-
-        A recomputed selection must have the row's mask hash; if not, the row is stale (the
-        model or the scorer's code changed since it was written) and StaleRowError says so.
-        """
-        steps, seed = int(row.recovery_steps), int(row.seed)
-        found = self.lookup(row.mask_hash, steps, seed)
-        if found is not None:
-            return found
-        return self.correct(self.row_masks(row), steps, seed)
-
-    def row_masks(self, row) -> list[np.ndarray]:
-        """The selection of a sweep row, recomputed and checked against its mask hash."""
-        params = json.loads(row.params)
-        _, masks = self.masks(row.scorer, float(row.sparsity), int(row.seed), params, row.allocation)
-        if mask_hash(masks) != row.mask_hash:
-            raise StaleRowError(
-                f"sweep row {row.scorer} S={row.sparsity} seed={row.seed} ({row.allocation}) is stale: "
-                f"it records mask {row.mask_hash}, the current model and scorer select "
-                f"{mask_hash(masks)}; bump the scorer's version (or delete {self.sweep_path}) "
-                "and rerun the sweep"
-            )
-        return masks
-
-    def all_kept(self) -> list[np.ndarray]:
-        return [np.ones(n, dtype=bool) for n in self.unit.group_sizes(self.unit_inputs)]
-
-    def none_kept(self) -> list[np.ndarray]:
-        return [np.zeros(n, dtype=bool) for n in self.unit.group_sizes(self.unit_inputs)]
-
-    def dense_correct(self) -> np.ndarray:
-        """Per-image correctness of the unpruned model on this study's test set (bool array).
-
-        Measured here, not read from the checkpoint (whose accuracy is on the test set in force
-        at training time, in the training's precision), and cached like any selection.
-        """
-        if self._dense is None:
-            self._dense = self.correct(self.all_kept())
-        return self._dense
-
-    @property
-    def dense_accuracy(self) -> float:
-        """Top-1 accuracy of the unpruned model on this study's test set, as a fraction."""
-        return float(self.dense_correct().mean())
-
-    @property
-    def units_removed_accuracy(self) -> float:
-        """Accuracy with every unit removed (every MLP hidden channel: each MLP adds only its
-        output bias; every inner conv channel; every patch token after the block): how much the
-        pruned unit matters in this model at all."""
-        return float(self.correct(self.none_kept()).mean())
+        atomic_write(self.path(name), lambda p: p.write_bytes(npy_bytes(correct)))
 
 
 def pred_name(hash_: str, recovery_steps: int, seed: int = 0) -> str:
@@ -176,15 +107,14 @@ def read_cached(path: Path, n_test: int) -> np.ndarray | None:
         return None
 
 
-def bundle_applies(found: Bundle, study, data: Cifar10 | None) -> bool:
-    """Whether a bundle holds results of this study: same model (checkpoint and weights hash),
-    test-set size and data."""
+def bundle_applies(found: Bundle, profile: Profile, trained: Trained, data: Cifar10 | None) -> bool:
+    """Whether a bundle holds results of this model (checkpoint and weights hash), test-set size
+    and data."""
     meta = found.meta
-    same_model = (meta.get("ckpt_id"), meta.get("weights_sha256")) == (study.trained.ckpt_id,
-                                                                       study.trained.weights_sha256)  # fmt: skip
-    if not same_model or meta.get("profile_n_test") != study.profile.n_test:
+    same_model = (meta.get("ckpt_id"), meta.get("weights_sha256")) == (trained.ckpt_id, trained.weights_sha256)
+    if not same_model or meta.get("profile_n_test") != profile.n_test:
         return False
-    if bool(meta.get("fp32_decisions", False)) != study.profile.fp32_decisions:
+    if bool(meta.get("fp32_decisions", False)) != profile.fp32_decisions:
         return False  # measured with the other decision precision
     return data is None or (meta.get("data_id") == data.source_id and found.n_test == len(data.test_y))
 
@@ -201,33 +131,35 @@ def pack_results(study) -> Path | None:
     committed = weights_present(study.profile.name)
     if committed and study.trained.weights_sha256 is None:
         return None
-    existing = study.bundle
+    store = study.results
+    existing = store.bundle
     if existing is None and bundle_mod.path(study.name).exists() and committed:
         if bundle_mod.load(study.name).meta.get("weights_sha256") == study.trained.weights_sha256:
             return None  # a committed bundle of these weights, for another test set
         # else it holds results of weights no longer committed: the new weights' bundle replaces it
     rows = read_rows(study.sweep_path)
     rows = of_model(rows, study.trained.ckpt_id, study.n_test)
-    own = study.pred_folder
+    own = store.folder
     wanted = {(str(r.mask_hash), int(r.recovery_steps), int(r.seed) if int(r.recovery_steps) else 0,
-               study.pred_folder_for(getattr(r, "unit", None))) for r in rows.itertuples()}  # fmt: skip
-    wanted |= {(mask_hash(m), 0, 0, own) for m in (study.all_kept(), study.none_kept())}
+               store.folder_for(getattr(r, "unit", None))) for r in rows.itertuples()}  # fmt: skip
+    wanted |= {(mask_hash(m), 0, 0, own) for m in (study.selection.all_kept(), study.selection.none_kept())}
     measured_on = set(existing.meta.get("measured_on") or []) if existing is not None else set()
     fingerprints = list(existing.meta.get("fingerprints") or []) if existing is not None else []
     here = None  # this machine's fingerprint, taken (with torch) only where it measured a result
     entries = {}
     for hash_, steps, seed, folder in sorted(wanted):
-        if pred_name(hash_, steps, seed) in entries:
+        name = pred_name(hash_, steps, seed)
+        if name in entries:
             continue
-        found = read_cached(cache_dir() / "preds" / folder / f"{pred_name(hash_, steps, seed)}.npy", study.n_test)
+        found = store.cached(name, folder)
         if found is not None:
             measured_on.add(f"{provenance.device_name(study.where.type)}, {study.where.precision_label}")  # (it may be in the bundle too)
             here = here or provenance.fingerprint(study.device, study.where.precision, study.where.emulated_bf16)
             fingerprints += [here] if here not in fingerprints else []
         elif existing is not None:
-            found = existing.get(pred_name(hash_, steps, seed))
+            found = existing.get(name)
         if found is not None:
-            entries[pred_name(hash_, steps, seed)] = found
+            entries[name] = found
     meta = dict(profile=study.profile.name, ckpt_id=study.trained.ckpt_id,
                 weights_sha256=study.trained.weights_sha256, n_test=study.n_test,
                 profile_n_test=study.profile.n_test, n_train=study.inputs.n_train, data=study.data_source,
@@ -241,6 +173,6 @@ def pack_results(study) -> Path | None:
     ):
         return bundle_mod.path(study.name)  # unchanged: leave the file as it is
     out = bundle_mod.write(study.name, meta, entries)
-    study.bundle = bundle_mod.load(study.name)
-    study.inputs.record = study.inputs.record or study.bundle.meta
+    store.bundle = bundle_mod.load(study.name)
+    study.inputs.record = study.inputs.record or store.bundle.meta
     return out

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import analysis, provenance
 from ..analysis import claims
-from ..analysis.summaries import PLATEAU_SCORER, paired_table, result_key
+from ..analysis.summaries import PLATEAU_SCORER, Correct, paired_table, result_key
 from ..config import architecture_profile, resolve_profile
 from ..models import model_label
 from ..paths import figures_dir
@@ -29,7 +29,7 @@ from .record import study_record
 from .results import pack_results, pred_name
 from .rows import of_model, read_rows
 from .study import Study, prepare
-from .sweep import run_sweep
+from .sweep import sweep_grid
 
 
 @dataclass
@@ -71,9 +71,10 @@ def saved_results(name: str, tag: str = "main") -> Results | None:
     return Results(rows.iloc[keep].reset_index(drop=True), correct)
 
 
-def load_correct(study: Study, rows: pd.DataFrame) -> dict[tuple[str, int, int], np.ndarray]:
-    """Per-image correctness of every distinct selection in `rows` (from the cache)."""
-    out: dict[tuple[str, int, int], np.ndarray] = {}
+def load_correct(study: Study, rows: pd.DataFrame, known: Correct | None = None) -> Correct:
+    """Per-image correctness of every distinct selection in `rows`: `known` (what a sweep just
+    measured), else looked up in the study's stores."""
+    out: Correct = dict(known or {})
     for r in rows.itertuples():
         key = result_key(r)
         if key not in out:
@@ -165,9 +166,9 @@ class Stage:
     def sweep(self, scorers, sparsities, **kwargs) -> Results:
         """`run_sweep` over `scorers` (plus the plateau's magnitude), with its per-image results."""
         names = list(dict.fromkeys([PLATEAU_SCORER, *scorers])) if scorers else []
-        rows = run_sweep(self.study, names, sparsities, **kwargs)
+        rows, measured = sweep_grid(self.study, names, sparsities, **kwargs)
         self._rows.update(zip(rows["key"], rows["seconds"], strict=True))
-        return Results(rows, load_correct(self.study, rows))
+        return Results(rows, load_correct(self.study, rows, measured))
 
     def fine_sweep(self, scorers, grid=(), n_seeds: int = 0) -> Results:
         """The phase diagram's sweep: over `grid`, else the profile's fine grid

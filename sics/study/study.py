@@ -8,7 +8,7 @@ model's per-image correctness is measured on the study's own test set through th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,56 +19,49 @@ from ..data.registry import load_data
 from ..errors import ParameterError
 from ..paths import figures_dir, run_name
 from ..progress import enabled as progress_enabled
-from ..selection.groups import BlockStats, with_extra, with_taylor
-from ..selection.scorers import get_scorer
-from ..selection.select import score_and_select
+from ..selection.groups import BlockStats
+from ..selection.select import mask_hash
 from ..training.identity import Trained, committed_trained
-from ..units import MlpChannels, Unit, UnitInputs, get_unit
+from ..units import Unit, UnitInputs, get_unit
 from . import bundle as bundle_mod
 from .bundle import Bundle
 from .calibration import CalibrationStore
 from .calibration import file_name as calibration_file
 from .data import StudyData
 from .placement import Placement
-from .results import PerImageResults, bundle_applies
+from .results import ResultStore, bundle_applies, pred_name
 from .rows import read_rows
+from .selection import Selection
 
 if TYPE_CHECKING:
     from ..data import Cifar10
 
 
 @dataclass
-class Study(PerImageResults):
-    """The dense model and everything the sweeps share (built once per notebook).
-
-    The data are loaded on first use (`data`, `test`): a study whose every result is already in
-    the prediction cache or the committed results bundle (`sics.study.bundle`) never touches CIFAR-10,
-    so a reader without the dataset regenerates every output from the committed files. So is the
-    model (`model`, `device`): such a study never imports torch either.
+class Study:
+    """A dense model, the unit kind it is pruned by, where it is evaluated, and its stores: the
+    data (`inputs`, loaded on first use), the per-image results (`results`: the prediction cache,
+    then the committed bundle), the selections (`selection`) and the calibration statistics
+    (`calibration`). A study whose every result is stored never touches CIFAR-10 nor torch:
+    the model (`model`, `device`) is built only where something is evaluated.
     """
 
     profile: Profile
     where: Placement  # the device and the precision evaluations run in
     trained: Trained
     inputs: StudyData  # the data, loaded when an evaluation needs them (`sics.study.data`)
-    unit: Unit = field(default_factory=MlpChannels)
+    unit: Unit
+    results: ResultStore  # per-image results by selection (`sics.study.results`)
     progress: bool = True
-    bundle: Bundle | None = None  # committed per-image results of this model and test set
-    _taylor: dict = field(default_factory=dict)
-    _calibration_stats: dict = field(default_factory=dict)
-    _magnitude_masks: dict = field(default_factory=dict)
-    _dense: np.ndarray | None = None
-    _stats: list[BlockStats] | None = None
-    _unit_inputs: UnitInputs | None = None
+    _selection: Selection | None = None
     _calibration: CalibrationStore | None = None
-    measured_locally: bool = False  # a result came from this machine (evaluated, or its cache)
+    _dense: np.ndarray | None = None
 
     @property
     def name(self) -> str:
         """Where the outputs go, under figures/: the profile's name, with the unit's for another
         unit than its own, and for training run k >= 1 (`train_seed = k`) its `runs/<k>` folder."""
-        base = self.profile.name if self.unit.name == self.profile.unit else f"{self.profile.name}-{self.unit.name}"
-        return run_name(base, self.profile.train_seed)
+        return study_name(self.profile, self.unit)
 
     @property
     def data(self) -> Cifar10:
@@ -80,33 +73,19 @@ class Study(PerImageResults):
 
     @property
     def n_test(self) -> int:
-        return self.inputs.n_test
+        return self.results.n_test
 
     @property
     def data_source(self) -> str:
         return self.inputs.source
 
     @property
+    def bundle(self) -> Bundle | None:
+        return self.results.bundle
+
+    @property
     def default_unit(self) -> bool:
-        return self.unit.name == "mlp_channels" and not self.unit.key()
-
-    @property
-    def stats(self) -> list[BlockStats]:
-        """One group of units per block (per image for tokens), with their importance m."""
-        if self._stats is None:
-            self._stats = self.unit.stats(self.unit_inputs)
-        return self._stats
-
-    @property
-    def unit_inputs(self) -> UnitInputs:
-        """What the unit kind receives from this study (`sics.units.base.UnitInputs`): the model
-        and its device built on first use, the committed weights as arrays where there are some."""
-        if self._unit_inputs is None:
-            self._unit_inputs = UnitInputs(self.profile, load_model=lambda: self.model, load_device=lambda: self.device,
-                                           data=lambda: self.data, test=lambda: self.test,
-                                           n_test=lambda: self.n_test, calibrated=self.calibrated,
-                                           load_weights=self.trained.load_arrays)  # fmt: skip
-        return self._unit_inputs
+        return is_default_unit(self.unit)
 
     @property
     def sweep_path(self) -> Path:
@@ -122,12 +101,26 @@ class Study(PerImageResults):
         """The torch.device evaluations run on (imports torch)."""
         return self.where.device
 
-    def results_revision(self) -> str | None:
-        """The revision of this model's newest sweep row (rows record the revision that made
-        them), or None before any row."""
-        rows = read_rows(self.sweep_path)
-        rows = rows[rows["ckpt_id"] == self.trained.ckpt_id] if len(rows) else rows
-        return None if rows.empty else str(rows["git_rev"].iloc[-1])
+    @property
+    def selection(self) -> Selection:
+        """The selections of this unit kind in this model (`sics.study.selection`). The unit reads
+        the committed weights as arrays where there are some; the model, the data and the device
+        only when it runs the model."""
+        if self._selection is None:
+            inputs = UnitInputs(self.profile, load_model=lambda: self.model, load_device=lambda: self.device,
+                                data=lambda: self.data, test=lambda: self.test, n_test=lambda: self.n_test,
+                                calibrated=self.calibration.get, load_weights=self.trained.load_arrays)  # fmt: skip
+            self._selection = Selection(self.unit, inputs)
+        return self._selection
+
+    @property
+    def stats(self) -> list[BlockStats]:
+        return self.selection.stats
+
+    def masks(self, scorer: str, S: float, seed: int = 0, params: dict | None = None,
+              allocation: str = "block") -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
+        """(per-group scores, keep-masks) of one scorer at S (`Selection.masks`)."""
+        return self.selection.masks(scorer, S, seed, params, allocation)
 
     @property
     def calibration(self) -> CalibrationStore:
@@ -139,47 +132,87 @@ class Study(PerImageResults):
             self._calibration = CalibrationStore(path, identity, self.where.precision)
         return self._calibration
 
-    def calibrated(self, name: str, compute) -> list[np.ndarray]:
-        """Calibration statistics `name` of this unit: saved ones, else `compute()` now (and
-        saved when the stage closes): a unit's Taylor importances, a token importance."""
-        return self.calibration.get(name, compute)
-
     def save_calibration(self) -> None:
         """Write the calibration statistics computed since they were last saved (if any)."""
         if self._calibration is not None:
             self._calibration.save()
 
-    def taylor(self, seed: int) -> list[np.ndarray]:
-        """The gradient baseline's importance (channels: Taylor on a calibration subset drawn with
-        `seed`), cached per seed."""
-        if seed not in self._taylor:
-            self._taylor[seed] = self.unit.taylor(self.unit_inputs, seed)
-        return self._taylor[seed]
+    def results_revision(self) -> str | None:
+        """The revision of this model's newest sweep row (rows record the revision that made
+        them), or None before any row."""
+        rows = read_rows(self.sweep_path)
+        rows = rows[rows["ckpt_id"] == self.trained.ckpt_id] if len(rows) else rows
+        return None if rows.empty else str(rows["git_rev"].iloc[-1])
 
-    def calibration_stats(self, seed: int) -> dict[str, list[np.ndarray]]:
-        """The calibration statistics of the published criteria, per group (`Unit.calibration_stats`)."""
-        if seed not in self._calibration_stats:
-            self._calibration_stats[seed] = self.unit.calibration_stats(self.unit_inputs, seed)
-        return self._calibration_stats[seed]
+    def evaluate(self, masks: list[np.ndarray], recovery_steps: int = 0, seed: int = 0) -> np.ndarray:
+        """Per-image correctness of the pruned model, measured now (no cache, no bundle).
 
-    def stats_for(self, scorer: str, seed: int) -> list[BlockStats]:
-        """The stats with what `scorer` reads from the calibration subset of `seed`, if anything."""
-        found = get_scorer(scorer)
-        stats = with_taylor(self.stats, self.taylor(seed)) if found.needs_calibration else self.stats
-        return with_extra(stats, self.calibration_stats(seed)) if found.needs else stats
+        With `recovery_steps` the sliced model is first fine-tuned with `seed` (the row's seed).
+        """
+        from ..models.evaluate import predict_correct
+        from ..training.loop import fine_tune
 
-    def masks(self, scorer: str, S: float, seed: int = 0, params: dict | None = None,
-              allocation: str = "block") -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
-        """(per-block scores, keep-masks) of one scorer at sparsity S (see `score_and_select`)."""
-        if not self.unit.static and allocation != "block":
-            raise ParameterError(f"unit {self.unit.name!r} selects per group (image) only: allocation 'block'")
-        return score_and_select(self.stats_for(scorer, seed), scorer, S, seed, params, allocation)
+        if not self.unit.static:
+            if recovery_steps:
+                raise ParameterError(f"recovery fine-tuning is not defined for unit {self.unit.name!r}")
+            return self.unit.evaluate(self.selection.inputs, masks)
+        model = self.unit.apply(self.model, masks)
+        if recovery_steps:
+            fine_tune(model, self.profile, self.data, self.device, steps=recovery_steps, seed=seed)
+        return predict_correct(model, self.test, self.profile.eval_batch_size,
+                               self.profile.eval_precision).cpu().numpy()  # fmt: skip
 
-    def magnitude_masks(self, S: float, allocation: str) -> list[np.ndarray]:
-        key = (S, allocation)
-        if key not in self._magnitude_masks:
-            self._magnitude_masks[key] = self.masks("magnitude", S, allocation=allocation)[1]
-        return self._magnitude_masks[key]
+    def correct(self, masks: list[np.ndarray], recovery_steps: int = 0, seed: int = 0) -> np.ndarray:
+        """Per-image correctness of the pruned model: looked up by mask hash, else measured now
+        and stored."""
+        name = pred_name(mask_hash(masks), recovery_steps, seed)
+        found = self.results.lookup(name)
+        if found is None:
+            found = self.evaluate(masks, recovery_steps, seed)
+            self.results.put(name, found)
+        return found
+
+    def correct_for_row(self, row) -> np.ndarray:
+        """Per-image correctness behind a sweep row: looked up, else its selection is recomputed
+        (and checked against the row's mask hash: `StaleRowError`) and evaluated."""
+        found = self.results.lookup(pred_name(row.mask_hash, int(row.recovery_steps), int(row.seed)))
+        if found is not None:
+            return found
+        return self.correct(self.selection.row_masks(row, str(self.sweep_path)), int(row.recovery_steps), int(row.seed))
+
+    def dense_correct(self) -> np.ndarray:
+        """Per-image correctness of the unpruned model on this study's test set (bool array).
+
+        Measured here, not read from the checkpoint (whose accuracy is on the test set in force
+        at training time, in the training's precision), and stored like any selection.
+        """
+        if self._dense is None:
+            self._dense = self.correct(self.selection.all_kept())
+        return self._dense
+
+    @property
+    def dense_accuracy(self) -> float:
+        """Top-1 accuracy of the unpruned model on this study's test set, as a fraction."""
+        return float(self.dense_correct().mean())
+
+    @property
+    def units_removed_accuracy(self) -> float:
+        """Accuracy with every unit removed (every MLP hidden channel: each MLP adds only its
+        output bias; every inner conv channel; every patch token after the block): how much the
+        pruned unit matters in this model at all."""
+        return float(self.correct(self.selection.none_kept()).mean())
+
+
+def is_default_unit(unit: Unit) -> bool:
+    """The paper's unit with its default settings: rows and cache folders without a unit field."""
+    return unit.name == "mlp_channels" and not unit.key()
+
+
+def study_name(profile: Profile, unit: Unit) -> str:
+    """A study's folder under figures/ (`Study.name`)."""
+    base = profile.name if unit.name == profile.unit else f"{profile.name}-{unit.name}"
+    return run_name(base, profile.train_seed)
+
 
 def prepare(profile: str | Profile = "auto", data: str | None = None, *, device: str | None = None,
             weights: str | None = None, progress: bool | None = None, unit: str | Unit | None = None,
@@ -208,18 +241,21 @@ def prepare(profile: str | Profile = "auto", data: str | None = None, *, device:
     def build(state: dict, path: Path):
         from ..training.checkpoints import inference_model
 
-        return inference_model(prof, state, path, study.device)
+        return inference_model(prof, state, path, where.device)
 
+    where = Placement(device, prof.eval_precision)
     trained = committed_trained(prof, build)
     if trained is None:
         from ..training.checkpoints import train_or_load
 
         trained = train_or_load(prof, get_data, pick_device(device), weights=weights, progress=progress)
-    study = Study(profile=prof, where=Placement(device, prof.eval_precision), trained=trained, unit=kind,
-                  progress=progress, inputs=StudyData(prof, spec, loaded=loaded[0] if loaded else None))  # fmt: skip
-    found = bundle_mod.load(study.name)
-    if found is not None and bundle_applies(found, study, loaded[0] if loaded else None):
-        study.bundle, study.inputs.record = found, found.meta  # (loaded data: checked by `bundle_applies`)
-    return study
-
-
+    inputs = StudyData(prof, spec, loaded=loaded[0] if loaded else None)
+    found = bundle_mod.load(study_name(prof, kind))
+    if found is not None and bundle_applies(found, prof, trained, loaded[0] if loaded else None):
+        inputs.record = found.meta  # (loaded data: checked by `bundle_applies`)
+    else:
+        found = None
+    results = ResultStore(trained.ckpt_id, inputs.n_test, where.precision, prof.fp32_decisions,
+                          None if is_default_unit(kind) else kind.tag, bundle=found)  # fmt: skip
+    return Study(profile=prof, where=where, trained=trained, inputs=inputs, unit=kind, results=results,
+                 progress=progress)  # fmt: skip

@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 
+from ..analysis.summaries import Correct, result_key
 from ..errors import ParameterError
 from ..files import stable_hash
 from ..progress import bar as progress_bar
@@ -54,14 +57,15 @@ def row_key(study: Study, scorer: str, S: float, seed: int, params: dict, alloca
 
 
 def measure(study: Study, sc: str, S: float, seed: int, p: dict, allocation: str, recovery_steps: int, *,
-            tag: str, key: str, rev: str) -> dict:  # fmt: skip
-    """One row: select with scorer `sc` at S, evaluate (or look up) the selection, describe it."""
+            tag: str, key: str, rev: str) -> tuple[dict, np.ndarray]:  # fmt: skip
+    """One row: select with scorer `sc` at S, evaluate (or look up) the selection, describe it.
+    Returns (the row, its per-image correctness)."""
     t0 = time.time()
     scores, masks = study.masks(sc, S, seed, p, allocation)
-    ref = study.magnitude_masks(S, allocation)
+    ref = study.selection.magnitude(S, allocation)
     correct = study.correct(masks, recovery_steps, seed)
     k_hat, share = kappa_hat(*kappa_inputs(scores, study.stats, allocation))
-    return dict(
+    row = dict(
         scorer=sc, kappa=get_scorer(sc).kappa, kappa_hat=k_hat, hf_share=round(share, 4),
         sparsity=S, seed=seed, accuracy=float(correct.mean()), n_test=len(correct),
         mask_hash=mask_hash(masks), overlap_magnitude=overlap(masks, ref),
@@ -73,13 +77,15 @@ def measure(study: Study, sc: str, S: float, seed: int, p: dict, allocation: str
         n_calib=study.profile.n_calib, scorer_version=scorer_version(sc), unit=study.unit.tag,
         precision=study.where.precision_label,
     )  # fmt: skip
+    return row, correct
 
 
 def _run_here(study: Study, todo: list, total: int, params: dict, allocation: str, recovery_steps: int,
-              tag: str, rev: str) -> None:  # fmt: skip
-    """Evaluate the pending rows in this process, appending each to sweep.csv as it finishes."""
+              tag: str, rev: str) -> Correct:  # fmt: skip
+    """Evaluate the pending rows in this process, appending each to sweep.csv as it finishes;
+    returns their per-image results (`result_key`)."""
     path = study.sweep_path
-    seen, have = file_size(path), set()
+    seen, have, measured = file_size(path), set(), {}
     bar = progress_bar(desc=f"sweep {tag}", total=total, initial=total - len(todo), unit="row",
                        disable=not study.progress or not todo)  # fmt: skip
     for (sc, S, seed), key in todo:
@@ -89,13 +95,22 @@ def _run_here(study: Study, todo: list, total: int, params: dict, allocation: st
         if key in have:
             bar.update()
             continue
-        seen = append_row(path, measure(study, sc, S, seed, params.get(sc, {}), allocation, recovery_steps,
-                                        tag=tag, key=key, rev=rev))  # fmt: skip
+        row, correct = measure(study, sc, S, seed, params.get(sc, {}), allocation, recovery_steps,
+                               tag=tag, key=key, rev=rev)  # fmt: skip
+        seen = append_row(path, row)
+        measured[result_key(SimpleNamespace(**row))] = correct
         bar.update()
     bar.close()
+    return measured
 
 
-def run_sweep(
+def run_sweep(study: Study, scorers: Iterable[str], sparsities: Iterable[float], **kwargs) -> pd.DataFrame:
+    """Evaluate every (scorer, S, seed); return this grid's rows (new and previously finished).
+    Keywords as `sweep_grid`'s."""
+    return sweep_grid(study, scorers, sparsities, **kwargs)[0]
+
+
+def sweep_grid(
     study: Study,
     scorers: Iterable[str],
     sparsities: Iterable[float],
@@ -105,8 +120,9 @@ def run_sweep(
     allocation: str = "block",
     recovery_steps: int = 0,
     tag: str | None = None,
-) -> pd.DataFrame:
-    """Evaluate every (scorer, S, seed); return this grid's rows (new and previously finished).
+) -> tuple[pd.DataFrame, Correct]:
+    """Evaluate every (scorer, S, seed); return this grid's rows (new and previously finished) and
+    the per-image results this process measured or looked up for its new rows (`result_key`).
 
     `tag` labels the rows; by default "main" for the protocol's settings and "variant" for any
     other allocation, recovery or scorer parameters (so tables of the paper never mix them).
@@ -128,12 +144,12 @@ def run_sweep(
     jobs = [(sc, S, seed) for S in sparsities for sc in scorers for seed in seeds_for(sc, n_seeds)]
     keys = [row_key(study, sc, S, seed, params.get(sc, {}), allocation, recovery_steps) for sc, S, seed in jobs]
     todo = [(job, key) for job, key in zip(jobs, keys, strict=True) if key not in have]
-    rev, kind = git_revision(), executor.chosen()
-    if kind != "inline" and todo:
+    rev, kind, measured = git_revision(), executor.chosen(), {}
+    if kind != "inline" and todo:  # (the jobs' results reach this process through the cache)
         executor.run_jobs(study, todo, measure, params=params, allocation=allocation, recovery_steps=recovery_steps,
                           tag=tag, rev=rev, kind=kind)  # fmt: skip
     else:
-        _run_here(study, todo, len(jobs), params, allocation, recovery_steps, tag, rev)
+        measured = _run_here(study, todo, len(jobs), params, allocation, recovery_steps, tag, rev)
     done = read_rows(path)  # typed as a reader of sweep.csv sees it, with any other run's rows
     result = done[done["key"].isin(set(keys))].copy()
-    return result.reset_index(drop=True)
+    return result.reset_index(drop=True), measured

@@ -43,7 +43,7 @@ def test_logits_closer_than_one_bf16_step_are_ranked_in_fp32():
 def test_token_importance_under_a_bf16_evaluation_is_the_fp32_one(tiny_tree):
     def state(**changes):
         study = prepare("ci", str(tiny_tree), device="cpu", progress=False, unit="tokens", epochs=1, **changes)
-        return study, study.unit._state(study.unit_inputs)["importance"]
+        return study, study.unit._state(study.selection.inputs)["importance"]
 
     fp32_study, fp32 = state(eval_precision="fp32")
     _, decided = state(eval_precision="bf16")  # ci has fp32_decisions

@@ -41,7 +41,7 @@ def test_gradient_selections_rebuild_from_the_saved_statistics_alone(tiny_tree, 
     again = no_data(prepare("ci", None, device="cpu", progress=False, epochs=1, unit=unit))
     assert again.bundle is not None
     for r in read_rows(again.sweep_path).itertuples():
-        again.row_masks(r)  # raises StaleRowError if a selection differs
+        again.selection.row_masks(r)  # raises StaleRowError if a selection differs
     assert (rows["scorer"] == "gradient").sum() >= 2
     again.save_calibration()  # nothing new: the file is left as it was
     assert (figures_dir(study.name) / saved[0]).read_bytes() == before

@@ -15,8 +15,10 @@ from sics.paths import cache_dir
 from sics.selection.scorers import NINE, SCORERS, BlockStats, get_scorer, score_blocks
 from sics.selection.select import score_and_select, select
 from sics.study import sweep as sweep_mod
-from sics.study.results import StaleRowError
+from sics.study.placement import Placement
+from sics.study.results import pred_name
 from sics.study.rows import read_rows
+from sics.study.selection import StaleRowError
 from sics.study.study import Study, prepare
 from sics.study.sweep import run_sweep
 
@@ -39,7 +41,7 @@ def study(trained, isolated_dirs) -> Study:
     and sweep.csv, and the module's checkpoint, so `prepare` with the same model only loads."""
     st, cache = trained
     (cache_dir() / "checkpoints").symlink_to(cache / "checkpoints", target_is_directory=True)
-    return dataclasses.replace(st, _taylor={}, _magnitude_masks={}, _dense=None)
+    return dataclasses.replace(st, _selection=None, _dense=None)
 
 
 def test_sweep_rows_have_the_protocol_columns_and_the_plateau(study):
@@ -116,10 +118,10 @@ def test_bad_parameters_name_the_bad_value(study):
 
 
 def test_gradient_scores_come_from_the_calibration_seed(study):
-    a, b = study.taylor(0), study.taylor(1)
+    a, b = study.selection.taylor(0), study.selection.taylor(1)
     assert len(a) == len(study.stats) and a[0].shape == (study.profile.mlp_hidden,)
     assert (a[0] >= 0).all() and not np.allclose(a[0], b[0])
-    assert all(np.array_equal(x, y) for x, y in zip(a, study.taylor(0)))
+    assert all(np.array_equal(x, y) for x, y in zip(a, study.selection.taylor(0)))
 
 
 def _bump_version(monkeypatch, name: str) -> None:
@@ -151,7 +153,7 @@ def test_rows_are_recomputed_when_n_calib_or_a_scorer_version_changes(study, tin
 def test_a_stale_row_is_one_clear_error(study):
     rows = run_sweep(study, ["magnitude"], [0.6], n_seeds=1)
     row = next(rows.itertuples())
-    study._pred_path(row.mask_hash, 0).unlink()
+    study.results.path(pred_name(row.mask_hash, 0)).unlink()
     assert study.correct_for_row(row).mean() == row.accuracy  # recomputed, hash checked
     stale = next(rows.assign(mask_hash="0123456789ab").itertuples())
     with pytest.raises(StaleRowError, match="magnitude S=0.6 seed=0 .* is stale") as e:
@@ -162,10 +164,11 @@ def test_a_stale_row_is_one_clear_error(study):
 def test_the_prediction_cache_names_device_and_precision(study, monkeypatch):
     import sics.hardware
 
+    assert study.results.path("abc").parent.name.endswith(f"-n40-{study.where.precision}-fp32d")
     monkeypatch.setattr(sics.hardware, "cpu_has_fast_bf16", lambda: False)  # a CPU without AMX
     assert precision(torch.device("cpu")) == "cpu-fp32"
     assert precision(torch.device("cuda")) == "cuda-bf16"  # naming only: no GPU needed
-    assert "-cpu-fp32" in study._pred_path("abc", 0).parent.name
+    assert Placement("cpu").precision == "cpu-fp32"  # the ci profile's `auto` on such a CPU
 
 
 def test_bf16_evaluation_runs_in_bf16_with_a_cache_of_its_own(study, tiny_tree):
@@ -176,7 +179,7 @@ def test_bf16_evaluation_runs_in_bf16_with_a_cache_of_its_own(study, tiny_tree):
     bf = prepare("ci", str(tiny_tree), device="cpu", progress=False, epochs=2, eval_precision="bf16",
                  fp32_decisions=False)  # fmt: skip
     assert bf.trained.ckpt_id == study.trained.ckpt_id and bf.where.precision == "cpu-bf16"
-    assert bf._pred_path("abc", 0).parent.name.endswith("-cpu-bf16")
+    assert bf.results.path("abc").parent.name.endswith("-cpu-bf16")
     x, _ = next(bf.test.batches(8))
     with torch.no_grad(), autocast(bf.device, "bf16"):
         assert bf.model(x).dtype == torch.bfloat16
@@ -202,7 +205,7 @@ def test_dense_accuracy_is_measured_on_the_studys_own_test_set(study, tiny_tree,
 def test_damaged_cache_files_are_recomputed_with_a_warning(study, tiny_tree):
     rows = run_sweep(study, ["magnitude"], [0.7], n_seeds=1)
     row = next(rows.itertuples())
-    path = study._pred_path(row.mask_hash, 0)
+    path = study.results.path(pred_name(row.mask_hash, 0))
     good = np.load(path)
     path.write_bytes(path.read_bytes()[:20])  # EOF while reading the array header
     with pytest.warns(UserWarning, match="prediction cache .* is damaged"):
@@ -257,3 +260,22 @@ def test_kappa_hat_of_a_global_row_reads_the_pooled_curve(study, monkeypatch):
     H = study.profile.mlp_hidden * study.profile.depth
     assert seen == [[H], [H]]
     assert rows.set_index("scorer")["kappa_hat"].to_dict() == {"magnitude": 0, "logistic_smooth": 1}
+
+
+def test_a_sweep_hands_back_what_it_measured_without_reading_it_back(study, monkeypatch):
+    from sics.analysis.summaries import result_key
+    from sics.study.stage import load_correct
+    from sics.study.sweep import sweep_grid
+
+    rows, measured = sweep_grid(study, ["magnitude", "random"], [0.6], n_seeds=2)
+    assert set(measured) == {result_key(r) for r in rows.itertuples()} and len(measured) == 3
+    assert all(measured[result_key(r)].mean() == r.accuracy for r in rows.itertuples())
+
+    def no_lookup(name):
+        raise AssertionError(f"{name} was read back")
+
+    monkeypatch.setattr(study.results, "lookup", no_lookup)
+    again = load_correct(study, rows, measured)
+    assert all(again[k] is measured[k] for k in measured)
+    with pytest.raises(AssertionError, match="read back"):
+        load_correct(study, rows)  # (without them, it looks them up)

@@ -66,7 +66,7 @@ def test_the_mlp_channel_row_key_is_the_one_made_before_units_existed(tiny_tree)
     assert row_key(study, "tent_raw", 0.7, 1, {}, "block", 0) == stable_hash(config)
     decided = prepare("ci", str(tiny_tree), device="cpu", progress=False)
     assert row_key(decided, "tent_raw", 0.7, 1, {}, "block", 0) == stable_hash({**config, "fp32_decisions": True})
-    assert "-tokens" not in study.pred_folder and "conv" not in study.pred_folder
+    assert "-tokens" not in study.results.folder and "conv" not in study.results.folder
 
 
 @pytest.mark.parametrize("S", [0.0, 0.5, 0.8])
@@ -171,7 +171,7 @@ def test_token_selections_differ_per_image_and_follow_the_importance(token_study
     study, _, _ = token_study
     _, masks = study.masks("magnitude", 0.5)
     assert len({mask_hash([m]) for m in masks}) > 1
-    state = study.unit_inputs.cache[study.unit.tag]
+    state = study.selection.inputs.cache[study.unit.tag]
     for i in (0, 7):
         imp = state["importance"][i]
         assert imp[masks[i]].min() >= imp[~masks[i]].max()
@@ -192,11 +192,11 @@ def test_the_token_gradient_baseline_uses_no_label(token_study, monkeypatch):
     """Gradient × activation of the predicted class's logit: the same with every label wrong,
     and what a hand computation for one image gives."""
     study, _, _ = token_study
-    state = study.unit_inputs.cache[study.unit.tag]
-    first = [a.copy() for a in study.unit.taylor(study.unit_inputs, 0)]
+    state = study.selection.inputs.cache[study.unit.tag]
+    first = [a.copy() for a in study.unit.taylor(study.selection.inputs, 0)]
     study.calibration.new.pop("taylor-sum")  # computed again below, with every label wrong
     monkeypatch.setattr(study.test, "y", torch.full_like(study.test.y, -1))
-    again = study.unit.taylor(study.unit_inputs, 3)
+    again = study.unit.taylor(study.selection.inputs, 3)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     x = state["x"][:1].clone().requires_grad_(True)
     logits = tko.suffix(study.model, x, state["block"])
