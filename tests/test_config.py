@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sics.config import PROFILES, resolve_profile
+from sics.config import PROFILES, ResNetConfig, ViTConfig, resolve_profile
 from sics.errors import ParameterError
 from sics.models.precision import EVAL_PRECISIONS
 from sics.paths import figures_dir
@@ -10,29 +10,34 @@ VIT_SMALL = (12, 384, 6, 1536)  # depth, embed_dim, heads, MLP hidden H
 
 
 def geometry(p):
-    return (p.depth, p.embed_dim, p.num_heads, p.mlp_hidden)
+    m = p.model
+    return (m.depth, m.embed_dim, m.num_heads, m.mlp_hidden)
 
 
 def test_profiles_are_data_with_the_protocol_geometry():
     for name in ("paper", "scratch"):
         assert geometry(PROFILES[name]) == VIT_SMALL, name
     paper, scratch = PROFILES["paper"], PROFILES["scratch"]
-    assert (paper.img_size, paper.patch_size) == (224, 16) and paper.pretrained
-    assert paper.model_name == "vit_small_patch16_224" and paper.mean == (0.5, 0.5, 0.5)
-    assert (scratch.img_size, scratch.patch_size) == (32, 4) and not scratch.pretrained
+    assert (paper.model.img_size, paper.model.patch_size) == (224, 16) and paper.pretrained
+    assert paper.model.model_name == "vit_small_patch16_224" and paper.model.mean == (0.5, 0.5, 0.5)
+    assert (scratch.model.img_size, scratch.model.patch_size) == (32, 4) and not scratch.pretrained
     # the previews are smaller than ViT-Small in every dimension, and ci smaller than quick
     quick, ci = PROFILES["quick"], PROFILES["ci"]
     assert all(q < v for q, v in zip(geometry(quick), VIT_SMALL)), geometry(quick)
     assert all(c <= q for c, q in zip(geometry(ci), geometry(quick))), geometry(ci)
-    assert ci.mlp_hidden < quick.mlp_hidden and ci.embed_dim < quick.embed_dim
+    assert ci.model.mlp_hidden < quick.model.mlp_hidden and ci.model.embed_dim < quick.model.embed_dim
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
-def test_every_profile_builds_a_consistent_vit(name):
+def test_every_profile_has_a_consistent_model(name):
     p = PROFILES[name]
+    m = p.model
     assert p.name == name and p.description
-    assert p.embed_dim % p.num_heads == 0 and p.img_size % p.patch_size == 0
-    assert p.depth >= 1 and p.mlp_hidden >= 1 and p.epochs >= 1 and p.n_seeds >= 1
+    if isinstance(m, ViTConfig):
+        assert m.embed_dim % m.num_heads == 0 and m.img_size % m.patch_size == 0 and m.mlp_hidden >= 1
+    else:  # a CIFAR ResNet: Page's 9, or He's 6n + 2
+        assert isinstance(m, ResNetConfig) and (m.depth == 9 or (m.depth - 2) % 6 == 0) and m.width >= 1
+    assert m.depth >= 1 and p.epochs >= 1 and p.n_seeds >= 1
     assert all(0 <= S < 1 for S in (*p.sparsities, *(p.ablation_sparsities or ())))
     assert p.eval_precision in EVAL_PRECISIONS
     assert resolve_profile(name) is p

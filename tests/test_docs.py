@@ -41,6 +41,28 @@ def test_the_readmes_scorer_recipe_runs_as_written():
         SCORERS.pop("cosine_smooth", None)
 
 
+def test_the_extending_guides_recipes_run_as_written():
+    """Its scorer registers and selects; its own-ViT profile is a config that builds (the lines
+    that train and sweep need data, and run in `tests/study/test_seams.py`'s way)."""
+    page = (REPO / "docs" / "extending.md").read_text()
+    scorer, study = re.findall(r"```python\n(.*?)```", page, re.S)[:2]
+    try:
+        exec(compile(scorer, "extending.md", "exec"), {})
+        masks = select(score_blocks(synthetic_blocks(512), "cosine_smooth", 0.5, seed=1), 0.5)
+        assert sum(int(m.sum()) for m in masks) == 3 * 256 and get_scorer("cosine_smooth").kappa == "1"
+    finally:
+        SCORERS.pop("cosine_smooth", None)
+    head = study[: study.index("study = prepare")]
+    scope: dict = {}
+    exec(compile(head, "extending.md", "exec"), scope)
+    from sics.models import build_model, geometry
+
+    mine = scope["mine"]
+    assert geometry(mine) == "12x192, H=768, patch 4" and mine.epochs == 30
+    model = build_model(mine)
+    assert model.embed_dim == 192 and len(model.blocks) == 12 and model.num_classes == 10
+
+
 def test_licence_and_citation_name_the_paper_and_this_companion():
     assert (REPO / "LICENSE").read_text().startswith("MIT License")
     cff = yaml.safe_load((REPO / "CITATION.cff").read_text())

@@ -73,14 +73,14 @@ def main() -> None:
     rate = args.mfu * args.peak * 1e12
     model = build_model(p.replace(drop_path=0.0))
     f_dense = flops_per_image(model, p)
-    tokens = (p.img_size // p.patch_size) ** 2 + 1
-    f_mlp = 2 * 2 * tokens * p.embed_dim * p.mlp_hidden * p.depth  # fc1 + fc2, multiply-adds x 2
+    tokens = p.model.tokens + 1
+    f_mlp = 2 * 2 * tokens * p.model.embed_dim * p.model.mlp_hidden * p.model.depth  # fc1 + fc2, multiply-adds x 2
     n_train, n_test = p.n_train or 50_000, p.n_test or 10_000
     steps = n_train // p.batch_size
     rng = np.random.default_rng(0)
-    mags = rng.lognormal(0, 0.5, (p.depth, p.mlp_hidden))
+    mags = rng.lognormal(0, 0.5, (p.model.depth, p.model.mlp_hidden))
     stats = [BlockStats.from_magnitudes(i, m) for i, m in enumerate(mags)]
-    taylor = {s: list(rng.random((p.depth, p.mlp_hidden))) for s in range(max(p.n_seeds, p.ablation_seeds))}
+    taylor = {s: list(rng.random((p.model.depth, p.model.mlp_hidden))) for s in range(max(p.n_seeds, p.ablation_seeds))}
 
     rows_seen, evals_seen = set(), set()
     lines = []
@@ -115,9 +115,9 @@ def main() -> None:
                         flops += n_test * f_s + recovery * p.batch_size * 3 * f_s
         if stage == "07":  # two token importances; per row: the suffix on the kept tokens
             n_rows *= 2
-            b, per_block = p.depth // 2, f_dense / p.depth  # (patch embedding and head: negligible)
+            b, per_block = p.model.depth // 2, f_dense / p.model.depth  # (patch embedding and head: negligible)
             kept = float(np.mean([1 - S for S in calls[0][1]]))  # share of tokens after block b
-            flops = 2 * n_test * b * per_block + n_rows * n_test * (p.depth - b) * per_block * kept
+            flops = 2 * n_test * b * per_block + n_rows * n_test * (p.model.depth - b) * per_block * kept
             cpu = n_rows * 0.08  # measured: 0.78-0.95 s per 12 token rows of 10,000 images here
         lines.append((stage, n_rows, len(evals_seen) if stage != "07" else "-", flops, cpu))
 

@@ -136,7 +136,7 @@ def _setup(profile: Profile, device: torch.device, use_compile: bool) -> dict[st
     bf16_training = uses_bf16(device, profile.train_precision, cpu_auto=False)
     return dict(profile=profile.name, device=str(device), device_name=device_name(device), torch=torch.__version__,
                 compile=use_compile, optimizer=profile.optimizer, train_precision="bf16" if bf16_training else "fp32",
-                autocast_bf16=bf16_training, augment=profile.augment, img_size=profile.img_size,
+                autocast_bf16=bf16_training, augment=profile.augment, img_size=profile.model.img_size,
                 source_size=SOURCE_SIZE)  # fmt: skip
 
 
@@ -157,7 +157,7 @@ def benchmark(profile: Profile, device: torch.device | str, steps: int, batch_si
     warmup = warmup if warmup is not None else (3 if device.type == "cuda" else 1)
 
     torch.manual_seed(0)
-    model = build_model(profile.replace(pretrained=False)).to(device)
+    model = build_model(profile.from_scratch()).to(device)
     fwd_flops = flops_per_image(model, profile)
     n_params = count_params(model)
 

@@ -40,7 +40,7 @@ def add_run(profile: str, run: int, data: str | None = None, *, seeds: int = 5, 
     main = open_stage("runs_main", p.name, data or "", train_seed=run)
     grid = [*feature_classes(), *baselines()]
     main.sweep(grid, p.sparsities, n_seeds=seeds)
-    crit = [n for n in applicable(published(), main.study.stats) if n not in grid]
+    crit = [n for n in applicable(published(), main.study.selection.stats) if n not in grid]
     main.sweep([*crit, "sics_adaptive"], p.sparsities, n_seeds=criteria_seeds)
     main.close()
     if p.unit == "mlp_channels":  # a ViT: its tokens too

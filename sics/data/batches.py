@@ -30,7 +30,7 @@ class DeviceBatches:
     @classmethod
     def of(cls, x: torch.Tensor, y: torch.Tensor, profile, device: torch.device) -> DeviceBatches:
         """The images `x`, labels `y` on `device`, normalised and sized as `profile` says."""
-        return cls(x, y, device=device, mean=profile.mean, std=profile.std, img_size=profile.img_size)
+        return cls(x, y, device=device, mean=profile.model.mean, std=profile.model.std, img_size=profile.model.img_size)
 
     def __len__(self) -> int:
         return len(self.y)

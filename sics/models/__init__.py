@@ -14,12 +14,12 @@ NUM_CLASSES = len(CLASSES)
 
 def geometry(profile: Profile) -> str:
     """The model in a few words, e.g. '6x128, H=512, patch 4' or 'ResNet-9, width 32'."""
-    return family(profile).geometry(profile)
+    return family(profile).geometry(profile.model)
 
 
 def model_label(profile: Profile) -> str:
     """What the model is, for tables: never a pretrained name for a from-scratch model."""
-    return family(profile).label(profile)
+    return family(profile).label(profile.model)
 
 
 def build_model(profile: Profile, weights: str | os.PathLike | None = None):
@@ -48,7 +48,7 @@ def flops_per_image(model, profile: Profile) -> float:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros(1, 3, profile.img_size, profile.img_size, device=next(model.parameters()).device)
+    x = torch.zeros(1, 3, profile.model.img_size, profile.model.img_size, device=next(model.parameters()).device)
     was_training = model.training
     model.eval()
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:

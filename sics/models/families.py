@@ -1,6 +1,7 @@
-"""Model families, registered by name, without importing torch: which `model_name`s a family
-builds, how it describes a profile's model, and where its builder lives (imported only when a
-model is built). A new family registers here, from inside the package or outside it."""
+"""Model families, registered by name, without importing torch: each family's config class
+(`sics.config.models`: a profile's `model` is one), how it describes a model, and where its
+builder lives (imported only when a model is built). A new family registers here, from inside
+the package or outside it."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Profile
+from ..config.models import ModelConfig, ResNetConfig, ViTConfig
 from ..errors import ParameterError
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
-    builds: Callable[[str], bool]  # whether this family builds a profile's `model_name`
-    geometry: Callable[[Profile], str]  # the model in a few words, e.g. '6x128, H=512, patch 4'
-    label: Callable[[Profile], str]  # what the model is, for tables
+    config: type[ModelConfig]  # the family's config class: a profile's `model` says its family
+    geometry: Callable[[Any], str]  # the config in a few words, e.g. '6x128, H=512, patch 4'
+    label: Callable[[Any], str]  # what the model is, for tables
     # (profile, weights) -> nn.Module, or "module:function" naming it, imported on first use
     builder: str | Callable[[Profile, Any], Any]
 
@@ -38,31 +40,30 @@ def register_family(family: Family) -> Family:
 
 
 def family(profile: Profile) -> Family:
-    """The family that builds the profile's model."""
+    """The family whose config the profile's model is."""
     for fam in FAMILIES.values():
-        if fam.builds(profile.model_name):
+        if type(profile.model) is fam.config:
             return fam
     known = ", ".join(FAMILIES)
-    raise ParameterError(f"no model family builds {profile.model_name!r}; known families: {known}")
+    raise ParameterError(f"no model family has the config {type(profile.model).__name__}; known families: {known}")
 
 
-def _vit_geometry(p: Profile) -> str:
-    return f"{p.depth}x{p.embed_dim}, H={p.mlp_hidden}, patch {p.patch_size}"
+def _vit_geometry(m: ViTConfig) -> str:
+    return f"{m.depth}x{m.embed_dim}, H={m.mlp_hidden}, patch {m.patch_size}"
 
 
-def _vit_label(p: Profile) -> str:
+def _vit_label(m: ViTConfig) -> str:
     # never a pretrained name for a from-scratch model
-    if p.pretrained:
-        return f"{p.model_name} ({_vit_geometry(p)}), pretrained, @ {p.img_size}px"
-    return f"ViT {_vit_geometry(p)} @ {p.img_size}px, from scratch"
+    if m.pretrained:
+        return f"{m.model_name} ({_vit_geometry(m)}), pretrained, @ {m.img_size}px"
+    return f"ViT {_vit_geometry(m)} @ {m.img_size}px, from scratch"
 
 
-def _resnet_geometry(p: Profile) -> str:
-    return f"ResNet-{p.depth}, width {p.embed_dim}"
+def _resnet_geometry(m: ResNetConfig) -> str:
+    return f"ResNet-{m.depth}, width {m.width}"
 
 
-register_family(Family("vit", lambda name: name.startswith("vit_"), _vit_geometry, _vit_label,
-                       "sics.models.vit:build"))  # fmt: skip
-register_family(Family("resnet", lambda name: name == "cifar_resnet", _resnet_geometry,
-                       lambda p: f"CIFAR {_resnet_geometry(p)} @ {p.img_size}px, from scratch",
+register_family(Family("vit", ViTConfig, _vit_geometry, _vit_label, "sics.models.vit:build"))
+register_family(Family("resnet", ResNetConfig, _resnet_geometry,
+                       lambda m: f"CIFAR {_resnet_geometry(m)} @ {m.img_size}px, from scratch",
                        "sics.models.resnet:build"))  # fmt: skip

@@ -99,6 +99,6 @@ class CifarResNet(nn.Module):
 
 
 def build(p: Profile, weights=None) -> nn.Module:
-    """The profile's CIFAR ResNet (depth, prep width `embed_dim`) with a 10-way head."""
-    return CifarResNet(p.depth, p.embed_dim, len(CLASSES), channels_last=p.channels_last, pool_first=p.pool_first,
-                       logit_scale=p.logit_scale)  # fmt: skip
+    """The profile's CIFAR ResNet (its `ResNetConfig`) with a 10-way head."""
+    return CifarResNet(p.model.depth, p.model.width, len(CLASSES), channels_last=p.channels_last, pool_first=p.model.pool_first,
+                       logit_scale=p.model.logit_scale)  # fmt: skip

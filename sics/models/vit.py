@@ -21,18 +21,19 @@ def build(profile: Profile, weights: str | os.PathLike | None = None) -> nn.Modu
     .safetensors/.npz file, or `SICS_WEIGHTS`) or else from the Hugging Face hub; timm drops the
     1000-way classifier and resizes the position embedding where the geometry differs.
     """
+    cfg = profile.model
     kwargs = dict(
         num_classes=len(CLASSES),
-        img_size=profile.img_size,
-        patch_size=profile.patch_size,
-        embed_dim=profile.embed_dim,
-        depth=profile.depth,
-        num_heads=profile.num_heads,
-        mlp_ratio=profile.mlp_ratio,
+        img_size=cfg.img_size,
+        patch_size=cfg.patch_size,
+        embed_dim=cfg.embed_dim,
+        depth=cfg.depth,
+        num_heads=cfg.num_heads,
+        mlp_ratio=cfg.mlp_ratio,
         drop_path_rate=profile.drop_path,
     )
-    if not profile.pretrained:
-        return timm.create_model(profile.model_name, pretrained=False, **kwargs)
+    if not cfg.pretrained:
+        return timm.create_model(cfg.model_name, pretrained=False, **kwargs)
     weights = weights or os.environ.get("SICS_WEIGHTS") or None
     overlay = None
     if weights is not None:
@@ -44,12 +45,12 @@ def build(profile: Profile, weights: str | os.PathLike | None = None) -> nn.Modu
         overlay = dict(file=str(path), hf_hub_id=None, url=None, custom_load=path.suffix == ".npz")
     try:
         return timm.create_model(
-            profile.model_name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs
+            cfg.model_name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs
         )
     except Exception as e:
         where = f"file {str(weights)!r}" if weights else "the Hugging Face hub"
         raise CheckpointError(
-            f"cannot load pretrained {profile.model_name} weights from {where} "
+            f"cannot load pretrained {cfg.model_name} weights from {where} "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
             "give a local file with SICS_WEIGHTS=path (or `make ... WEIGHTS=path`), "
             "or use PROFILE=scratch"

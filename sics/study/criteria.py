@@ -48,7 +48,7 @@ def _summary(*parts: Results) -> pd.DataFrame:
 def run_criteria(stage: Stage, sparsities, feature_classes, n_seeds: int | None = None) -> CriteriaResults:
     """The study's sweeps, in order of value: criteria, adaptive, matched controls, global, fine grid.
     `n_seeds` (None: the profile's `criteria_seeds`, else its main-grid seeds) at the main S."""
-    names = applicable(published(), stage.study.stats)
+    names = applicable(published(), stage.study.selection.stats)
     n_seeds = n_seeds or stage.study.profile.criteria_seeds
     main = stage.sweep([*names, "sics_adaptive", *feature_classes], sparsities, n_seeds=n_seeds)
     matched = [stage.sweep(["matched_random"], sparsities, n_seeds=n_seeds, tag="matched",

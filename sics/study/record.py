@@ -15,7 +15,7 @@ def study_record(study) -> StudyRecord:
     bundle = study.bundle
     labels = tuple(bundle.meta.get("measured_on") or ["unknown (bundle)"]) if bundle is not None else ()
     return StudyRecord(
-        profile=p.name, model=f"{geometry(p)}{unit}{run}", data=study.data_source, n_test=study.n_test,
+        profile=p.name, model=f"{geometry(p)}{unit}{run}", data=study.inputs.source, n_test=study.n_test,
         bundle_measured_on=labels, measured_here=study.results.measured_locally, device=device_name(study.where.type),
         precision=study.where.precision, precision_label=study.where.precision_label,
         ckpt_id=study.trained.ckpt_id, revision=study.results_revision() or git_revision(), unit=study.unit.tag,

@@ -162,7 +162,7 @@ def pack_results(study) -> Path | None:
             entries[name] = found
     meta = dict(profile=study.profile.name, ckpt_id=study.trained.ckpt_id,
                 weights_sha256=study.trained.weights_sha256, n_test=study.n_test,
-                profile_n_test=study.profile.n_test, n_train=study.inputs.n_train, data=study.data_source,
+                profile_n_test=study.profile.n_test, n_train=study.inputs.n_train, data=study.inputs.source,
                 data_id=study.inputs.source_id, measured_on=sorted(measured_on), rows=len(rows))  # fmt: skip
     if fingerprints:  # (bundles from before fingerprints have none: exactness is never assumed)
         meta["fingerprints"] = fingerprints

@@ -108,7 +108,7 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
         shown = recs.assign(test_accuracy=acc.map("{:.2f}".format))
         shown.loc[len(shown)] = dict(run="all", ckpt_id=f"{len(recs)} runs", train_seed="",
                                      test_accuracy=f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f} (SD)",
-                                     recipe_hash=", ".join(sorted(set(recs["recipe_hash"].astype(str)))))  # fmt: skip
+                                     recipe_hash=", ".join(sorted(set(recs["recipe_hash"].astype(str)) - {""})))  # fmt: skip
         tables.save_table(recs, "dense", out, shown=shown,
                           title="Dense test accuracy (%) of every training run of the recipe, and its spread")  # fmt: skip
     return led

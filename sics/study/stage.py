@@ -118,14 +118,14 @@ class Stage:
             profile=p.name, model=model_label(p),
             pretrained=p.pretrained, epochs=p.epochs, test_accuracy=round(st.dense_accuracy * 100, 2),
             unit=st.unit.tag, no_units_accuracy=round(st.units_removed_accuracy * 100, 2),
-            n_test=st.n_test, n_train=st.inputs.n_train, data=st.data_source, measured_on=study_record(st).measured_on,
+            n_test=st.n_test, n_train=st.inputs.n_train, data=st.inputs.source, measured_on=study_record(st).measured_on,
             ckpt_id=st.trained.ckpt_id, train_seed=p.train_seed,
         )])  # fmt: skip
 
     def feature_shapes(self, scorers, S: float, block: int = 0, seed: int = 0) -> pd.DataFrame:
         """Each scorer's scores in one block, read along the magnitude rank u (min-max
         normalised), and whether each unit is kept at S: one row per (scorer, unit)."""
-        stats = self.study.stats[block]
+        stats = self.study.selection.stats[block]
         u = np.sort(stats.u)
         parts = []
         for name in scorers:

@@ -19,7 +19,6 @@ from ..data.registry import load_data
 from ..errors import ParameterError
 from ..paths import figures_dir, run_name
 from ..progress import enabled as progress_enabled
-from ..selection.groups import BlockStats
 from ..selection.select import mask_hash
 from ..training.identity import Trained, committed_trained
 from ..units import Unit, UnitInputs, get_unit
@@ -76,16 +75,8 @@ class Study:
         return self.results.n_test
 
     @property
-    def data_source(self) -> str:
-        return self.inputs.source
-
-    @property
     def bundle(self) -> Bundle | None:
         return self.results.bundle
-
-    @property
-    def default_unit(self) -> bool:
-        return is_default_unit(self.unit)
 
     @property
     def sweep_path(self) -> Path:
@@ -103,19 +94,14 @@ class Study:
 
     @property
     def selection(self) -> Selection:
-        """The selections of this unit kind in this model (`sics.study.selection`). The unit reads
-        the committed weights as arrays where there are some; the model, the data and the device
-        only when it runs the model."""
+        """The selections of this unit kind in this model (`sics.study.selection`): from the
+        committed weights as arrays where there are some, else from the model."""
         if self._selection is None:
             inputs = UnitInputs(self.profile, load_model=lambda: self.model, load_device=lambda: self.device,
                                 data=lambda: self.data, test=lambda: self.test, n_test=lambda: self.n_test,
                                 calibrated=self.calibration.get, load_weights=self.trained.load_arrays)  # fmt: skip
             self._selection = Selection(self.unit, inputs)
         return self._selection
-
-    @property
-    def stats(self) -> list[BlockStats]:
-        return self.selection.stats
 
     def masks(self, scorer: str, S: float, seed: int = 0, params: dict | None = None,
               allocation: str = "block") -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
@@ -163,8 +149,7 @@ class Study:
                                self.profile.eval_precision).cpu().numpy()  # fmt: skip
 
     def correct(self, masks: list[np.ndarray], recovery_steps: int = 0, seed: int = 0) -> np.ndarray:
-        """Per-image correctness of the pruned model: looked up by mask hash, else measured now
-        and stored."""
+        """Per-image correctness of the pruned model: looked up by mask hash, else measured and stored."""
         name = pred_name(mask_hash(masks), recovery_steps, seed)
         found = self.results.lookup(name)
         if found is None:

@@ -27,7 +27,7 @@ from ..selection.scorers import check_scorers, get_scorer
 from ..selection.select import check_sparsity, jaccard, kappa_inputs, mask_hash, overlap
 from . import executor
 from .rows import append_row, file_size, merge_parts, read_rows
-from .study import Study
+from .study import Study, is_default_unit
 
 
 def scorer_version(name: str) -> int:
@@ -49,7 +49,7 @@ def row_key(study: Study, scorer: str, S: float, seed: int, params: dict, alloca
                   params=get_scorer(scorer).params(params), S=round(S, 6), seed=seed,
                   allocation=allocation, recovery=recovery_steps,
                   n_calib=study.profile.n_calib, version=scorer_version(scorer))  # fmt: skip
-    if not study.default_unit:
+    if not is_default_unit(study.unit):
         config["unit"] = {"name": study.unit.name, **study.unit.key()}
     if study.profile.fp32_decisions:
         config["fp32_decisions"] = True
@@ -64,7 +64,7 @@ def measure(study: Study, sc: str, S: float, seed: int, p: dict, allocation: str
     scores, masks = study.masks(sc, S, seed, p, allocation)
     ref = study.selection.magnitude(S, allocation)
     correct = study.correct(masks, recovery_steps, seed)
-    k_hat, share = kappa_hat(*kappa_inputs(scores, study.stats, allocation))
+    k_hat, share = kappa_hat(*kappa_inputs(scores, study.selection.stats, allocation))
     row = dict(
         scorer=sc, kappa=get_scorer(sc).kappa, kappa_hat=k_hat, hf_share=round(share, 4),
         sparsity=S, seed=seed, accuracy=float(correct.mean()), n_test=len(correct),
@@ -72,7 +72,7 @@ def measure(study: Study, sc: str, S: float, seed: int, p: dict, allocation: str
         jaccard_magnitude=jaccard(masks, ref), kept=int(sum(m.sum() for m in masks)),
         allocation=allocation, recovery_steps=recovery_steps,
         params=json.dumps(get_scorer(sc).params(p), sort_keys=True), tag=tag,
-        profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.data_source,
+        profile=study.profile.name, ckpt_id=study.trained.ckpt_id, data=study.inputs.source,
         device=str(study.device), git_rev=rev, seconds=round(time.time() - t0, 3), key=key,
         n_calib=study.profile.n_calib, scorer_version=scorer_version(sc), unit=study.unit.tag,
         precision=study.where.precision_label,

@@ -48,9 +48,8 @@ def resolved_recipe(profile: Profile, device: torch.device, data_id: str) -> dic
     from ..models.precision import uses_bf16
     from .loop import compile_wanted
 
-    fields = training_fields(profile)
+    fields = training_fields(profile, every_optional=True)
     fields.pop("train_seed")
-    fields.update({f: getattr(profile, f) for f in OPTIONAL_TRAINING_FIELDS})  # every one, set or not
     fields.update(
         train_precision="bf16" if uses_bf16(device, profile.train_precision, cpu_auto=False) else "fp32",
         tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32,
@@ -111,7 +110,7 @@ def _load_weights(model: nn.Module, state: dict, path: Path) -> None:
 def inference_model(profile: Profile, state: dict, path: Path, device: torch.device) -> nn.Module:
     """The model every caller gets: drop-path off, the given weights, on `device`, in eval mode,
     with its decisions in fp32 where the profile says (`models.fp32_decisions`)."""
-    model = build_model(profile.replace(pretrained=False, drop_path=0.0))
+    model = build_model(profile.from_scratch().replace(drop_path=0.0))
     _load_weights(model, state, path)
     if profile.fp32_decisions:
         fp32_decisions(model)

@@ -17,12 +17,10 @@ from ..config import Profile
 from ..files import stable_hash
 from . import weights as committed
 
-# Profile fields that change the trained weights (and so the checkpoint key).
-TRAINING_FIELDS = (
-    "model_name", "img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_hidden",
-    "pretrained", "mean", "std", "n_train", "epochs", "batch_size", "lr", "weight_decay",
-    "warmup_epochs", "label_smoothing", "augment", "drop_path", "train_seed",
-)  # fmt: skip
+# The recipe's fields that change the trained weights (and so the checkpoint key), beside the
+# model config's own (`ModelConfig.key`).
+TRAINING_FIELDS = ("n_train", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing",
+                   "augment", "drop_path", "train_seed")  # fmt: skip
 
 
 # Fields added later: part of the key only where a profile changes them, so the ids (and the
@@ -33,17 +31,20 @@ OPTIONAL_TRAINING_FIELDS = {"optimizer": "adamw", "momentum": 0.9, "channels_las
                             "dataset": "cifar10"}
 
 
-def training_fields(profile: Profile) -> dict:
-    """The profile's fields that change the trained weights (JSON-able)."""
-    out = {f: list(v) if isinstance(v, tuple) else v
-           for f, v in ((f, getattr(profile, f)) for f in TRAINING_FIELDS)}  # fmt: skip
-    out.update({f: getattr(profile, f) for f, default in OPTIONAL_TRAINING_FIELDS.items()
-                if getattr(profile, f) != default})  # fmt: skip
-    return out
+def training_fields(profile: Profile, every_optional: bool = False) -> dict:
+    """The fields that change the trained weights (JSON-able), keyed as the first ids were: the
+    model config's key, the recipe's fields, and each optional field where it differs from the
+    default it was added with (every one with `every_optional`)."""
+    out = dict(profile.model.key())
+    optional = {f: out.pop(f) if f in out else getattr(profile, f, default)
+                for f, default in OPTIONAL_TRAINING_FIELDS.items()}  # fmt: skip
+    out.update({f: getattr(profile, f) for f in TRAINING_FIELDS})
+    out.update({f: v for f, v in optional.items() if every_optional or v != OPTIONAL_TRAINING_FIELDS[f]})
+    return {f: list(v) if isinstance(v, tuple) else v for f, v in out.items()}  # tuples as lists: the same JSON
 
 
 def checkpoint_id(profile: Profile, data_id: str, weights: str | None = None) -> str:
-    config = training_fields(profile)  # tuples as lists: the same JSON, so the same ids
+    config = training_fields(profile)
     config.update(data=data_id, weights=str(weights) if weights else None, recipe=RECIPE_VERSION)
     return f"{profile.name}-{stable_hash(config)}"
 

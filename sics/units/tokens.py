@@ -69,7 +69,7 @@ class Tokens(Unit):
 
     def group_sizes(self, inputs) -> list[int]:
         p = inputs.profile
-        return [(p.img_size // p.patch_size) ** 2] * inputs.n_test()
+        return [p.model.tokens] * inputs.n_test()
 
     def taylor(self, inputs, seed: int) -> list[np.ndarray]:
         """Label-free gradient × activation per token, I_t = s_t² with s_t = Σ_d a_td ∂z/∂a_td

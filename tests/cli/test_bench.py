@@ -81,7 +81,7 @@ def test_flops_match_the_counter_and_an_analytic_estimate(ci_result):
     counted = flops_per_image(model, CI)
     assert ci_result["forward_flops_per_image"] == counted
     assert ci_result["train_flops_per_image"] == 3 * counted
-    estimate = analytic_forward_flops(model, CI.img_size, CI.patch_size, CI.depth, CI.embed_dim)
+    estimate = analytic_forward_flops(model, CI.model.img_size, CI.model.patch_size, CI.model.depth, CI.model.embed_dim)
     assert 0.5 < counted / estimate < 2.0, (counted, estimate)
     achieved = ci_result["train_images_per_s"] * ci_result["train_flops_per_image"]
     assert ci_result["train_tflops"] == pytest.approx(achieved / 1e12)
@@ -92,8 +92,8 @@ def test_flops_scale_with_the_model():
     quick = PROFILES["quick"]
     model = build_model(quick.replace(pretrained=False))
     counted = flops_per_image(model, quick)
-    estimate = analytic_forward_flops(model, quick.img_size, quick.patch_size, quick.depth,
-                                      quick.embed_dim)  # fmt: skip
+    estimate = analytic_forward_flops(model, quick.model.img_size, quick.model.patch_size, quick.model.depth,
+                                      quick.model.embed_dim)  # fmt: skip
     assert 0.5 < counted / estimate < 2.0
     assert counted > 10 * flops_per_image(build_model(CI.replace(pretrained=False)), CI)
 

@@ -31,8 +31,8 @@ def near_tie_model(decide_in_fp32: bool) -> torch.nn.Module:
 def test_logits_closer_than_one_bf16_step_are_ranked_in_fp32():
     p = resolve_profile("ci")
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
-    split = DeviceBatches(x, torch.ones(64, dtype=torch.long), device=torch.device("cpu"), mean=p.mean,
-                          std=p.std, img_size=p.img_size)  # fmt: skip
+    split = DeviceBatches(x, torch.ones(64, dtype=torch.long), device=torch.device("cpu"), mean=p.model.mean,
+                          std=p.model.std, img_size=p.model.img_size)  # fmt: skip
     plain, decided = near_tie_model(False), near_tie_model(True)
     assert isinstance(decided.head, FP32Linear) and set(decided.state_dict()) == set(plain.state_dict())
     assert predict_correct(plain, split, 64, "fp32").all()  # in fp32 class 1 wins everywhere

@@ -97,7 +97,7 @@ def test_every_output_regenerates_without_data_or_a_forward_pass(committed, figu
     regenerated = Results(again, load_correct(offline, again)).summary()
     pd.testing.assert_frame_equal(regenerated, summary)
     assert offline.dense_accuracy == study.dense_accuracy and offline.units_removed_accuracy == no_mlp
-    assert (offline.n_test, offline.data_source) == (study.n_test, study.data.source)
+    assert (offline.n_test, offline.inputs.source) == (study.n_test, study.data.source)
     assert not offline.inputs.loaded
     before = bundle.path("ci").read_bytes()
     pack_results(offline)  # nothing new: the committed file stays byte-identical

@@ -39,8 +39,15 @@ def test_the_identity_of_every_run_is_pinned(profile):
 
 
 def test_committed_runs_share_their_recipe():
-    """Every committed run k of a profile records train_seed k, and runs >= 1 one recipe hash."""
+    """Every committed run k of a profile records train_seed k, and runs >= 1 one recipe hash: the
+    hash of the recipe the profile resolves to today (an id or a recipe field added later must
+    not move it)."""
     import json
+
+    import torch
+
+    from sics.config import resolve_profile
+    from sics.training.checkpoints import recipe_hash, resolved_recipe
 
     from sics.paths import REPO
 
@@ -51,6 +58,11 @@ def test_committed_runs_share_their_recipe():
             k = int(f.parent.name)
             assert meta["training_fields"]["train_seed"] == k and meta["ckpt_id"] == RUN_IDS[profile][k]
         assert len({m["recipe_hash"] for m in records}) <= 1
+        for f, meta in zip(found, records):  # the recorded recipe is what the profile resolves to now
+            assert recipe_hash(meta["resolved_recipe"]) == meta["recipe_hash"], f
+            k = int(f.parent.name)
+            now = resolved_recipe(resolve_profile(profile, train_seed=k), torch.device("cpu"), DATA_ID)
+            assert {**now, "train_precision": meta["resolved_recipe"]["train_precision"]} == meta["resolved_recipe"], f
         # run 0 predates the recipe hash: its training fields must be the runs' but for the seed
         run0 = json.loads((REPO / "figures" / profile / "weights.json").read_text())["training_fields"]
         for meta in records:

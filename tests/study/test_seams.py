@@ -13,7 +13,7 @@ import torch
 from timm.layers import Mlp
 from torch import nn
 
-from sics.config import resolve_profile
+from sics.config import ModelConfig, resolve_profile
 from sics.data import registry
 from sics.models import families
 from sics.study.study import prepare
@@ -88,30 +88,43 @@ class ToyTransformer(nn.Module):
         return self.head(h.flatten(1))
 
 
+@dataclass(frozen=True)
+class ToyConfig(ModelConfig):
+    """The toy family's config: its geometry, and the checkpoint key it stands for."""
+
+    model_name: str = "toy_text"
+    dim: int = 16
+    hidden: int = 32
+    depth: int = 2
+
+    def key(self) -> dict:
+        return dict(model_name=self.model_name, dim=self.dim, hidden=self.hidden, depth=self.depth)
+
+
 def build_toy(profile, weights=None) -> nn.Module:
-    return ToyTransformer(profile.embed_dim, profile.mlp_hidden, profile.depth)
+    return ToyTransformer(profile.model.dim, profile.model.hidden, profile.model.depth)
 
 
 @pytest.fixture
 def toy_domain():
     source = registry.register_source(registry.DataSource("toy_text", load_toy, TokenBatches))
     family = families.register_family(families.Family(
-        "toy_text", lambda name: name == "toy_text", lambda p: f"{p.depth}x{p.embed_dim}",
-        lambda p: f"toy transformer {p.depth}x{p.embed_dim}", build_toy))  # fmt: skip
+        "toy_text", ToyConfig, lambda m: f"{m.depth}x{m.dim}", lambda m: f"toy transformer {m.depth}x{m.dim}",
+        build_toy))  # fmt: skip
     yield source, family
     registry.SOURCES.pop(source.name)
     families.FAMILIES.pop(family.name)
 
 
 def test_a_toy_text_source_and_model_family_registered_from_outside_run_a_sweep(toy_domain):
-    p = resolve_profile("ci").replace(name="toy", model_name="toy_text", dataset="toy_text", augment="none",
-                                      embed_dim=16, depth=2, mlp_hidden=32, n_train=1000, n_test=200, epochs=3,
+    p = resolve_profile("ci").replace(name="toy", model=ToyConfig(), dataset="toy_text", augment="none",
+                                      n_train=1000, n_test=200, epochs=3,
                                       batch_size=50, warmup_epochs=0.0, lr=3e-3, label_smoothing=0.0, n_calib=64,
                                       eval_precision="fp32", fp32_decisions=False)  # fmt: skip
     study = prepare(p, device="cpu", progress=False)
-    assert study.trained.trained_now and study.data_source == "toy token sequences"
+    assert study.trained.trained_now and study.inputs.source == "toy token sequences"
     assert study.dense_accuracy > 0.6  # the model learned the rule (chance: 0.25)
-    assert [b.H for b in study.stats] == [32, 32]  # its MLP channels, found by timm's names
+    assert [b.H for b in study.selection.stats] == [32, 32]  # its MLP channels, found by timm's names
     rows = run_sweep(study, ["magnitude", "random", "logistic_smooth", "gradient"], [0.5], n_seeds=2)
     assert len(rows) == 1 + 2 + 2 + 2 and set(rows["kept"]) == {32}  # half of 2 x 32 channels kept
     assert rows["accuracy"].between(0, 1).all() and (rows["n_test"] == 200).all()

@@ -119,7 +119,7 @@ def test_bad_parameters_name_the_bad_value(study):
 
 def test_gradient_scores_come_from_the_calibration_seed(study):
     a, b = study.selection.taylor(0), study.selection.taylor(1)
-    assert len(a) == len(study.stats) and a[0].shape == (study.profile.mlp_hidden,)
+    assert len(a) == len(study.selection.stats) and a[0].shape == (study.profile.model.mlp_hidden,)
     assert (a[0] >= 0).all() and not np.allclose(a[0], b[0])
     assert all(np.array_equal(x, y) for x, y in zip(a, study.selection.taylor(0)))
 
@@ -257,7 +257,7 @@ def test_kappa_hat_of_a_global_row_reads_the_pooled_curve(study, monkeypatch):
     real = sweep_mod.kappa_hat
     monkeypatch.setattr(sweep_mod, "kappa_hat", lambda s, st: seen.append([b.H for b in st]) or real(s, st))
     rows = run_sweep(study, ["magnitude", "logistic_smooth"], [0.6], n_seeds=1, allocation="global")
-    H = study.profile.mlp_hidden * study.profile.depth
+    H = study.profile.model.mlp_hidden * study.profile.model.depth
     assert seen == [[H], [H]]
     assert rows.set_index("scorer")["kappa_hat"].to_dict() == {"magnitude": 0, "logistic_smooth": 1}
 

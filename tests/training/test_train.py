@@ -75,7 +75,7 @@ def test_monitoring_epochs_use_the_profile_precision_and_the_last_full_precision
     p = _profile(epochs=3, eval_precision="bf16")
     t = train_or_load(p, data, CPU, progress=False)
     assert seen == ["bf16", "bf16", "fp32"]  # the model's own accuracy: fp32 on any CPU
-    test = DeviceBatches(data.test_x, data.test_y, device=CPU, mean=p.mean, std=p.std, img_size=p.img_size)
+    test = DeviceBatches(data.test_x, data.test_y, device=CPU, mean=p.model.mean, std=p.model.std, img_size=p.model.img_size)
     assert t.test_accuracy == accuracy(t.model, test, p.eval_batch_size, "fp32")
 
 
@@ -139,7 +139,7 @@ def test_recovery_depends_only_on_model_masks_steps_and_seed(tiny_tree):
     fresh = train_or_load(p, data, CPU, progress=False)
     loaded = train_or_load(p, data, CPU, progress=False)
     assert fresh.trained_now and not loaded.trained_now
-    masks = [np.arange(p.mlp_hidden) % 3 != 0] * p.depth
+    masks = [np.arange(p.model.mlp_hidden) % 3 != 0] * p.model.depth
 
     def recover(model, seed=0):
         return fine_tune(sliced(model, masks), p, data, CPU, steps=3, seed=seed)

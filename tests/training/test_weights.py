@@ -59,8 +59,8 @@ def test_bf16_shards_stay_under_their_size_load_as_the_rounded_model_and_are_che
     from sics.training.weights import files
 
     p, data, t = trained
-    test = DeviceBatches(data.test_x, data.test_y, device=torch.device("cpu"), mean=p.mean, std=p.std,
-                         img_size=p.img_size)  # fmt: skip
+    test = DeviceBatches(data.test_x, data.test_y, device=torch.device("cpu"), mean=p.model.mean, std=p.model.std,
+                         img_size=p.model.img_size)  # fmt: skip
     digest = export_weights(t, p, data.source, dtype="bf16", shard_mb=0.03, test=test)
     meta = json.loads(paths(p.name)[1].read_text())
     shards = files(p.name)[1:]

@@ -17,7 +17,7 @@ from sics.selection.groups import BlockStats
 from sics.selection.scorers import get_scorer, score_blocks
 from sics.selection.select import mask_hash, select
 from sics.study.stage import Results, load_correct
-from sics.study.study import prepare
+from sics.study.study import is_default_unit, prepare
 from sics.study.sweep import row_key, run_sweep, scorer_version
 from sics.units import get_unit
 from sics.units import token_ops as tko
@@ -28,7 +28,7 @@ S4 = [0.5, 0.6, 0.7, 0.8]
 
 
 RESNETS = {"he": resolve_profile("ci_resnet"),  # ResNet-8: a block per stage, strided shortcuts
-           "page": resolve_profile("resnet").replace(embed_dim=4)}  # ResNet-9 layout, narrow
+           "page": resolve_profile("resnet").replace(width=4)}  # ResNet-9 layout, narrow
 
 
 def _resnet(profile, seed: int = 0) -> torch.nn.Module:
@@ -59,7 +59,7 @@ def vit():
 def test_the_mlp_channel_row_key_is_the_one_made_before_units_existed(tiny_tree):
     # (as the committed profiles evaluate: without fp32 decisions, which enter the key where set)
     study = prepare("ci", str(tiny_tree), device="cpu", progress=False, fp32_decisions=False)
-    assert study.unit.name == "mlp_channels" and study.default_unit and study.name == "ci"
+    assert study.unit.name == "mlp_channels" and is_default_unit(study.unit) and study.name == "ci"
     config = dict(ckpt=study.trained.ckpt_id, n_test=study.n_test, scorer="tent_raw",
                   params=get_scorer("tent_raw").params({}), S=0.7, seed=1, allocation="block",
                   recovery=0, n_calib=study.profile.n_calib, version=scorer_version("tent_raw"))  # fmt: skip
@@ -152,8 +152,8 @@ def token_study(tiny_tree, tmp_path_factory):
 def test_a_token_group_is_an_image_and_monotone_transforms_keep_the_same_tokens(token_study):
     study, rows, _ = token_study
     T = 16  # ci: 32 px, patch 8
-    assert study.name == "ci-tokens" and len(study.stats) == study.n_test
-    assert all(b.H == T for b in study.stats)
+    assert study.name == "ci-tokens" and len(study.selection.stats) == study.n_test
+    assert all(b.H == T for b in study.selection.stats)
     for S in S4:
         _, mag = study.masks("magnitude", S)
         assert all(int(m.sum()) == round((1 - S) * T) for m in mag)  # every image keeps k tokens
@@ -223,7 +223,7 @@ def test_tokens_refuse_global_allocation_and_recovery(token_study):
 def test_a_resnet_study_runs_the_same_sweep(tiny_tree):
     study = prepare("ci_resnet", str(tiny_tree), device="cpu", progress=False)
     assert study.unit.name == "conv_channels" and study.name == "ci_resnet"
-    assert [b.H for b in study.stats] == [8, 16, 32]
+    assert [b.H for b in study.selection.stats] == [8, 16, 32]
     rows = run_sweep(study, ["magnitude", "log_magnitude", "tent_raw", "gradient"], [0.5, 0.8], n_seeds=2)
     for S in (0.5, 0.8):
         at = rows[rows["sparsity"] == S]
