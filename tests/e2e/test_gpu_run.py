@@ -1,5 +1,5 @@
-"""The GPU reference run, dry on this CPU (ci profile, tiny data, a stub nvidia-smi; see the
-`gpu_dry_run` fixture, this module's own): what comes back fits the device's limits, is complete, survives a TERM,
+"""The GPU reference run, dry on this CPU (ci profile, tiny data, a stub nvidia-smi): one test,
+whose steps check that what comes back fits the device's limits, is complete, survives a TERM,
 and regenerates and verifies here without training."""
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ def stages(text: str) -> pd.DataFrame:
 GPU_SCRIPT = REPO / "tools" / "gpu_reference_run.sh"
 
 
-@pytest.fixture(scope="module")
-def gpu_dry_run(tiny_archive, tmp_path_factory) -> dict:
+def dry_run(tiny_archive, base) -> dict:
     """`tools/gpu_reference_run.sh` on this CPU with the ci profile, tiny data and a stub
     nvidia-smi: once stopped with TERM in notebook 02 (once its first sweep row is written), then
     run again to completion over the same cache and outputs (as a rerun on the same machine
@@ -51,8 +50,7 @@ def gpu_dry_run(tiny_archive, tmp_path_factory) -> dict:
     import sys
     import time
 
-    base = tmp_path_factory.mktemp("gpu-run")
-    (base / "bin").mkdir()
+    (base / "bin").mkdir(parents=True)
     stub = base / "bin" / "nvidia-smi"
     stub.write_text('#!/bin/sh\necho "name, memory.total [MiB], driver_version"\necho "Stub GPU (CPU dry run), 0 MiB, 0"\n')
     stub.chmod(0o755)
@@ -76,7 +74,7 @@ def gpu_dry_run(tiny_archive, tmp_path_factory) -> dict:
                 log=complete.stdout + complete.stderr)  # fmt: skip
 
 
-def test_gpu_run_stopped_by_term_midway_returns_what_had_finished(gpu_dry_run, tmp_path):
+def check_stopped_by_term_midway_returns_what_had_finished(gpu_dry_run, tmp_path):
     out = gpu_dry_run["killed"]
     assert gpu_dry_run["killed_rc"] == 143
     names = check_returned(out)
@@ -99,7 +97,7 @@ def test_gpu_run_stopped_by_term_midway_returns_what_had_finished(gpu_dry_run, t
     assert all(pred_name(r.mask_hash, int(r.recovery_steps), int(r.seed)) in found for r in rows.itertuples())
 
 
-def test_gpu_run_to_completion_returns_every_output_folder_and_the_shards(gpu_dry_run, tmp_path):
+def check_to_completion_returns_every_output_folder_and_the_shards(gpu_dry_run, tmp_path):
     out = gpu_dry_run["complete"]
     assert gpu_dry_run["complete_rc"] == 0, gpu_dry_run["log"][-3000:]
     assert set(check_returned(out)) >= {"study.tar", "figures.tar"}
@@ -123,11 +121,9 @@ def test_gpu_run_to_completion_returns_every_output_folder_and_the_shards(gpu_dr
     assert len(meta["files"]) >= 2 and all(f"ci/{n}" in files for n in meta["files"])
 
 
-@pytest.fixture(scope="module")
-def restored(gpu_dry_run, tmp_path_factory):
+def restore_and_regenerate(gpu_dry_run, base):
     """What came back, restored into an empty figures folder, then regenerated with no data and
     an empty cache (notebooks 01-07; 08 studies the committed ResNet, which is not shipped)."""
-    base = tmp_path_factory.mktemp("restored")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SICS_FIGURES", str(base / "figures"))
         mp.setenv("SICS_CACHE", str(base / "cache"))
@@ -138,7 +134,7 @@ def restored(gpu_dry_run, tmp_path_factory):
     return base / "figures", before
 
 
-def test_a_cpu_regenerates_the_gpu_run_from_what_came_back_byte_for_byte(restored):
+def check_a_cpu_regenerates_it_byte_for_byte(restored):
     root, before = restored
     differ = [rel for rel, data in before.items() if (root / rel).read_bytes() != data]
     assert differ == [], differ  # a partial run's record goes to the git-ignored last_run.json only
@@ -147,14 +143,14 @@ def test_a_cpu_regenerates_the_gpu_run_from_what_came_back_byte_for_byte(restore
     assert not (root / "ci" / "weights.safetensors").exists()  # nothing was trained
 
 
-def test_a_cpu_verifies_the_gpu_run_from_what_came_back(restored, tiny_archive, monkeypatch, capsys):
+def check_a_cpu_verifies_it(restored, tiny_archive, monkeypatch, capsys):
     root, _ = restored
     monkeypatch.setenv("SICS_FIGURES", str(root))
     assert verify.main(["--profile", "ci", "--data", str(tiny_archive), "--n", "6"]) == 0
     assert "-> PASS" in capsys.readouterr().out
 
 
-def test_a_pack_that_changed_on_the_way_is_refused(gpu_dry_run, tmp_path):
+def check_a_pack_that_changed_on_the_way_is_refused(gpu_dry_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(gpu_dry_run["complete"], copy)
     shard = next(p for p in copy.iterdir() if p.name.startswith("ci.weights-"))
@@ -162,3 +158,17 @@ def test_a_pack_that_changed_on_the_way_is_refused(gpu_dry_run, tmp_path):
     with pytest.raises(ship.SicsError, match="does not match its sha256"):
         ship.restore(copy, tmp_path / "figures")
     assert not (tmp_path / "figures").exists()  # nothing restored
+
+
+def test_the_gpu_reference_run_dry_on_this_cpu(tiny_archive, tmp_path, monkeypatch, capsys):
+    """Stopped by TERM midway, then run to completion: each returns what it finished, within the
+    device's limits; a CPU regenerates and verifies what came back, and refuses a changed pack."""
+    for sub in ("killed", "complete", "restored", "changed"):
+        (tmp_path / sub).mkdir()
+    run = dry_run(tiny_archive, tmp_path / "run")
+    check_stopped_by_term_midway_returns_what_had_finished(run, tmp_path / "killed")
+    check_to_completion_returns_every_output_folder_and_the_shards(run, tmp_path / "complete")
+    restored = restore_and_regenerate(run, tmp_path / "restored")
+    check_a_cpu_regenerates_it_byte_for_byte(restored)
+    check_a_cpu_verifies_it(restored, tiny_archive, monkeypatch, capsys)
+    check_a_pack_that_changed_on_the_way_is_refused(run, tmp_path / "changed")

@@ -47,9 +47,8 @@ def test_committed_runs_share_their_recipe():
     import torch
 
     from sics.config import resolve_profile
-    from sics.training.checkpoints import recipe_hash, resolved_recipe
-
     from sics.paths import REPO
+    from sics.training.checkpoints import recipe_hash, resolved_recipe
 
     for profile in RUN_IDS:  # the committed tree, not the tests' own figures folder
         found = sorted((REPO / "figures" / profile / "runs").glob("*/weights.json"))
