@@ -26,6 +26,8 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
 VENV := .venv
 PY := $(VENV)/bin/python
+KV_VENV := .venv-kv
+KV_PY := $(KV_VENV)/bin/python
 ifneq ($(DATA),)
 export SICS_DATA := $(abspath $(DATA))
 endif
@@ -42,10 +44,10 @@ export SICS_WEIGHTS := $(abspath $(WEIGHTS))
 endif
 # What `make clean` removes: the smoke profiles' outputs and the caches (decoded data,
 # checkpoints, predictions); never .venv or the committed full-scale figures.
-CLEAN := figures/quick figures/ci figures/quick-tokens figures/ci-tokens figures/ci_resnet figures/resnet/fig_units_quick.png figures/resnet/fig_units_quick.pdf .cache site
+CLEAN := figures/quick figures/ci figures/ci_lm figures/quick-tokens figures/ci-tokens figures/ci_resnet figures/resnet/fig_units_quick.png figures/resnet/fig_units_quick.pdf .cache site
 
 .DEFAULT_GOAL := help
-.PHONY: help paper verify site test unit e2e nbval lint bench strip clean clean-ci
+.PHONY: help kv-env paper verify site test unit e2e nbval lint bench strip clean clean-ci
 
 help:
 	@echo 'targets:'
@@ -59,6 +61,7 @@ help:
 	@echo '  make bench    throughput, FLOPs and MFU of the profile model'
 	@echo '  make lint     ruff over sics/ and tests/'
 	@echo '  make strip    clear the notebook outputs before committing'
+	@echo '  make kv-env   the KV-cache study'"'"'s environment (.venv-kv: transformers, kvpress) beside .venv'
 	@echo '  make clean    remove $(CLEAN) (clean-ci: the same)'
 	@echo '  make help     this list (the default target)'
 	@echo 'variables, e.g. make paper PROFILE=quick DATA=~/cifar10:'
@@ -87,6 +90,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q $(TORCH_SPEC) -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -c "import torch, torchvision, timm, papermill, nbval, seaborn"
 	touch $@
+
+# The KV-cache study's environment: the main one's packages plus transformers and kvpress (which
+# pins pandas<3), in a venv of its own so that no version writing committed outputs moves.
+$(KV_VENV)/.installed: pyproject.toml
+	test -x $(KV_PY) || $(PYTHON) -m venv $(KV_VENV)
+	$(KV_PY) -m pip install -q $(TORCH_SPEC) -e '.[kv,dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(KV_PY) -c "import torch, transformers, kvpress, rdata"
+	touch $@
+
+kv-env: $(KV_VENV)/.installed
 
 paper: $(VENV)/.installed
 	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose) $(if $(ONLY),--only $(ONLY)) $(foreach s,$(SET),--set $(s))

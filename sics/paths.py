@@ -8,7 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # Smoke-scale profiles: their outputs (figures/<name>/, figures/<name>-<unit>/) are git-ignored,
 # never committed results
-SMOKE_PROFILES = ("quick", "ci", "ci_resnet")
+SMOKE_PROFILES = ("quick", "ci", "ci_resnet", "ci_lm")
 
 
 def cache_dir() -> Path:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sics.config import PROFILES, ResNetConfig, ViTConfig, resolve_profile
+from sics.config import PROFILES, LMConfig, ResNetConfig, ViTConfig, resolve_profile
 from sics.errors import ParameterError
 from sics.models.precision import EVAL_PRECISIONS
 from sics.paths import figures_dir
@@ -35,9 +35,12 @@ def test_every_profile_has_a_consistent_model(name):
     assert p.name == name and p.description
     if isinstance(m, ViTConfig):
         assert m.embed_dim % m.num_heads == 0 and m.img_size % m.patch_size == 0 and m.mlp_hidden >= 1
+    elif isinstance(m, LMConfig):  # a byte-level LM: heads split the width, kv heads the heads
+        assert m.d_model % m.n_head == 0 and m.n_head % m.n_kv_head == 0 and m.vocab_size == 256
+        assert p.dataset == "text" and p.unit == "kv_positions" and m.attention == "eager"
     else:  # a CIFAR ResNet: Page's 9, or He's 6n + 2
         assert isinstance(m, ResNetConfig) and (m.depth == 9 or (m.depth - 2) % 6 == 0) and m.width >= 1
-    assert m.depth >= 1 and p.epochs >= 1 and p.n_seeds >= 1
+    assert p.epochs >= 1 and p.n_seeds >= 1
     assert all(0 <= S < 1 for S in (*p.sparsities, *(p.ablation_sparsities or ())))
     assert p.eval_precision in EVAL_PRECISIONS
     assert resolve_profile(name) is p

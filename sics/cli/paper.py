@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .. import progress
 from ..config import resolve_profile
-from ..errors import SicsError
+from ..errors import ParameterError, SicsError
 from ..paths import figures_dir, notebooks_dir
 from ..study.stage import pack_open
 from .checks import Parser, check_parameter, check_settings
@@ -329,7 +329,11 @@ def choose(args) -> tuple[str, list[str], dict]:
     chosen = [n for n in (*NOTEBOOKS, *ON_REQUEST) if (n in NOTEBOOKS and not wanted) or n[:2] in wanted]
     sets = parse_sets(args.set)
     check_sets(sets, [p for n in chosen if (p := notebooks_dir() / f"{n}.ipynb").exists()])
-    return resolve_profile(args.profile).name, chosen, sets  # `auto` resolved once, for every notebook
+    profile = resolve_profile(args.profile)  # `auto` resolved once, for every notebook
+    if profile.unit not in ("mlp_channels", "conv_channels"):
+        raise ParameterError(f"profile {profile.name} is a language model's: it trains with python -m sics.cli.lm "
+                             "(make kv-env); its KV-cache study is not one of these notebooks")  # fmt: skip
+    return profile.name, chosen, sets
 
 
 def main(argv: list[str] | None = None) -> int:

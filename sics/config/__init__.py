@@ -13,11 +13,11 @@ import sys
 from ..errors import ParameterError
 from ..hardware import cuda_available, device_type
 from ..paths import figures_root
-from .models import ModelConfig, ResNetConfig, ViTConfig
+from .models import ImageConfig, LMConfig, ModelConfig, ResNetConfig, ViTConfig
 from .profile import Profile
 from .profiles import ARCHITECTURES, PROFILES
 
-__all__ = ["ARCHITECTURES", "PROFILES", "ModelConfig", "Profile", "ResNetConfig", "ViTConfig", "architecture_profile",
+__all__ = ["ARCHITECTURES", "PROFILES", "ImageConfig", "LMConfig", "ModelConfig", "Profile", "ResNetConfig", "ViTConfig", "architecture_profile",
            "auto_profile", "pick_device", "pretrained_weights_here", "resolve_profile"]  # fmt: skip
 
 

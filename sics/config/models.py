@@ -16,12 +16,9 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """What every family's config has: a name its family builds, the input size and normalisation."""
+    """What every family's config has: the name its family builds (a timm name, for a ViT)."""
 
     model_name: str = ""
-    img_size: int = 32
-    mean: tuple[float, float, float] = CIFAR_MEAN
-    std: tuple[float, float, float] = CIFAR_STD
 
     def key(self) -> dict:
         """The fields of the checkpoint key this config stands for (see the module docstring)."""
@@ -33,7 +30,16 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class ViTConfig(ModelConfig):
+class ImageConfig(ModelConfig):
+    """An image model's input: its size and normalisation (the pretrained cfg's, or CIFAR-10's)."""
+
+    img_size: int = 32
+    mean: tuple[float, float, float] = CIFAR_MEAN
+    std: tuple[float, float, float] = CIFAR_STD
+
+
+@dataclass(frozen=True)
+class ViTConfig(ImageConfig):
     """A timm VisionTransformer: from scratch at CIFAR size, or a pretrained one by its timm name."""
 
     model_name: str = "vit_small_patch16_224"
@@ -60,7 +66,7 @@ class ViTConfig(ModelConfig):
 
 
 @dataclass(frozen=True)
-class ResNetConfig(ModelConfig):
+class ResNetConfig(ImageConfig):
     """A CIFAR ResNet (`sics.models.resnet`): depth 9 is Page's layout, 6n + 2 He's."""
 
     model_name: str = "cifar_resnet"
@@ -80,3 +86,29 @@ class ResNetConfig(ModelConfig):
         return dict(model_name=self.model_name, img_size=self.img_size, patch_size=4, embed_dim=self.width,
                     depth=self.depth, num_heads=1, mlp_hidden=self.widest, pretrained=False, mean=self.mean,
                     std=self.std, pool_first=self.pool_first, logit_scale=self.logit_scale)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LMConfig(ModelConfig):
+    """A small causal language model over bytes: transformers' `LlamaForCausalLM` (RMSNorm,
+    SwiGLU, RoPE), with the attention implementation pinned, since the KV study reads attention
+    weights (`eager`)."""
+
+    model_name: str = "llama"
+    vocab_size: int = 256  # bytes: any text, no tokenizer to train or ship
+    n_layer: int = 4
+    d_model: int = 256
+    n_head: int = 4
+    n_kv_head: int = 4
+    d_ff: int = 768
+    context: int = 512  # positions a training sequence has, and the cached prefix of a held-out context
+    rope_theta: float = 10000.0
+    attention: str = "eager"  # the study's: kvpress's attention-based presses read the weights
+    train_attention: str = "sdpa"  # training's: the same function, about 1.4x faster here
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    def key(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -3,7 +3,7 @@ and the results log; here are only the settings."""
 
 from __future__ import annotations
 
-from .models import ResNetConfig, ViTConfig
+from .models import LMConfig, ResNetConfig, ViTConfig
 from .profile import Profile
 
 # The tiny ViT of the tests and the quick preview; the from-scratch ViT-Small geometry at CIFAR size
@@ -152,6 +152,42 @@ PROFILES: dict[str, Profile] = {
             fine_grid=(0.40, 0.90, 0.1),
             ablation_seeds=1,
             recovery_steps=2,
+            fp32_decisions=True,
+        ),
+        Profile(
+            name="lm",
+            description="byte-level Llama LM (4x256, 4 heads, context 512) trained from scratch on five of Jane "
+                        "Austen's novels on a 2-core CPU; the KV-cache study's model",
+            model=LMConfig(),
+            dataset="text",
+            epochs=4,  # passes' worth of training bytes (3.6 M): about 880 steps of 32 x 512
+            batch_size=32,
+            lr=2e-3,
+            weight_decay=0.1,
+            warmup_epochs=0.1,
+            label_smoothing=0.0,
+            augment="none",
+            train_precision="bf16",  # where the CPU has bf16 units (docs/profiles.md)
+            eval_precision="fp32",
+            unit="kv_positions",
+            n_seeds=10,
+        ),
+        Profile(
+            name="ci_lm",
+            description="tiny byte-level Llama LM (2x32, context 64) for tests; numbers mean nothing",
+            model=LMConfig(n_layer=2, d_model=32, n_head=2, n_kv_head=2, d_ff=64, context=64),
+            dataset="text",
+            epochs=1,
+            batch_size=8,
+            lr=3e-3,
+            weight_decay=0.1,
+            warmup_epochs=0.1,
+            label_smoothing=0.0,
+            augment="none",
+            train_precision="fp32",
+            eval_precision="fp32",
+            unit="kv_positions",
+            n_seeds=2,
             fp32_decisions=True,
         ),
     ]

@@ -21,6 +21,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import DataError
 
 HOW_TO_PROVIDE = ("give TEXT=DIR (or SICS_TEXT): a folder of .txt files, or Jane Austen's novels from Debian "
@@ -51,6 +53,29 @@ class Corpus:
     @property
     def test(self) -> str:
         return self.texts[self.held_out]
+
+    def train_bytes(self) -> np.ndarray:
+        """The training texts as one byte stream (UTF-8), each followed by a blank line."""
+        return encode("".join(text + "\n\n" for text in self.train.values()))
+
+    def test_bytes(self) -> np.ndarray:
+        return encode(self.test)
+
+
+def encode(text: str) -> np.ndarray:
+    """A text as the byte-level LM reads it: its UTF-8 bytes (the vocabulary is 256 bytes)."""
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
+
+
+def held_out_contexts(stream: np.ndarray, context: int, window: int, n: int | None = None) -> np.ndarray:
+    """Non-overlapping held-out contexts, (N, context + window + 1) bytes each, from the start
+    of the held-out stream: a cached prefix of `context` positions, then a continuation `window`
+    whose next bytes are predicted (the +1 is the last target). Every one of them, or the first `n`."""
+    size = context + window + 1
+    fit = len(stream) // size
+    if fit == 0 or (n is not None and n > fit):
+        raise DataError(f"the held-out text ({len(stream):,} bytes) holds {fit} contexts of {size} bytes, not {n}")
+    return stream[: (n or fit) * size].reshape(n or fit, size)
 
 
 def _austen_files(root: Path) -> tuple[Path, Path] | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Profile
-from ..config.models import ModelConfig, ResNetConfig, ViTConfig
+from ..config.models import LMConfig, ModelConfig, ResNetConfig, ViTConfig
 from ..errors import ParameterError
 
 
@@ -67,3 +67,7 @@ register_family(Family("vit", ViTConfig, _vit_geometry, _vit_label, "sics.models
 register_family(Family("resnet", ResNetConfig, _resnet_geometry,
                        lambda m: f"CIFAR {_resnet_geometry(m)} @ {m.img_size}px, from scratch",
                        "sics.models.resnet:build"))  # fmt: skip
+register_family(Family("lm", LMConfig, lambda m: f"{m.n_layer}x{m.d_model}, {m.n_head} heads, context {m.context}",
+                       lambda m: f"byte-level Llama LM {m.n_layer}x{m.d_model} ({m.n_head} heads, {m.n_kv_head} kv), "
+                                 f"context {m.context}, from scratch",
+                       "sics.models.lm:build"))  # fmt: skip

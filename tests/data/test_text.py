@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 from sics.data.text import AUSTEN_NOVELS, load_corpus
@@ -60,3 +61,15 @@ def test_the_austen_novels_are_read_without_r():
     assert corpus.held_out == "northangerabbey" and corpus.test.startswith("NORTHANGER ABBEY")
     assert corpus.texts["prideprejudice"].startswith("PRIDE AND PREJUDICE\n\nBy Jane Austen\n\n\n\nChapter 1\n")
     assert corpus.source.startswith("Jane Austen's novels (janeaustenr)")
+
+
+def test_bytes_and_held_out_contexts_are_cut_as_documented():
+    from sics.data.text import encode, held_out_contexts
+
+    stream = encode("Emma Woodhouse, handsome, clever, and rich. " * 40)
+    ctx = held_out_contexts(stream, context=16, window=4)
+    assert ctx.shape == (len(stream) // 21, 21) and ctx.dtype == np.uint8
+    assert np.array_equal(ctx[1], stream[21:42])  # non-overlapping, from the start
+    assert held_out_contexts(stream, 16, 4, n=3).shape == (3, 21)
+    with pytest.raises(DataError, match="holds 83 contexts of 21 bytes, not 100"):
+        held_out_contexts(stream, 16, 4, n=100)
