@@ -10,6 +10,13 @@ from .profile import Profile
 CI_VIT = ViTConfig(patch_size=8, embed_dim=32, depth=4, num_heads=2, mlp_hidden=128)
 SMALL_VIT = ViTConfig(patch_size=8, embed_dim=128, depth=6, num_heads=4, mlp_hidden=512)
 
+# What the tests' tiny profiles share: small data, one epoch, two seeds, one ablation seed.
+SMOKE = dict(n_train=1024, n_test=512, n_calib=64, epochs=1, n_seeds=2, eval_batch_size=512,
+             fine_grid=(0.40, 0.90, 0.1), ablation_seeds=1, recovery_steps=2, fp32_decisions=True)  # fmt: skip
+# What the byte-level LMs' recipes share (the KV-cache study: docs/protocol.md).
+LM_RECIPE = dict(dataset="text", weight_decay=0.1, warmup_epochs=0.1, label_smoothing=0.0, augment="none",
+                 eval_precision="fp32", unit="kv_positions")  # fmt: skip
+
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in [
@@ -91,20 +98,11 @@ PROFILES: dict[str, Profile] = {
             name="ci",
             description="tiny ViT (4x32, 2 heads, H=128, patch 8) for tests; numbers mean nothing",
             model=CI_VIT,  # 4 independent blocks: a non-monotone scorer always changes some selection
-            n_train=1024,
-            n_test=512,
-            n_calib=64,
-            epochs=1,
             batch_size=128,
             lr=2e-3,
             warmup_epochs=0.2,
             augment="flip",
-            n_seeds=2,
-            eval_batch_size=512,
-            fine_grid=(0.40, 0.90, 0.1),
-            ablation_seeds=1,
-            recovery_steps=2,
-            fp32_decisions=True,
+            **SMOKE,
         ),
         Profile(
             name="resnet",
@@ -135,10 +133,6 @@ PROFILES: dict[str, Profile] = {
             name="ci_resnet",
             description="tiny CIFAR ResNet-8 (widths 8/16/32) for tests; numbers mean nothing",
             model=ResNetConfig(depth=8, width=8),
-            n_train=1024,
-            n_test=512,
-            n_calib=64,
-            epochs=1,
             batch_size=128,
             lr=0.05,
             weight_decay=5e-4,
@@ -147,48 +141,31 @@ PROFILES: dict[str, Profile] = {
             augment="flip",
             optimizer="sgd",
             unit="conv_channels",
-            n_seeds=2,
-            eval_batch_size=512,
-            fine_grid=(0.40, 0.90, 0.1),
-            ablation_seeds=1,
-            recovery_steps=2,
-            fp32_decisions=True,
+            **SMOKE,
         ),
         Profile(
             name="lm",
             description="byte-level Llama LM (4x256, 4 heads, context 512) trained from scratch on five of Jane "
                         "Austen's novels on a 2-core CPU; the KV-cache study's model",
             model=LMConfig(),
-            dataset="text",
-            epochs=4,  # passes' worth of training bytes (3.6 M): about 880 steps of 32 x 512
+            epochs=4,  # passes' worth of training bytes (3.6 M): 877 steps of 32 x 512
             batch_size=32,
             lr=2e-3,
-            weight_decay=0.1,
-            warmup_epochs=0.1,
-            label_smoothing=0.0,
-            augment="none",
             train_precision="bf16",  # where the CPU has bf16 units (docs/profiles.md)
-            eval_precision="fp32",
-            unit="kv_positions",
             n_seeds=10,
+            **LM_RECIPE,
         ),
         Profile(
             name="ci_lm",
             description="tiny byte-level Llama LM (2x32, context 64) for tests; numbers mean nothing",
             model=LMConfig(n_layer=2, d_model=32, n_head=2, n_kv_head=2, d_ff=64, context=64),
-            dataset="text",
             epochs=1,
             batch_size=8,
             lr=3e-3,
-            weight_decay=0.1,
-            warmup_epochs=0.1,
-            label_smoothing=0.0,
-            augment="none",
             train_precision="fp32",
-            eval_precision="fp32",
-            unit="kv_positions",
             n_seeds=2,
             fp32_decisions=True,
+            **LM_RECIPE,
         ),
     ]
 }
