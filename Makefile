@@ -47,7 +47,7 @@ endif
 CLEAN := figures/quick figures/ci figures/ci_lm figures/quick-tokens figures/ci-tokens figures/ci_resnet figures/resnet/fig_units_quick.png figures/resnet/fig_units_quick.pdf .cache site
 
 .DEFAULT_GOAL := help
-.PHONY: help kv-env paper verify site test unit e2e nbval lint bench strip clean clean-ci
+.PHONY: help kv-env kv-test paper verify site test unit e2e nbval lint bench strip clean clean-ci
 
 help:
 	@echo 'targets:'
@@ -62,6 +62,7 @@ help:
 	@echo '  make lint     ruff over sics/ and tests/'
 	@echo '  make strip    clear the notebook outputs before committing'
 	@echo '  make kv-env   the KV-cache study'"'"'s environment (.venv-kv: transformers, kvpress) beside .venv'
+	@echo '  make kv-test  the tests that need it (the LMs, kvpress on them)'
 	@echo '  make clean    remove $(CLEAN) (clean-ci: the same)'
 	@echo '  make help     this list (the default target)'
 	@echo 'variables, e.g. make paper PROFILE=quick DATA=~/cifar10:'
@@ -100,6 +101,10 @@ $(KV_VENV)/.installed: pyproject.toml
 	touch $@
 
 kv-env: $(KV_VENV)/.installed
+
+# The tests that need the KV environment (they skip in .venv)
+kv-test: $(KV_VENV)/.installed
+	SICS_PROFILE=ci HF_HUB_OFFLINE=1 $(KV_PY) -m pytest -q -p no:cacheprovider tests/training/test_lm.py tests/units/test_kvpress.py
 
 paper: $(VENV)/.installed
 	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose) $(if $(ONLY),--only $(ONLY)) $(foreach s,$(SET),--set $(s))

@@ -1,0 +1,74 @@
+"""kvpress on the KV study's LM (in the KV environment: `make kv-env`; skipped elsewhere): the
+five presses the study compares against run on our `LlamaForCausalLM` as kvpress runs them (its
+context manager over a prefill), the positions each keeps are read back from the cache, and
+kvpress keeps int(n(1 - S)) positions where our selection path rounds half up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+kvpress = pytest.importorskip("kvpress")
+
+from transformers import DynamicCache  # noqa: E402
+
+from sics.config import resolve_profile  # noqa: E402
+from sics.models import build_model  # noqa: E402
+from sics.selection.select import keep_count  # noqa: E402
+
+S4 = (0.5, 0.6, 0.7, 0.8)
+
+
+def kept_positions(model, x: torch.Tensor, press) -> list[torch.Tensor]:
+    """Per layer, the (batch, kv head, kept) positions `press` keeps in a prefill of `x`: its
+    cache holds gathered keys (in score order), matched here to the uncompressed cache's."""
+    with torch.no_grad():
+        full = DynamicCache()
+        model(input_ids=x, past_key_values=full)
+        cache = DynamicCache()
+        with press(model):
+            model(input_ids=x, past_key_values=cache)
+    out = []
+    for layer in range(len(model.model.layers)):
+        k, kept = full.layers[layer].keys, cache.layers[layer].keys
+        same = (kept[:, :, :, None, :] == k[:, :, None, :, :]).all(-1)  # (B, H, kept, L)
+        assert (same.sum(-1) == 1).all()  # every kept key is one position's, bit for bit
+        out.append(same.float().argmax(-1).sort(-1).values)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lm():
+    torch.manual_seed(0)
+    model = build_model(resolve_profile("ci_lm")).eval()
+    x = torch.from_numpy(np.random.default_rng(0).integers(32, 127, size=(3, 64))).long()
+    return model, x
+
+
+@pytest.mark.parametrize("S", S4)
+def test_the_five_presses_run_on_our_lm_and_keep_kvpress_s_count(lm, S):
+    model, x = lm
+    presses = [kvpress.KnormPress(S), kvpress.SnapKVPress(S, window_size=16), kvpress.TOVAPress(S),
+               kvpress.ObservedAttentionPress(S), kvpress.StreamingLLMPress(S, n_sink=4)]  # fmt: skip
+    n = x.shape[1]
+    for press in presses:
+        for positions in kept_positions(model, x, press):
+            assert positions.shape[-1] == kvpress.utils.compute_n_kept(n, S) == int(n * (1 - S))
+    # where the counts part: ours rounds (1 - S) n half up, kvpress truncates (and float error
+    # makes 64 x 0.2 = 12.799...)
+    assert [keep_count(S_, n) for S_ in S4] == [32, 26, 19, 13]
+    assert [int(n * (1 - S_)) for S_ in S4] == [32, 25, 19, 12]
+
+
+def test_knorm_keeps_the_lowest_key_norms_and_streaming_the_sinks_and_the_recent(lm):
+    model, x = lm
+    with torch.no_grad():
+        full = DynamicCache()
+        model(input_ids=x, past_key_values=full)
+    norms = full.layers[1].keys.norm(dim=-1)  # (B, H, L)
+    knorm = kept_positions(model, x, kvpress.KnormPress(0.5))[1]
+    lowest = norms.argsort(-1)[..., :32].sort(-1).values
+    assert torch.equal(knorm, lowest)  # the key norm, oriented so that low norms stay (Devoto et al.)
+    stream = kept_positions(model, x, kvpress.StreamingLLMPress(0.5, n_sink=4))[0]
+    assert stream[0, 0].tolist() == [0, 1, 2, 3, *range(36, 64)]
