@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 
 from ..errors import SicsError
 
-WINDOW = 32  # continuation positions per held-out context (docs/protocol.md, the KV study)
 KEEP_LAST = 64  # the context check's window: StreamingLLM's recent positions
 
 
@@ -32,25 +30,26 @@ def heldout_record(model, corpus, profile) -> dict:
     from ..data.text import held_out_contexts
     from ..training.lm import LOG2E, window_loss
 
-    test = corpus.test_bytes()
-    contexts = held_out_contexts(test, profile.model.context, WINDOW)
-    full, accuracy = window_loss(model, contexts, profile.model.context, WINDOW)
-    recent, _ = window_loss(model, contexts, profile.model.context, WINDOW, keep_last=KEEP_LAST)
+    test, m = corpus.test_bytes(), profile.model
+    contexts = held_out_contexts(test, m.context, m.window)
+    full, accuracy = window_loss(model, contexts, m.context, m.window)
+    recent, _ = window_loss(model, contexts, m.context, m.window, keep_last=KEEP_LAST)
     bytes_per_char = len(test) / len(corpus.test)
-    base = baseline_bits(corpus.train_bytes(), contexts, WINDOW)
+    base = baseline_bits(corpus.train_bytes(), contexts, m.window)
     return dict(
-        contexts=len(contexts), context=profile.model.context, window=WINDOW, keep_last=KEEP_LAST,
+        contexts=len(contexts), context=m.context, window=m.window, keep_last=KEEP_LAST,
         nats_per_byte=float(full.mean()), bits_per_char=float(full.mean() * LOG2E * bytes_per_char),
         nats_per_byte_last_only=float(recent.mean()),
-        context_gain=float(recent.mean() / full.mean() - 1),  # the loss the window adds, as a fraction
+        context_gain=float(recent.mean() / full.mean() - 1),  # the loss added by keeping only the last positions
         baselines_bits_per_char={k: v * bytes_per_char for k, v in base.items()},
         contexts_worse_without_context=float(np.mean(recent > full)), next_byte_accuracy=float(accuracy.mean()),
     )  # fmt: skip
 
 
 def train_and_export(profile_name: str, run: int, text: str | None = None) -> dict:
-    from ..config import pick_device, resolve_profile
+    from ..config import LMConfig, pick_device, resolve_profile
     from ..data.text import load_corpus
+    from ..errors import ParameterError
     from ..paths import cache_dir
     from ..training import weights
     from ..training.checkpoints import resolved_recipe
@@ -58,6 +57,8 @@ def train_and_export(profile_name: str, run: int, text: str | None = None) -> di
     from ..training.lm import train_lm
 
     p = resolve_profile(profile_name, train_seed=run)
+    if not isinstance(p.model, LMConfig):
+        raise ParameterError(f"profile {p.name} is not a language model's: lm or ci_lm")
     corpus = load_corpus(text)
     device = pick_device()
     ckpt_id = checkpoint_id(p, corpus.source_id)
@@ -66,7 +67,7 @@ def train_and_export(profile_name: str, run: int, text: str | None = None) -> di
     model, history = train_lm(p, corpus.train_bytes(), device, state_path)
     train_seconds = sum(h["seconds"] for h in history)
     record = heldout_record(model, corpus, p)
-    recipe = resolved_recipe(p, device, corpus.source_id)
+    recipe = {**resolved_recipe(p, device, corpus.source_id), "compile": False}  # (train_lm never compiles)
     meta = dict(ckpt_id=ckpt_id, profile=p.name, data=corpus.source, training_fields=training_fields(p),
                 history=history, train_seconds=round(train_seconds, 1), heldout=record,
                 test_accuracy=record["next_byte_accuracy"], resolved_recipe=recipe, recipe_hash=recipe_hash(recipe),
@@ -78,7 +79,7 @@ def train_and_export(profile_name: str, run: int, text: str | None = None) -> di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default=os.environ.get("SICS_PROFILE", "lm"))
+    ap.add_argument("--profile", default="lm", help="lm (default) or ci_lm")
     ap.add_argument("--run", type=int, default=0, help="training run k: the recipe with train_seed = k")
     ap.add_argument("--text", default="", help="the corpus (default: $SICS_TEXT)")
     args = ap.parse_args(argv)

@@ -101,14 +101,20 @@ class LMConfig(ModelConfig):
     n_head: int = 4
     n_kv_head: int = 4
     d_ff: int = 768
-    context: int = 512  # positions a training sequence has, and the cached prefix of a held-out context
+    context: int = 512  # the cached prefix of a held-out context
+    window: int = 32  # the continuation scored after it; training sequences are context + window long
     rope_theta: float = 10000.0
-    attention: str = "eager"  # the study's: kvpress's attention-based presses read the weights
+    attention: str = "eager"  # the study's (not in the key): the attention-based presses read the weights
     train_attention: str = "sdpa"  # training's: the same function, about 1.4x faster here
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_head
 
+    @property
+    def sequence(self) -> int:
+        """Positions a training sequence has: every position a held-out context's window reaches."""
+        return self.context + self.window
+
     def key(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "attention"}

@@ -74,7 +74,8 @@ def held_out_contexts(stream: np.ndarray, context: int, window: int, n: int | No
     size = context + window + 1
     fit = len(stream) // size
     if fit == 0 or (n is not None and n > fit):
-        raise DataError(f"the held-out text ({len(stream):,} bytes) holds {fit} contexts of {size} bytes, not {n}")
+        raise DataError(f"the held-out text ({len(stream):,} bytes) holds {fit} contexts of {size} bytes, "
+                        f"not {n or 'one'}")  # fmt: skip
     return stream[: (n or fit) * size].reshape(n or fit, size)
 
 

@@ -23,7 +23,8 @@ def model_label(profile: Profile) -> str:
 
 
 def build_model(profile: Profile, weights: str | os.PathLike | None = None):
-    """The profile's model with a 10-way head (see its family: `sics.models.vit`, `.resnet`)."""
+    """The profile's model (see its family: `sics.models.vit` and `.resnet`, with a 10-way head;
+    `.lm`, a byte-level language model)."""
     return family(profile).build(profile, weights)
 
 

@@ -164,7 +164,7 @@ class Stage:
         return rows[rows["key"].isin(self._rows)].reset_index(drop=True)
 
     def sweep(self, scorers, sparsities, **kwargs) -> Results:
-        """`run_sweep` over `scorers` (plus the plateau's magnitude), with its per-image results."""
+        """`sweep_grid` over `scorers` (plus the plateau's magnitude), with its per-image results."""
         names = list(dict.fromkeys([PLATEAU_SCORER, *scorers])) if scorers else []
         rows, measured = sweep_grid(self.study, names, sparsities, **kwargs)
         self._rows.update(zip(rows["key"], rows["seconds"], strict=True))

@@ -207,8 +207,9 @@ def prepare(profile: str | Profile = "auto", data: str | None = None, *, device:
     `unit` (default: the profile's, `mlp_channels` for ViTs) is the kind of unit the study prunes,
     with `unit_params` for its settings (`sics.units`).
 
-    The data are loaded only when needed: to train, or to evaluate a result that neither the
-    prediction cache nor the committed bundle holds. Progress bars are on unless
+    The data are loaded only when needed: to train, to evaluate a result that neither the
+    prediction cache nor the committed bundle holds, or (here) where no committed bundle records
+    the test set's size, which keys the prediction cache. Progress bars are on unless
     `progress=False`, `CI` is set, or `SICS_PROGRESS=0`.
     """
     if progress is None:

@@ -1,6 +1,7 @@
 """Training the KV-cache study's byte-level language models, and their held-out loss.
 
-A step reads `batch_size` windows of `context + 1` bytes at random starts in the training texts
+A step reads `batch_size` sequences of `context + window + 1` bytes (`LMConfig.sequence` + 1) at
+random starts in the training texts, so every position a held-out window reaches is trained
 (drawn with the train seed, so a run's data order is its own), and minimises the next-byte loss
 with AdamW, a linear warm-up and a cosine decay. An epoch is as many bytes as the training texts
 hold. The state (weights, optimiser, schedule, both generators, history) is saved every few
@@ -32,14 +33,14 @@ LOG2E = 1 / math.log(2)
 
 
 def total_steps(profile: Profile, n_train_bytes: int) -> int:
-    """Optimiser steps of the recipe: `epochs` passes' worth of bytes, `batch_size` windows a step."""
-    return math.ceil(profile.epochs * n_train_bytes / (profile.batch_size * profile.model.context))
+    """Optimiser steps of the recipe: `epochs` passes' worth of bytes, `batch_size` sequences a step."""
+    return math.ceil(profile.epochs * n_train_bytes / (profile.batch_size * profile.model.sequence))
 
 
-def sample_batch(stream: np.ndarray, rng: np.random.Generator, batch: int, context: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, next-byte targets) of `batch` windows at random starts in the byte stream."""
-    starts = rng.integers(0, len(stream) - context - 1, size=batch)
-    rows = np.stack([stream[s : s + context + 1] for s in starts]).astype(np.int64)
+def sample_batch(stream: np.ndarray, rng: np.random.Generator, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, next-byte targets) of `batch` sequences of `length` positions at random starts."""
+    starts = rng.integers(0, len(stream) - length, size=batch)  # (the last start, len - length - 1, included)
+    rows = np.stack([stream[s : s + length + 1] for s in starts]).astype(np.int64)
     t = torch.from_numpy(rows)
     return t[:, :-1], t[:, 1:]
 
@@ -63,7 +64,7 @@ def train_lm(profile: Profile, stream: np.ndarray, device: torch.device, state_p
     """
     steps = total_steps(profile, len(stream))
     model, opt, sched = _start(profile, device, steps)
-    rng, history, step, losses = np.random.default_rng(profile.train_seed), [], 0, []
+    rng, history, step, losses, carried = np.random.default_rng(profile.train_seed), [], 0, [], 0.0
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
@@ -72,18 +73,19 @@ def train_lm(profile: Profile, stream: np.ndarray, device: torch.device, state_p
         torch.set_rng_state(state["rng"])
         rng.bit_generator.state = state["np_rng"]
         history, step, losses = state["history"], int(state["step"]), state["losses"]
+        carried = float(state["seconds"])  # training time since the last history entry
 
     def save() -> None:
         state = dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
                      rng=torch.get_rng_state(), np_rng=rng.bit_generator.state, history=history, step=step,
-                     losses=losses)  # fmt: skip
+                     losses=losses, seconds=carried + time.time() - t0)  # fmt: skip
         atomic_write(state_path, lambda p: torch.save(state, p))
 
     model.train()
     bar = progress_bar(desc=f"train {profile.name}", total=steps, initial=step, unit="step", disable=not progress)
     saved_at, t0, done_here = time.time(), time.time(), 0
     while step < steps and (stop_after is None or done_here < stop_after):
-        x, y = sample_batch(stream, rng, profile.batch_size, profile.model.context)
+        x, y = sample_batch(stream, rng, profile.batch_size, profile.model.sequence)
         with autocast(device, profile.train_precision, cpu_auto=False):
             logits = model(input_ids=x.to(device)).logits
         loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten())
@@ -97,9 +99,9 @@ def train_lm(profile: Profile, stream: np.ndarray, device: torch.device, state_p
         bar.update()
         if step % 50 == 0 or step == steps:
             history.append(dict(step=step, train_loss=float(np.mean(losses)), lr=sched.get_last_lr()[0],
-                                seconds=round(time.time() - t0, 1)))  # fmt: skip
+                                seconds=round(carried + time.time() - t0, 1)))  # fmt: skip
             bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}")
-            losses, t0 = [], time.time()
+            losses, t0, carried = [], time.time(), 0.0
         if time.time() - saved_at > SAVE_SECONDS or step == steps:
             save()
             saved_at = time.time()
