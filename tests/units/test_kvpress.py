@@ -72,3 +72,27 @@ def test_knorm_keeps_the_lowest_key_norms_and_streaming_the_sinks_and_the_recent
     assert torch.equal(knorm, lowest)  # the key norm, oriented so that low norms stay (Devoto et al.)
     stream = kept_positions(model, x, kvpress.StreamingLLMPress(0.5, n_sink=4))[0]
     assert stream[0, 0].tolist() == [0, 1, 2, 3, *range(36, 64)]
+
+
+def test_a_row_runs_only_the_window_against_the_kept_positions_as_kvpress_does(lm):
+    """Our gathered cache gives the window the logits kvpress's compressed cache gives it, and
+    with every position kept, the logits of one uncut forward pass."""
+    from sics.units.kv_ops import gather_cache, prefill, window_logits
+
+    model, x = lm
+    prefix, window = x[:, :48], x[:, 48:]
+    kv = prefill(model, prefix)
+    press = kvpress.KnormPress(0.5)
+    with torch.no_grad():
+        pressed = DynamicCache()
+        with press(model):
+            model(input_ids=prefix, past_key_values=pressed)
+        theirs = window_logits(model, pressed, window, 48)
+    kept = kept_positions(model, prefix, press)
+    ours = window_logits(model, gather_cache(kv, kept), window, 48)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    everything = [torch.arange(48).expand(3, 2, 48) for _ in kv]
+    with torch.no_grad():
+        whole = model(input_ids=x).logits[:, 48:].float()
+    assert torch.allclose(window_logits(model, gather_cache(kv, everything), window, 48), whole, atol=1e-5)
+    assert not torch.allclose(ours, whole, atol=1e-3)  # evicting half the cache changes the window
