@@ -96,3 +96,47 @@ def test_a_row_runs_only_the_window_against_the_kept_positions_as_kvpress_does(l
         whole = model(input_ids=x).logits[:, 48:].float()
     assert torch.allclose(window_logits(model, gather_cache(kv, everything), window, 48), whole, atol=1e-5)
     assert not torch.allclose(ours, whole, atol=1e-3)  # evicting half the cache changes the window
+
+
+PRESSES = {  # our criterion -> kvpress's press, with the settings both use here
+    "knorm": lambda S: kvpress.KnormPress(S),
+    "observed_attention": lambda S: kvpress.ObservedAttentionPress(S),
+    "tova": lambda S: kvpress.TOVAPress(S),
+    "snapkv": lambda S: kvpress.SnapKVPress(S, window_size=16, kernel_size=5),
+    "streaming_llm": lambda S: kvpress.StreamingLLMPress(S, n_sink=4),
+}
+
+
+@pytest.mark.parametrize("S", S4)
+@pytest.mark.parametrize("name", sorted(PRESSES))
+def test_our_criteria_select_what_kvpress_selects(lm, name, S):
+    """Scores computed from one prefill, then the top int(n(1 - S)) per (context, layer, kv head):
+    the same positions kvpress keeps, in every layer, context and head."""
+    from sics.units.kv_ops import criterion_scores, prefill_with_attention
+
+    model, x = lm
+    keys, attns = prefill_with_attention(model, x)
+    theirs = kept_positions(model, x, PRESSES[name](S))
+    n_kept = int(x.shape[1] * (1 - S))
+    for layer, (k, a) in enumerate(zip(keys, attns, strict=True)):
+        scores = criterion_scores(name, k, a, S, window=16)
+        ours = scores.topk(n_kept, dim=-1).indices.sort(-1).values
+        assert torch.equal(ours, theirs[layer]), (name, S, layer)
+
+
+def test_kvpress_observed_attention_divides_by_the_queries_that_see_a_position():
+    """H2O accumulates the attention a position receives; kvpress divides that sum by the number
+    of queries that can see the position. With queries that attend half to themselves and half
+    evenly to what they see, H2O keeps the early half, kvpress mostly the late positions."""
+    from sics.units.kv_ops import criterion_scores
+
+    L = 32
+    causal = torch.tril(torch.ones(L, L))
+    attn = (0.5 * torch.eye(L) + 0.5 * causal / causal.sum(1, keepdim=True))[None, None]  # rows sum to 1
+    keys = torch.zeros(1, 1, L, 4)
+    theirs = kvpress.ObservedAttentionPress(0.5).score(None, None, keys, None, attn, None)
+    ours = criterion_scores("observed_attention", keys, attn, 0.5)
+    assert torch.allclose(ours, theirs)
+    h2o = attn.sum(2)  # the accumulated attention of the H2O paper
+    assert h2o.topk(16).indices.sort().values.tolist() == [[list(range(16))]]  # the early half
+    assert ours.topk(16).indices.sort().values.tolist() == [[[0, 1, 2, *range(19, 32)]]]  # mostly late
