@@ -1,0 +1,38 @@
+"""Experts from a dense MLP's channels: a balanced partition that covers every channel once, and
+recovers channels planted to fire together."""
+
+import numpy as np
+import pytest
+
+from sics.errors import ParameterError
+from sics.units.experts import balanced_partition, coactivation_features
+
+
+def planted(H: int = 64, E: int = 8, tokens: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Activations (tokens, H) in which the channels of each planted group fire on the same tokens."""
+    rng = np.random.default_rng(seed)
+    truth = rng.permutation(np.repeat(np.arange(E), H // E))
+    fires = rng.random((tokens, E)) < 0.3  # which group fires on which token
+    acts = np.where(fires[:, truth], rng.random((tokens, H)) + 0.1, -rng.random((tokens, H)))
+    noise = rng.random((tokens, H)) < 0.05  # a few flips
+    return np.where(noise, -acts, acts), truth
+
+
+def test_the_partition_is_balanced_covers_every_channel_once_and_is_deterministic():
+    acts, _ = planted()
+    labels = balanced_partition(coactivation_features(acts), 8, seed=3)
+    assert labels.shape == (64,) and set(labels) == set(range(8))
+    assert np.bincount(labels).tolist() == [8] * 8  # every expert 8 channels, each channel once
+    assert np.array_equal(labels, balanced_partition(coactivation_features(acts), 8, seed=3))
+
+
+def test_channels_that_fire_together_become_one_expert():
+    acts, truth = planted()
+    labels = balanced_partition(coactivation_features(acts), 8)
+    for e in range(8):  # each expert is one planted group, whatever its number
+        assert len(set(truth[labels == e])) == 1
+
+
+def test_an_uneven_split_is_one_clear_error():
+    with pytest.raises(ParameterError, match="512 channels do not split into 30 equal experts"):
+        balanced_partition(np.zeros((512, 4)), 30)
