@@ -3,6 +3,7 @@ recovers channels planted to fire together."""
 
 import numpy as np
 import pytest
+from torch import nn
 
 from sics.errors import ParameterError
 from sics.units.experts import balanced_partition, coactivation_features
@@ -36,3 +37,27 @@ def test_channels_that_fire_together_become_one_expert():
 def test_an_uneven_split_is_one_clear_error():
     with pytest.raises(ParameterError, match="512 channels do not split into 30 equal experts"):
         balanced_partition(np.zeros((512, 4)), 30)
+
+
+def test_a_token_running_k_experts_is_the_dense_mlp_without_the_other_experts_channels():
+    import torch
+    from timm.layers import Mlp
+
+    from sics.units.expert_ops import moe_mlp
+    from sics.units.ops import narrowed
+
+    torch.manual_seed(0)
+    mlp = Mlp(16, 64).eval()
+    labels = np.random.default_rng(0).permutation(np.repeat(np.arange(8), 8))  # 8 experts of 8 channels
+    x = torch.randn(5, 16)
+    chosen = torch.zeros(5, 8, dtype=torch.bool)
+    for t, k in enumerate([1, 3, 5, 7, 2]):  # a random choice of k < E experts per token
+        chosen[t, torch.randperm(8)[:k]] = True
+    with torch.no_grad():
+        out = moe_mlp(mlp, x, labels, chosen)
+        for t in range(5):
+            keep = torch.from_numpy(np.flatnonzero(chosen[t].numpy()[labels]))
+            sliced = nn.Sequential(narrowed(mlp.fc1, keep, 0), mlp.act, narrowed(mlp.fc2, keep, 1))
+            assert torch.allclose(out[t], sliced(x[t]), atol=1e-6)
+        everything = moe_mlp(mlp, x, labels, torch.ones(5, 8, dtype=torch.bool))
+        assert torch.allclose(everything, mlp(x), atol=1e-6)  # every expert: the dense MLP
