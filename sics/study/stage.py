@@ -21,7 +21,7 @@ from ..analysis.summaries import PLATEAU_SCORER, Correct, paired_table, result_k
 from ..config import architecture_profile, resolve_profile
 from ..models import model_label
 from ..paths import figures_dir
-from ..report import figures, tables
+from ..report import tables
 from ..report.output import Output
 from ..selection.scorers import get_scorer
 from . import bundle
@@ -153,6 +153,8 @@ class Stage:
         shares = analysis.seed_shares(seeds)
         tables.save_table(seeds, "seeds", self.out, shown=tables.seeds_view(shares),
                           title="Seeds as a distribution: seeds whose own selection escapes (exact paired test, Holm over the seeds) / seeds, the median per-seed escape (points) [distribution-free interval]; †: outlier seeds (robust z > 3)")  # fmt: skip
+        from ..report import figures  # (matplotlib: imported where a figure is drawn)
+
         figures.save_figure(figures.figure_seeds(seeds), "fig_seeds", self.out)
         return tables.seeds_view(shares)
 
