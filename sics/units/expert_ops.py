@@ -21,3 +21,22 @@ def moe_mlp(mlp: nn.Module, x: torch.Tensor, labels: np.ndarray, chosen: torch.T
     h = mlp.norm(mlp.drop1(mlp.act(mlp.fc1(x))))
     h = h * expert_mask(labels, chosen).to(h.dtype)
     return mlp.drop2(mlp.fc2(h))
+
+
+def expert_output_norms(mlp: nn.Module, x: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    """(tokens..., E): the norm of each expert's contribution to each token's MLP output, fc2's
+    columns of the expert's channels times their activations (the oracle of MoEfication ranks the
+    experts by it; fc2's bias belongs to no expert)."""
+    h = mlp.norm(mlp.drop1(mlp.act(mlp.fc1(x))))
+    index = torch.from_numpy(np.asarray(labels)).long()
+    E = int(index.max()) + 1
+    onehot = torch.nn.functional.one_hot(index, E).to(h.dtype)  # (H, E)
+    # per expert: fc2.weight[:, channels] @ h[channels] = fc2.weight @ (h * onehot[:, e])
+    parts = torch.einsum("...h,he,dh->...ed", h, onehot, mlp.fc2.weight)
+    return parts.norm(dim=-1)
+
+
+def top_experts(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """(tokens..., E) bool: each token's k experts of highest score."""
+    chosen = torch.zeros_like(scores, dtype=torch.bool)
+    return chosen.scatter(-1, scores.topk(k, dim=-1).indices, True)

@@ -61,3 +61,26 @@ def test_a_token_running_k_experts_is_the_dense_mlp_without_the_other_experts_ch
             assert torch.allclose(out[t], sliced(x[t]), atol=1e-6)
         everything = moe_mlp(mlp, x, labels, torch.ones(5, 8, dtype=torch.bool))
         assert torch.allclose(everything, mlp(x), atol=1e-6)  # every expert: the dense MLP
+
+
+def test_the_oracle_ranks_experts_by_their_contribution_and_top_k_keeps_the_k_highest():
+    import torch
+    from timm.layers import Mlp
+
+    from sics.units.expert_ops import expert_output_norms, moe_mlp, top_experts
+
+    torch.manual_seed(1)
+    mlp = Mlp(16, 64).eval()
+    labels = np.repeat(np.arange(8), 8)
+    x = torch.randn(6, 16)
+    with torch.no_grad():
+        norms = expert_output_norms(mlp, x, labels)
+        for e in range(8):  # each expert alone: its contribution is the output minus fc2's bias
+            only = torch.zeros(6, 8, dtype=torch.bool)
+            only[:, e] = True
+            alone = moe_mlp(mlp, x, labels, only) - mlp.fc2.bias
+            assert torch.allclose(norms[:, e], alone.norm(dim=-1), atol=1e-5)
+        chosen = top_experts(norms, 3)
+    assert chosen.sum(-1).tolist() == [3] * 6
+    for t in range(6):  # the chosen ones are the three largest
+        assert set(torch.nonzero(chosen[t]).flatten().tolist()) == set(norms[t].argsort(descending=True)[:3].tolist())
