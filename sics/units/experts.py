@@ -48,3 +48,24 @@ def balanced_partition(features: np.ndarray, n_experts: int, seed: int = 0, iter
         labels = new
         centres = np.stack([features[labels == e].mean(0) for e in range(n_experts)])
     return labels
+
+
+def fit_router(inputs: np.ndarray, oracle: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """A linear router (D + 1, E): ridge regression of the oracle's expert scores (tokens, E) on
+    the block's inputs (tokens, D), with a bias. MoEfication trains a small MLP router with a
+    classification loss; a closed-form linear one is deterministic and fits in seconds here."""
+    X = np.hstack([inputs, np.ones((len(inputs), 1), dtype=inputs.dtype)]).astype(np.float64)
+    gram = X.T @ X + ridge * len(X) * np.eye(X.shape[1])
+    return np.linalg.solve(gram, X.T @ oracle.astype(np.float64))
+
+
+def router_scores(router: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """The router's score of every expert for every token (tokens, E)."""
+    return inputs.astype(np.float64) @ router[:-1] + router[-1]
+
+
+def recall_at_k(scores: np.ndarray, oracle: np.ndarray, k: int) -> float:
+    """The mean share of the oracle's top k experts that the top k of `scores` holds."""
+    top = np.argsort(-scores, axis=-1, kind="stable")[:, :k]
+    best = np.argsort(-oracle, axis=-1, kind="stable")[:, :k]
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(top, best, strict=True)]))

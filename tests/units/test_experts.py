@@ -84,3 +84,18 @@ def test_the_oracle_ranks_experts_by_their_contribution_and_top_k_keeps_the_k_hi
     assert chosen.sum(-1).tolist() == [3] * 6
     for t in range(6):  # the chosen ones are the three largest
         assert set(torch.nonzero(chosen[t]).flatten().tolist()) == set(norms[t].argsort(descending=True)[:3].tolist())
+
+
+def test_a_linear_router_recovers_a_linear_oracle_and_recall_counts_the_shared_top_k():
+    from sics.units.experts import fit_router, recall_at_k, router_scores
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 12))
+    truth = rng.normal(size=(12, 8))
+    oracle = X @ truth + 0.5
+    router = fit_router(X[:1500], oracle[:1500], ridge=1e-8)
+    assert np.allclose(router_scores(router, X[1500:]), oracle[1500:], atol=1e-4)
+    assert recall_at_k(router_scores(router, X[1500:]), oracle[1500:], 3) == 1.0
+    scores = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0]])
+    oracle = np.array([[3.0, 0.0, 2.0, 1.0], [3.0, 2.0, 1.0, 0.0]])
+    assert recall_at_k(scores, oracle, 2) == (0.5 + 0.0) / 2  # {0,1} vs {0,2}; {3,2} vs {0,1}
