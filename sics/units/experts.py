@@ -41,7 +41,7 @@ def balanced_partition(features: np.ndarray, n_experts: int, seed: int = 0, iter
     centres = features[rng.choice(H, n_experts, replace=False)]
     labels = np.full(H, -1)
     for _ in range(iters):
-        dist = ((features[:, None, :] - centres[None]) ** 2).sum(-1)
+        dist = (features**2).sum(1)[:, None] - 2 * features @ centres.T + (centres**2).sum(1)[None]
         new = _balanced_assign(dist, size)
         if np.array_equal(new, labels):
             break
