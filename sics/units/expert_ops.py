@@ -28,12 +28,15 @@ def expert_output_norms(mlp: nn.Module, x: torch.Tensor, labels: np.ndarray) -> 
     columns of the expert's channels times their activations (the oracle of MoEfication ranks the
     experts by it; fc2's bias belongs to no expert)."""
     h = mlp.norm(mlp.drop1(mlp.act(mlp.fc1(x))))
-    index = torch.from_numpy(np.asarray(labels)).long()
-    E = int(index.max()) + 1
-    onehot = torch.nn.functional.one_hot(index, E).to(h.dtype)  # (H, E)
-    # per expert: fc2.weight[:, channels] @ h[channels] = fc2.weight @ (h * onehot[:, e])
-    parts = torch.einsum("...h,he,dh->...ed", h, onehot, mlp.fc2.weight)
-    return parts.norm(dim=-1)
+    labels = np.asarray(labels)
+    E = int(labels.max()) + 1
+    if np.all(np.bincount(labels, minlength=E) == len(labels) // E):  # balanced: one grouped matmul
+        order = torch.from_numpy(np.argsort(labels, kind="stable")).long()
+        grouped = h[..., order].unflatten(-1, (E, -1))  # (..., E, H/E)
+        weight = mlp.fc2.weight[:, order].unflatten(-1, (E, -1)).to(h.dtype)  # (D, E, H/E)
+        return torch.einsum("...ec,dec->...ed", grouped, weight).norm(dim=-1)
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(labels).long(), E).to(h.dtype)  # (H, E)
+    return torch.einsum("...h,he,dh->...ed", h, onehot, mlp.fc2.weight.to(h.dtype)).norm(dim=-1)
 
 
 def top_experts(scores: torch.Tensor, k: int) -> torch.Tensor:

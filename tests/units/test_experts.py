@@ -80,6 +80,12 @@ def test_the_oracle_ranks_experts_by_their_contribution_and_top_k_keeps_the_k_hi
             only[:, e] = True
             alone = moe_mlp(mlp, x, labels, only) - mlp.fc2.bias
             assert torch.allclose(norms[:, e], alone.norm(dim=-1), atol=1e-5)
+        uneven = np.array([0] * 12 + [1] * 4 + list(np.repeat(np.arange(2, 8), 8)))  # the general path
+        slow = expert_output_norms(mlp, x, uneven)
+        for e in (0, 1):
+            only = torch.zeros(6, 8, dtype=torch.bool)
+            only[:, e] = True
+            assert torch.allclose(slow[:, e], (moe_mlp(mlp, x, uneven, only) - mlp.fc2.bias).norm(dim=-1), atol=1e-5)
         chosen = top_experts(norms, 3)
     assert chosen.sum(-1).tolist() == [3] * 6
     for t in range(6):  # the chosen ones are the three largest
