@@ -28,7 +28,7 @@ from scipy import stats as sps
 from .. import paper
 from ..selection.scorers import NON_MONOTONE_KAPPAS
 from .stats import _effective_df, _half_width, paired_escape
-from .summaries import plateau_keys, stack
+from .summaries import outcomes, plateau_keys, stack
 
 POWER = 0.8
 N_MAX = 400  # seeds beyond which "needed" reads as unreachable on any hardware
@@ -126,7 +126,7 @@ def power_table(rows: pd.DataFrame, correct, sparsities=(0.5, 0.6, 0.7, 0.8), ma
         found = _claim_of(float(S), str(g["kappa"].iloc[0]))
         if found is None or (float(S), "block", 0) not in plat or len(g) < 2:
             continue
-        d = paired_escape(stack(correct, g), np.asarray(correct[plat[(float(S), "block", 0)]], dtype=bool),
+        d = paired_escape(stack(correct, g), outcomes(correct[plat[(float(S), "block", 0)]]),
                           stochastic=True)  # fmt: skip
         cells.append(dict(claim=found[0], scorer=scorer, kappa=str(g["kappa"].iloc[0]), sparsity=float(S),
                           n_seeds=len(g), escape=d.mean, seed_sd=d.se_seed * np.sqrt(len(g)),

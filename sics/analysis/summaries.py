@@ -7,7 +7,10 @@ Every function here is pure: it reads data frames and arrays and returns data fr
 
 - `correct` maps `result_key(row)` = (mask_hash, recovery_steps, recovery seed) to a bool vector
   over the test images: the per-image correctness of that selection (after recovery fine-tuning,
-  which is seeded by the row's seed). Rows with equal keys share one vector.
+  which is seeded by the row's seed). Rows with equal keys share one vector. Where the items come
+  in clusters (the KV study's predicted bytes, `window` per context) it holds each cluster's
+  accuracy instead, a float in [0, 1] (`per_cluster`): a context is then what an image is, and
+  every interval is clustered by context.
 - The plateau Π(S) is magnitude's selection under the same allocation and recovery; its rows
   must be among `rows` (the sweep helpers add them).
 - Escape intervals are `stats.paired_escape`: between-seed and between-image variance combined,
@@ -34,6 +37,25 @@ ALPHA = 0.05
 ESCAPE_KAPPAS = (*NON_MONOTONE_KAPPAS, "control")
 
 
+def per_cluster(correct: np.ndarray, size: int) -> np.ndarray:
+    """Per-item correctness as the accuracy of each run of `size` consecutive items (a context's
+    predicted bytes), float64; unchanged (bool) where `size` is 1. With equal clusters the mean is
+    the same, and an interval over clusters is the cluster-robust one."""
+    c = np.asarray(correct)
+    if size == 1:
+        return c
+    if c.ndim != 1 or len(c) % size:
+        raise ValueError(f"{c.shape} results do not split into clusters of {size}")
+    return c.reshape(-1, size).mean(1, dtype=np.float64)
+
+
+def outcomes(values) -> np.ndarray:
+    """A selection's per-image results as the statistics read them: bool where they are per
+    image, float64 where they are per-cluster accuracies (`per_cluster`)."""
+    v = np.asarray(values)
+    return v if v.dtype.kind == "f" else v.astype(bool)
+
+
 def result_key(row) -> tuple[str, int, int]:
     """What a row's per-image results depend on: its selection, and with recovery fine-tuning
     the steps and the seed of that fine-tuning (0 without recovery: the masks say it all)."""
@@ -46,7 +68,7 @@ def correct_of(correct: Correct, row) -> np.ndarray:
     key = result_key(row)
     if key not in correct:
         raise KeyError(f"no per-image results for selection {key[0]} (recovery {key[1]}, seed {key[2]})")
-    return np.asarray(correct[key], dtype=bool)
+    return outcomes(correct[key])
 
 
 def stack(correct: Correct, rows: pd.DataFrame) -> np.ndarray:
@@ -89,7 +111,7 @@ def summarize(rows: pd.DataFrame, correct: Correct, level: float = 0.95) -> pd.D
         if key not in plat:
             raise KeyError(f"no plateau ({PLATEAU_SCORER}) row at S={S}, allocation={alloc}, "
                            f"recovery={rec}: include it in the sweep")  # fmt: skip
-        ref = np.asarray(correct[plat[key]], dtype=bool)
+        ref = outcomes(correct[plat[key]])
         c = stack(correct, g)
         stochastic = is_stochastic(scorer, rows)
         esc = paired_escape(c, ref, level=level, stochastic=stochastic)

@@ -152,6 +152,7 @@ PROFILES: dict[str, Profile] = {
             batch_size=32,
             lr=2e-3,
             train_precision="bf16",  # where the CPU has bf16 units (docs/profiles.md)
+            n_test=256,  # held-out contexts of the study, spread over the novel (docs/protocol.md)
             n_seeds=10,
             **LM_RECIPE,
         ),

@@ -31,8 +31,9 @@ class DataSource:
     Either may be "module:attribute", imported on first use."""
 
     name: str
-    load: str | Callable[[Any], Any]
+    load: str | Callable[..., Any]
     batches: str | Callable[..., Any]
+    per_profile: bool = False  # load(spec, profile): the data's shape depends on the model (text contexts)
 
 
 SOURCES: dict[str, DataSource] = {}
@@ -52,7 +53,10 @@ def get_source(name: str) -> DataSource:
 def load_data(profile, spec=None):
     """The profile's train split and test subset of its dataset from `spec` (the source's own
     default where None)."""
-    return _resolve(get_source(profile.dataset).load)(spec).subset(profile.n_train, profile.n_test)
+    source = get_source(profile.dataset)
+    load = _resolve(source.load)
+    data = load(spec, profile) if source.per_profile else load(spec)
+    return data.subset(profile.n_train, profile.n_test)
 
 
 def batches_of(x, y, profile, device):
@@ -61,3 +65,4 @@ def batches_of(x, y, profile, device):
 
 
 register_source(DataSource("cifar10", "sics.data.sources:load_cifar10", "sics.data.batches:DeviceBatches.of"))
+register_source(DataSource("text", "sics.data.text:load_text_data", "sics.data.text:text_batches", per_profile=True))

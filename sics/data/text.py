@@ -133,3 +133,52 @@ def load_corpus(spec: str | os.PathLike | None = None, held_out: str | None = No
     held = held_out or min(sorted(texts), key=lambda k: len(texts[k]))
     return Corpus(texts, held, f"{kind} [{root.name}, {len(texts)} texts, {sum(map(len, texts.values())):,} characters]",
                   f"text-{digest.hexdigest()[:16]}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TextData:
+    """A corpus in the shape every study reads (as `Cifar10` is): `test_x` the held-out contexts,
+    (N, context + window + 1) bytes; `test_y` the bytes the window predicts, one per predicted
+    position, context-major (N·window). So the per-item results of a study are per predicted
+    byte, and `cluster` (= window) consecutive items belong to one context: the statistics treat
+    a context as they treat an image (`sics.analysis.summaries.per_cluster`)."""
+
+    train_x: np.ndarray  # the training texts as one byte stream
+    test_x: np.ndarray
+    context: int
+    window: int
+    source: str
+    source_id: str
+
+    @property
+    def train_y(self) -> np.ndarray:
+        return self.train_x[1:]
+
+    @property
+    def test_y(self) -> np.ndarray:
+        return self.test_x[:, self.context + 1 :].reshape(-1)
+
+    def subset(self, n_train: int | None, n_test: int | None) -> TextData:
+        """`n_test` of the held-out contexts, spread evenly over the held-out text (so a sample
+        reads the whole novel, not its first chapters); the language model trains on the whole
+        stream, so `n_train` must be None."""
+        if n_train is not None:
+            raise DataError("a language model's training stream is not subset: n_train must be None")
+        if n_test is None or n_test >= len(self.test_x):
+            return self
+        idx = np.linspace(0, len(self.test_x) - 1, n_test).round().astype(int)
+        return TextData(self.train_x, self.test_x[idx], self.context, self.window, self.source, self.source_id)
+
+
+def load_text_data(spec: str | os.PathLike | None, profile) -> TextData:
+    """The profile's corpus (`load_corpus`), cut into the held-out contexts its model reads."""
+    corpus, m = load_corpus(spec), profile.model
+    return TextData(corpus.train_bytes(), held_out_contexts(corpus.test_bytes(), m.context, m.window),
+                    m.context, m.window, corpus.source, corpus.source_id)  # fmt: skip
+
+
+def text_batches(x, y, profile, device):
+    """The held-out contexts on `device` (the KV unit runs its own passes: no image batches)."""
+    import torch
+
+    return torch.as_tensor(np.asarray(x, dtype=np.int64), device=device)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import provenance
+from ..analysis.summaries import per_cluster
 from ..files import atomic_write
 from ..paths import cache_dir
 from ..selection.select import mask_hash
@@ -45,6 +46,11 @@ class ResultStore:
     unit_tag: str | None  # None: the paper's unit (MLP channels with default settings)
     bundle: Bundle | None = None
     measured_locally: bool = False  # a result came from this machine (evaluated, or its cache)
+    cluster: int = 1  # per-item results per independent unit (`Unit.cluster`)
+
+    def outcomes(self, correct: np.ndarray) -> np.ndarray:
+        """What the statistics read of a stored result: per image, or per cluster (`per_cluster`)."""
+        return per_cluster(correct, self.cluster)
 
     @property
     def folder(self) -> str:
@@ -176,3 +182,5 @@ def pack_results(study) -> Path | None:
     store.bundle = bundle_mod.load(study.name)
     study.inputs.record = study.inputs.record or store.bundle.meta
     return out
+    if store.cluster > 1:
+        meta["cluster"] = store.cluster

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import analysis, provenance
 from ..analysis import claims
-from ..analysis.summaries import PLATEAU_SCORER, Correct, paired_table, result_key
+from ..analysis.summaries import PLATEAU_SCORER, Correct, paired_table, per_cluster, result_key
 from ..config import architecture_profile, resolve_profile
 from ..models import model_label
 from ..paths import figures_dir
@@ -66,7 +66,7 @@ def saved_results(name: str, tag: str = "main") -> Results | None:
     for i, r in enumerate(rows.itertuples()):
         got = found.get(pred_name(r.mask_hash, int(r.recovery_steps), int(r.seed)))
         if got is not None:
-            correct[result_key(r)] = got
+            correct[result_key(r)] = per_cluster(got, int(found.meta.get("cluster", 1)))
             keep.append(i)
     return Results(rows.iloc[keep].reset_index(drop=True), correct)
 

@@ -149,20 +149,21 @@ class Study:
                                self.profile.eval_precision).cpu().numpy()  # fmt: skip
 
     def correct(self, masks: list[np.ndarray], recovery_steps: int = 0, seed: int = 0) -> np.ndarray:
-        """Per-image correctness of the pruned model: looked up by mask hash, else measured and stored."""
+        """Per-image correctness of the pruned model: looked up by mask hash, else measured and
+        stored; per cluster where the unit's items come in clusters (`ResultStore.outcomes`)."""
         name = pred_name(mask_hash(masks), recovery_steps, seed)
         found = self.results.lookup(name)
         if found is None:
             found = self.evaluate(masks, recovery_steps, seed)
             self.results.put(name, found)
-        return found
+        return self.results.outcomes(found)
 
     def correct_for_row(self, row) -> np.ndarray:
         """Per-image correctness behind a sweep row: looked up, else its selection is recomputed
         (and checked against the row's mask hash: `StaleRowError`) and evaluated."""
         found = self.results.lookup(pred_name(row.mask_hash, int(row.recovery_steps), int(row.seed)))
         if found is not None:
-            return found
+            return self.results.outcomes(found)
         return self.correct(self.selection.row_masks(row, str(self.sweep_path)), int(row.recovery_steps), int(row.seed))
 
     def dense_correct(self) -> np.ndarray:
@@ -242,6 +243,7 @@ def prepare(profile: str | Profile = "auto", data: str | None = None, *, device:
     else:
         found = None
     results = ResultStore(trained.ckpt_id, inputs.n_test, where.precision, prof.fp32_decisions,
-                          None if is_default_unit(kind) else kind.tag, bundle=found)  # fmt: skip
+                          None if is_default_unit(kind) else kind.tag, bundle=found,
+                          cluster=kind.cluster(prof))  # fmt: skip
     return Study(profile=prof, where=where, trained=trained, inputs=inputs, unit=kind, results=results,
                  progress=progress)  # fmt: skip

@@ -18,6 +18,8 @@ Scorers, selection (`sics.selection.select`), sweeps, statistics, tables and cla
   of conv1's filter c and conv2's input slice c.
 - `tokens` (`sics.units.tokens`): the patch tokens of each image at one ViT block; a group is an image,
   so the selection differs per image and is made from the test images themselves.
+- `kv_positions` (`sics.units.kv_positions`): the cached positions of a language model's
+  held-out contexts, a group per context, layer and kv-head, evicted after prefill.
 
 A kind receives `UnitInputs` (the model, the profile, the data on demand, the saved calibration
 statistics), never the study. A new kind subclasses `Unit` (`sics.units.base`) and is registered
@@ -31,10 +33,12 @@ from __future__ import annotations
 from ..errors import ParameterError
 from .base import Unit, UnitInputs
 from .conv_channels import ConvChannels
+from .kv_positions import KvPositions
 from .mlp_channels import MlpChannels
 from .tokens import Tokens
 
-UNITS: dict[str, type[Unit]] = {"mlp_channels": MlpChannels, "conv_channels": ConvChannels, "tokens": Tokens}
+UNITS: dict[str, type[Unit]] = {"mlp_channels": MlpChannels, "conv_channels": ConvChannels, "tokens": Tokens,
+                                "kv_positions": KvPositions}  # fmt: skip
 
 def get_unit(name: str | Unit, **params) -> Unit:
     """The unit kind `name` with its settings, e.g. `get_unit("tokens", block=3)`."""
@@ -48,4 +52,4 @@ def get_unit(name: str | Unit, **params) -> Unit:
         raise ParameterError(f"unit {name!r}: {e}") from None
 
 
-__all__ = ["UNITS", "ConvChannels", "MlpChannels", "Tokens", "Unit", "UnitInputs", "get_unit"]
+__all__ = ["UNITS", "ConvChannels", "KvPositions", "MlpChannels", "Tokens", "Unit", "UnitInputs", "get_unit"]

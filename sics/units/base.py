@@ -66,6 +66,11 @@ class Unit:
         """What besides the name tells this unit's selections apart (part of every row key)."""
         return {}
 
+    def cluster(self, profile: Profile) -> int:
+        """How many consecutive per-item results make one independent unit of the statistics
+        (1: an image; the KV unit's predicted bytes come `window` to a context)."""
+        return 1
+
     @property
     def tag(self) -> str:
         """Short label of the unit and its settings, for cache folders."""

@@ -10,6 +10,7 @@ pipeline runs a question after a compressed context.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -42,9 +43,9 @@ def window_logits(model, cache, window: torch.Tensor, start: int) -> torch.Tenso
 
 
 @torch.no_grad()
-def prefill_with_attention(model, prefix: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per layer, the prefix's keys (batch, kv heads, positions, head dim) and its attention
-    weights (batch, heads, positions, positions): what the published criteria read. The
+def prefill_with_attention(model, prefix: torch.Tensor):
+    """Per layer, the prefix's keys and values (batch, kv heads, positions, head dim) and its
+    attention weights (batch, heads, positions, positions): what the published criteria read. The
     attention weights need the eager implementation, which the study pins."""
     from transformers import DynamicCache
 
@@ -52,7 +53,7 @@ def prefill_with_attention(model, prefix: torch.Tensor) -> tuple[list[torch.Tens
     out = model(input_ids=prefix, past_key_values=cache, use_cache=True, output_attentions=True)
     if out.attentions is None or out.attentions[0] is None:
         raise RuntimeError("the model returned no attention weights: build it with attention='eager'")
-    return [layer.keys for layer in cache.layers], list(out.attentions)
+    return [c.keys for c in cache.layers], [c.values for c in cache.layers], list(out.attentions)
 
 
 def criterion_scores(name: str, keys: torch.Tensor, attn: torch.Tensor, S: float, *, window: int = 64,
@@ -92,3 +93,104 @@ def criterion_scores(name: str, keys: torch.Tensor, attn: torch.Tensor, S: float
         scores[:, :, n_sink : n_sink + n_pruned] = 0
         return scores
     raise ValueError(f"unknown KV criterion {name!r}")
+
+
+SCORED = ("observed_attention", "knorm", "tova", "snapkv")  # what the prefill scores (streaming_llm needs none)
+CHUNK = 16  # contexts a pass holds: their attention weights are 16 x heads x context² floats per layer
+
+
+def _contexts(inputs) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(inputs.data().test_x, dtype=np.int64))
+
+
+def _flat(t: torch.Tensor) -> np.ndarray:
+    """(contexts, layers, kv heads, positions) -> (groups, positions), context-major."""
+    return t.reshape(-1, t.shape[-1]).numpy()
+
+
+def _bar(iterable, what: str):
+    from ..progress import bar
+
+    return bar(iterable, desc=f"kv {what}")
+
+
+def forward_state(inputs, tag: str) -> dict:
+    """Per study: every held-out context's cached keys and values per layer, from one prefill,
+    and the prefill's scores of the criteria in `SCORED` per group (float32). S only enters
+    StreamingLLM's score, which is not among them; the others are kvpress's with its defaults
+    (`criterion_scores`), SnapKV's window of 64 positions at most a quarter of the context."""
+    state = inputs.cache.setdefault(tag, {})
+    if "kv" not in state:
+        model, m = inputs.model, inputs.profile.model
+        model.eval()
+        ctx = _contexts(inputs)
+        kv: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+        scores: dict[str, list[torch.Tensor]] = {k: [] for k in SCORED}
+        for i in _bar(range(0, len(ctx), CHUNK), "prefill"):
+            keys, values, attn = prefill_with_attention(model, ctx[i : i + CHUNK, : m.context].to(inputs.device))
+            kv.append([(k.cpu(), v.cpu()) for k, v in zip(keys, values, strict=True)])
+            for name in SCORED:
+                per_layer = [criterion_scores(name, k.float(), a.float(), 0.5, window=min(64, m.context // 4))
+                             for k, a in zip(keys, attn, strict=True)]  # fmt: skip
+                scores[name].append(torch.stack(per_layer, 1).float().cpu())  # (chunk, layers, kv heads, positions)
+            del keys, values, attn
+        state["kv"] = [(torch.cat([c[i][0] for c in kv]), torch.cat([c[i][1] for c in kv])) for i in range(m.n_layer)]
+        state["scores"] = {k: _flat(torch.cat(v)) for k, v in scores.items()}
+    return state
+
+
+def taylor_sum(inputs, state: dict) -> np.ndarray:
+    """s_p = Σ_d k_pd ∂z/∂k_pd + v_pd ∂z/∂v_pd per group and position, z the log-probability of
+    the model's own prediction summed over the prefix's last `window` positions. The keys are
+    taken before RoPE: a rotation is orthogonal, so k·∂z/∂k is the same for the rotated key."""
+    model, m = inputs.model, inputs.profile.model
+    ctx = _contexts(inputs)
+    grabbed: list[torch.Tensor] = []
+
+    def keep(_module, _args, out):  # a leaf in the projection's place: its gradient is kept
+        leaf = out.detach().requires_grad_(True)
+        grabbed.append(leaf)
+        return leaf
+
+    hooks = [h for layer in model.model.layers for h in (layer.self_attn.k_proj.register_forward_hook(keep),
+                                                          layer.self_attn.v_proj.register_forward_hook(keep))]  # fmt: skip
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:  # only the cache's gradients are wanted
+        p.requires_grad_(False)
+    out = []
+    try:
+        for i in _bar(range(0, len(ctx), CHUNK), "taylor"):
+            grabbed.clear()
+            prefix = ctx[i : i + CHUNK, : m.context].to(inputs.device)
+            logp = model(input_ids=prefix).logits[:, -m.window :].float().log_softmax(-1)
+            logp.max(-1).values.sum().backward()
+            per_layer = []
+            for k, v in zip(grabbed[0::2], grabbed[1::2], strict=True):
+                s = (k * k.grad + v * v.grad).view(*k.shape[:2], m.n_kv_head, -1).sum(-1)  # (chunk, positions, kv heads)
+                per_layer.append(s.transpose(1, 2).detach().cpu())
+            out.append(torch.stack(per_layer, 1))
+    finally:
+        for h in hooks:
+            h.remove()
+        for p in trainable:
+            p.requires_grad_(True)
+    return _flat(torch.cat(out).float())
+
+
+@torch.no_grad()
+def evaluate(inputs, state: dict, keep: np.ndarray) -> np.ndarray:
+    """Per predicted byte (context-major), whether the window predicts it with the kept positions
+    (`keep`: (contexts, layers, kv heads, k) position indices)."""
+    model, m = inputs.model, inputs.profile.model
+    model.eval()
+    ctx = _contexts(inputs)
+    keep_t = torch.as_tensor(keep)
+    out = []
+    for i in range(0, len(ctx), CHUNK * 4):
+        sl = slice(i, i + CHUNK * 4)
+        kv = [(k[sl].to(inputs.device), v[sl].to(inputs.device)) for k, v in state["kv"]]
+        cache = gather_cache(kv, [keep_t[sl, layer].to(inputs.device) for layer in range(m.n_layer)])
+        rows = ctx[sl].to(inputs.device)
+        logits = window_logits(model, cache, rows[:, m.context : m.context + m.window], m.context)
+        out.append((logits.argmax(-1) == rows[:, m.context + 1 :]).reshape(-1).cpu())
+    return torch.cat(out).numpy()

@@ -115,7 +115,7 @@ def test_our_criteria_select_what_kvpress_selects(lm, name, S):
     from sics.units.kv_ops import criterion_scores, prefill_with_attention
 
     model, x = lm
-    keys, attns = prefill_with_attention(model, x)
+    keys, _, attns = prefill_with_attention(model, x)
     theirs = kept_positions(model, x, PRESSES[name](S))
     n_kept = int(x.shape[1] * (1 - S))
     for layer, (k, a) in enumerate(zip(keys, attns, strict=True)):
