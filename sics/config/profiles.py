@@ -154,6 +154,8 @@ PROFILES: dict[str, Profile] = {
             train_precision="bf16",  # where the CPU has bf16 units (docs/profiles.md)
             n_test=256,  # held-out contexts of the study, spread over the novel (docs/protocol.md)
             n_seeds=10,
+            fine_grid=(0.40, 0.90, 0.05),
+            fine_seeds=3,
             **LM_RECIPE,
         ),
         Profile(
@@ -172,4 +174,6 @@ PROFILES: dict[str, Profile] = {
 }
 
 # The ResNet profile that goes with each ViT profile in notebook 08 (tests use the tiny one).
-ARCHITECTURES = {"resnet": {"ci": "ci_resnet"}}
+# The language model whose KV cache notebook 11 studies: the committed `lm` beside every profile, so
+# nbval's ci run regenerates it from its bundle (the KV tests train `ci_lm`).
+ARCHITECTURES = {"resnet": {"ci": "ci_resnet"}, "lm": {}}

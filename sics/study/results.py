@@ -174,6 +174,8 @@ def pack_results(study) -> Path | None:
         meta["fingerprints"] = fingerprints
     if study.profile.fp32_decisions:  # (only where set: the committed bundles stay as they are)
         meta["fp32_decisions"] = True
+    if store.cluster > 1:
+        meta["cluster"] = store.cluster
     if existing is not None and set(existing.bits) == set(entries) and all(
         existing.meta.get(k) == v for k, v in meta.items()
     ):
@@ -182,5 +184,3 @@ def pack_results(study) -> Path | None:
     store.bundle = bundle_mod.load(study.name)
     study.inputs.record = study.inputs.record or store.bundle.meta
     return out
-    if store.cluster > 1:
-        meta["cluster"] = store.cluster

@@ -221,7 +221,10 @@ def open_stage(name: str, profile: str = "auto", data: str = "", **prepare_kwarg
     origin = ("trained now" if study.trained.trained_now else
               "committed weights" if study.trained.weights_sha256 else "loaded from the cache")  # fmt: skip
     results = f"; {len(study.bundle)} results in the committed bundle" if study.bundle is not None else ""
-    print(f"dense accuracy {study.dense_accuracy:.2%} on {study.n_test} test images ({origin}{results})")
+    cluster = study.results.cluster
+    items = (f"{study.n_test} predicted bytes ({study.n_test // cluster} contexts)" if cluster > 1 else
+             f"{study.n_test} test images")  # fmt: skip
+    print(f"dense accuracy {study.dense_accuracy:.2%} on {items} ({origin}{results})")
     stage = Stage(name, study, t0)
     _OPEN.append(stage)
     return stage

@@ -67,7 +67,7 @@ def measure(study: Study, sc: str, S: float, seed: int, p: dict, allocation: str
     k_hat, share = kappa_hat(*kappa_inputs(scores, study.selection.stats, allocation))
     row = dict(
         scorer=sc, kappa=get_scorer(sc).kappa, kappa_hat=k_hat, hf_share=round(share, 4),
-        sparsity=S, seed=seed, accuracy=float(correct.mean()), n_test=len(correct),
+        sparsity=S, seed=seed, accuracy=float(correct.mean()), n_test=study.n_test,
         mask_hash=mask_hash(masks), overlap_magnitude=overlap(masks, ref),
         jaccard_magnitude=jaccard(masks, ref), kept=int(sum(m.sum() for m in masks)),
         allocation=allocation, recovery_steps=recovery_steps,

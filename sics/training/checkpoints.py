@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..config import Profile
+from ..config import LMConfig, Profile
 from ..data import Cifar10, DeviceBatches
 from ..data.registry import batches_of
 from ..errors import CheckpointError, ParameterError
@@ -153,11 +153,19 @@ def train_or_load(
         history = pd.DataFrame(blob.get("history", []))
         return Trained(ckpt_id, ckpt_dir, history, float(blob["test_accuracy"]), False, time.time() - t0,
                        float(history["seconds"].sum()) if len(history) else 0.0, _model=model)  # fmt: skip
-    model, history = train(profile, data, device, state_path, weights=weights, progress=progress,
-                           on_epoch_end=on_epoch_end, compile=compile, label=ckpt_id)  # fmt: skip
-    test = batches_of(data.test_x, data.test_y, profile, device)
-    model.eval()
-    test_acc = history[-1]["test_accuracy"] if history else accuracy(model, test, profile.eval_batch_size)
+    if isinstance(profile.model, LMConfig):  # (the committed LMs are trained by `sics.cli.lm`, the same way)
+        from .lm import train_lm, window_loss
+
+        model, history = train_lm(profile, data.train_x, device, state_path, progress=progress)
+        model.eval()
+        with torch.no_grad():
+            test_acc = float(window_loss(model, data.test_x, profile.model.context, profile.model.window)[1].mean())
+    else:
+        model, history = train(profile, data, device, state_path, weights=weights, progress=progress,
+                               on_epoch_end=on_epoch_end, compile=compile, label=ckpt_id)  # fmt: skip
+        test = batches_of(data.test_x, data.test_y, profile, device)
+        model.eval()
+        test_acc = history[-1]["test_accuracy"] if history else accuracy(model, test, profile.eval_batch_size)
     blob = dict(model=model.state_dict(), history=history, test_accuracy=test_acc)
     atomic_write(final, lambda p: torch.save(blob, p))
     model = inference_model(profile, blob["model"], final, device)  # as a later load builds it
