@@ -5,3 +5,4 @@ turns them into masks; a unit kind applies them to a model (`sics.units`). The p
 (`criteria`) register into the same registry when the layer is imported."""
 
 from . import criteria as criteria
+from . import kv_criteria as kv_criteria

@@ -93,6 +93,9 @@ SCORERS: dict[str, Scorer] = {}
 
 
 CRITERION_KINDS = ("weight", "data", "reference")
+# kvpress's criteria of the KV-cache unit (`kv_criteria`): listed by `published("kv")` only, since
+# they read what only that unit provides (the prefill's scores)
+KV_KIND = "kv"
 
 
 def register(name: str, kappa: str | int, *, stochastic: bool = False, needs_calibration: bool = False,
@@ -103,9 +106,9 @@ def register(name: str, kappa: str | int, *, stochastic: bool = False, needs_cal
     `criterion` makes it one of the published criteria (`CRITERION_KINDS`), so the criteria study
     and C7 take it up; a "weight" criterion joins C1's measured family unless `c1=False`."""
     kappa = _check_kappa(kappa)
-    if criterion is not None and criterion not in CRITERION_KINDS:
+    if criterion is not None and criterion not in (*CRITERION_KINDS, KV_KIND):
         raise ParameterError(f"scorer {name!r}: criterion kind must be one of {', '.join(CRITERION_KINDS)}, "
-                             f"got {criterion!r}")  # fmt: skip
+                             f"{KV_KIND}, got {criterion!r}")  # fmt: skip
     c1 = criterion == "weight" if c1 is None else bool(c1)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ParameterError(f"scorer {name!r}: version must be an integer >= 1, got {version!r}")
@@ -171,9 +174,11 @@ def published(kind: str | None = None) -> list[str]:
     return [n for k in kinds for n, s in SCORERS.items() if s.criterion == k]
 
 
-def c1_family() -> list[str]:
-    """C1's measured family: the weight criteria whose ranking is not magnitude's by construction."""
-    return [n for n, s in SCORERS.items() if s.c1]
+def c1_family(kind: str | None = None) -> list[str]:
+    """C1's measured family: the weight criteria whose ranking is not magnitude's by construction
+    (of `kind` "kv": kvpress's score criteria, beside observed attention)."""
+    kinds = CRITERION_KINDS if kind is None else (kind,)
+    return [n for n, s in SCORERS.items() if s.c1 and s.criterion in kinds]
 
 
 def get_scorer(name: str) -> Scorer:

@@ -85,9 +85,11 @@ class KvPositions(Unit):
         )[0]
         return list(s.astype(np.float64) ** 2)
 
-    def criterion(self, inputs, name: str) -> np.ndarray:
-        """(groups, context) scores of a kvpress criterion (`kv_ops.criterion_scores`; higher keeps)."""
-        return inputs.calibrated(name, lambda: [self._state(inputs)["scores"][name]])[0]
+    def calibration_stats(self, inputs, seed: int) -> dict[str, list[np.ndarray]]:
+        """The prefill scores of kvpress's criteria per group (`sics.selection.kv_criteria`): read
+        from each context itself, so the same for every seed (float32 as computed, saved)."""
+        return {f"kv_{name}": list(inputs.calibrated(name, lambda n=name: [self._state(inputs)["scores"][n]])[0])
+                for name in ("knorm", "snapkv", "tova")}  # fmt: skip
 
     def _state(self, inputs) -> dict:
         return _ops().forward_state(inputs, self.tag)

@@ -140,3 +140,40 @@ def test_kvpress_observed_attention_divides_by_the_queries_that_see_a_position()
     h2o = attn.sum(2)  # the accumulated attention of the H2O paper
     assert h2o.topk(16).indices.sort().values.tolist() == [[list(range(16))]]  # the early half
     assert ours.topk(16).indices.sort().values.tolist() == [[[0, 1, 2, *range(19, 32)]]]  # mostly late
+
+
+SCORER_OF = {"knorm": "kv_knorm", "observed_attention": "magnitude", "tova": "kv_tova", "snapkv": "kv_snapkv",
+             "streaming_llm": "kv_streaming_llm"}  # fmt: skip
+
+
+@pytest.mark.parametrize("S", [0.5, 0.7])  # where int(64(1 - S)) and our half-up count agree
+@pytest.mark.parametrize("name", sorted(PRESSES))
+def test_the_units_selection_path_keeps_what_kvpress_keeps(lm, name, S):
+    """The registered scorer (magnitude for observed attention, the unit's m) through the study's
+    one selection path, on the unit's statistics: kvpress's positions in every group."""
+    from sics.data.text import TextData
+    from sics.selection.select import score_and_select
+    from sics.units import UnitInputs, get_unit
+    from sics.units.kv_positions import keep_index
+
+    model, x = lm
+    p = resolve_profile("ci_lm")
+    m = p.model
+    tail = torch.randint(32, 127, (len(x), m.window + 1), generator=torch.Generator().manual_seed(0))
+    data = TextData(np.zeros(10, np.uint8), torch.cat([x, tail], 1).numpy().astype(np.uint8), m.context, m.window,
+                    "random bytes", "r")  # fmt: skip
+    saved: dict = {}
+    inputs = UnitInputs(p, model, torch.device("cpu"), data=lambda: data, n_test=lambda: len(data.test_y),
+                        calibrated=lambda name_, compute: saved.setdefault(name_, compute()))  # fmt: skip
+    unit = get_unit("kv_positions")
+    stats = unit.stats(inputs)
+    scorer = SCORER_OF[name]
+    from sics.selection.groups import with_extra
+    from sics.selection.scorers import get_scorer
+
+    if get_scorer(scorer).needs:
+        stats = with_extra(stats, unit.calibration_stats(inputs, 0))
+    ours = keep_index(score_and_select(stats, scorer, S, 0, None, "block")[1], unit.shape(inputs))
+    theirs = kept_positions(model, x, PRESSES[name](S))
+    for layer in range(m.n_layer):
+        assert np.array_equal(ours[:, layer], theirs[layer].numpy()), (name, S, layer)
