@@ -163,8 +163,9 @@ def baselines() -> list[str]:
 
 
 def criteria() -> list[str]:
-    """The published criteria (κ "criterion": `sics.selection.criteria`) and the adaptive selector."""
-    return by_kappa("criterion")
+    """The published criteria of the channel units (κ "criterion": `sics.selection.criteria`) and
+    the adaptive selector; the KV unit's are `published("kv")`."""
+    return [n for n in by_kappa("criterion") if SCORERS[n].criterion != KV_KIND]
 
 
 def published(kind: str | None = None) -> list[str]:

@@ -158,6 +158,19 @@ class Stage:
         figures.save_figure(figures.figure_seeds(seeds), "fig_seeds", self.out)
         return tables.seeds_view(shares)
 
+    def save_phase(self, classes, grid=(), n_seeds: int = 0) -> tuple[pd.DataFrame, float | None, float | None]:
+        """The phase diagram (`fine_sweep` of `classes`): its table and figure saved; returns
+        (its summary, the first S where a class escapes, the S where κ=2 takes over)."""
+        phase = self.fine_sweep(classes, grid, n_seeds).summary()
+        b1, b2 = analysis.regime_boundaries(phase)
+        table, shown = tables.table2(phase)
+        tables.save_table(table, "phase", self.out, shown=shown,
+                          title="Phase diagram: accuracy (%) / escape (points) [95% CI]; *: significant (Holm)")  # fmt: skip
+        from ..report import figures  # (matplotlib: imported where a figure is drawn)
+
+        figures.save_figure(figures.figure_phase(phase), "fig_phase", self.out)
+        return phase, b1, b2
+
     def swept_rows(self) -> pd.DataFrame:
         """The rows this stage's sweeps returned, as `sweep.csv` holds them: the same whatever other
         notebooks have added to the study since, so outputs drawn from them regenerate unchanged."""
