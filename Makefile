@@ -54,7 +54,7 @@ help:
 	@echo '  make paper    run notebooks 01-09: every table and figure -> figures/<profile>/'
 	@echo '  make verify   re-evaluate a random sample of the committed results (needs DATA) and compare'
 	@echo '  make site     a static HTML report of the committed runs -> site/index.html (offline)'
-	@echo '  make test     everything: the unit tests, the end-to-end tests, then nbval over the notebooks (ci profile)'
+	@echo '  make test     everything: the unit tests, the end-to-end tests, nbval over the notebooks (ci profile), then the KV tests'
 	@echo '  make unit     the fast tier: every test not marked e2e'
 	@echo '  make e2e      the end-to-end tests: make paper, the GPU dry run, compiles, subprocess runs'
 	@echo '  make nbval    the notebooks under nbval only (ci profile; reads DATA)'
@@ -62,7 +62,7 @@ help:
 	@echo '  make lint     ruff over sics/ and tests/'
 	@echo '  make strip    clear the notebook outputs before committing'
 	@echo '  make kv-env   the KV-cache study'"'"'s environment (.venv-kv: transformers, kvpress) beside .venv'
-	@echo '  make kv-test  the tests that need it (the LMs, kvpress on them)'
+	@echo '  make kv-test  the tests that need it (the LMs, kvpress on them, the KV unit and study; part of make test)'
 	@echo '  make clean    remove $(CLEAN) (clean-ci: the same)'
 	@echo '  make help     this list (the default target)'
 	@echo 'variables, e.g. make paper PROFILE=quick DATA=~/cifar10:'
@@ -93,18 +93,23 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The KV-cache study's environment: the main one's packages plus transformers and kvpress (which
-# pins pandas<3), in a venv of its own so that no version writing committed outputs moves.
-$(KV_VENV)/.installed: pyproject.toml
+# pins pandas<3), in a venv of its own so that no version writing committed outputs moves. It reads
+# .venv's packages (torch and the rest: a .pth adds that site directory after its own), so pip
+# installs only what the kv extra adds, and pandas 2 here shadows .venv's pandas 3 without touching it.
+$(KV_VENV)/.installed: pyproject.toml $(VENV)/.installed
 	test -x $(KV_PY) || $(PYTHON) -m venv $(KV_VENV)
-	$(KV_PY) -m pip install -q $(TORCH_SPEC) -e '.[kv,dev]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(KV_PY) -c "import torch, transformers, kvpress, rdata"
+	echo "import site; site.addsitedir('$(abspath $(shell $(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"))')" \
+	  > "$$($(KV_PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/_sics_main_env.pth"
+	$(KV_PY) -m pip install -q -e '.[kv]' 2>&1 | grep -v "^WARNING: Location\|^  Not uninstalling\|^Can't uninstall" || true
+	$(KV_PY) -c "import torch, transformers, kvpress, rdata, pandas; assert pandas.__version__ < '3'"
 	touch $@
 
 kv-env: $(KV_VENV)/.installed
 
 # The tests that need the KV environment (they skip in .venv)
 kv-test: $(KV_VENV)/.installed
-	SICS_PROFILE=ci HF_HUB_OFFLINE=1 $(KV_PY) -m pytest -q -p no:cacheprovider tests/training/test_lm.py tests/units/test_kvpress.py
+	SICS_PROFILE=ci HF_HUB_OFFLINE=1 $(KV_PY) -m pytest -q -p no:cacheprovider tests/training/test_lm.py tests/units/test_kvpress.py \
+	  tests/units/test_kv_positions.py tests/units/test_kv_study.py
 
 paper: $(VENV)/.installed
 	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose) $(if $(ONLY),--only $(ONLY)) $(foreach s,$(SET),--set $(s))
@@ -115,7 +120,7 @@ verify: $(VENV)/.installed
 site: $(VENV)/.installed
 	$(PY) -m sics.report.site --profile $(PROFILE)
 
-test: unit e2e nbval
+test: unit e2e nbval kv-test
 
 unit: $(VENV)/.installed
 	SICS_PROFILE=ci HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=8 -m "not e2e" tests
