@@ -114,8 +114,10 @@ kv-test: $(KV_VENV)/.installed
 paper: $(VENV)/.installed
 	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose) $(if $(ONLY),--only $(ONLY)) $(foreach s,$(SET),--set $(s))
 
-verify: $(VENV)/.installed
-	$(PY) -m sics.cli.verify --profile $(PROFILE) $(if $(RUN),--run $(RUN)) $(if $(N),--n $(N)) $(if $(UNIT),--unit $(UNIT)) $(if $(PRECISION),--precision $(PRECISION))
+# the language models' studies (PROFILE=lm) run in the KV environment: their model is transformers'
+VERIFY_PY = $(if $(filter lm ci_lm,$(PROFILE)),$(KV_PY),$(PY))
+verify: $(VENV)/.installed $(if $(filter lm ci_lm,$(PROFILE)),$(KV_VENV)/.installed)
+	$(VERIFY_PY) -m sics.cli.verify --profile $(PROFILE) $(if $(RUN),--run $(RUN)) $(if $(N),--n $(N)) $(if $(UNIT),--unit $(UNIT)) $(if $(PRECISION),--precision $(PRECISION))
 
 site: $(VENV)/.installed
 	$(PY) -m sics.report.site --profile $(PROFILE)
