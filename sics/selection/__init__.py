@@ -6,3 +6,4 @@ turns them into masks; a unit kind applies them to a model (`sics.units`). The p
 
 from . import criteria as criteria
 from . import kv_criteria as kv_criteria
+from . import moe_criteria as moe_criteria

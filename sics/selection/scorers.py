@@ -96,6 +96,7 @@ CRITERION_KINDS = ("weight", "data", "reference")
 # kvpress's criteria of the KV-cache unit (`kv_criteria`): listed by `published("kv")` only, since
 # they read what only that unit provides (the prefill's scores)
 KV_KIND = "kv"
+MOE_KIND = "moe"  # the experts unit's routing criteria (`moe_criteria`), `published("moe")`
 
 
 def register(name: str, kappa: str | int, *, stochastic: bool = False, needs_calibration: bool = False,
@@ -106,9 +107,9 @@ def register(name: str, kappa: str | int, *, stochastic: bool = False, needs_cal
     `criterion` makes it one of the published criteria (`CRITERION_KINDS`), so the criteria study
     and C7 take it up; a "weight" criterion joins C1's measured family unless `c1=False`."""
     kappa = _check_kappa(kappa)
-    if criterion is not None and criterion not in (*CRITERION_KINDS, KV_KIND):
+    if criterion is not None and criterion not in (*CRITERION_KINDS, KV_KIND, MOE_KIND):
         raise ParameterError(f"scorer {name!r}: criterion kind must be one of {', '.join(CRITERION_KINDS)}, "
-                             f"{KV_KIND}, got {criterion!r}")  # fmt: skip
+                             f"{KV_KIND}, {MOE_KIND}, got {criterion!r}")  # fmt: skip
     c1 = criterion == "weight" if c1 is None else bool(c1)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ParameterError(f"scorer {name!r}: version must be an integer >= 1, got {version!r}")
@@ -164,8 +165,8 @@ def baselines() -> list[str]:
 
 def criteria() -> list[str]:
     """The published criteria of the channel units (κ "criterion": `sics.selection.criteria`) and
-    the adaptive selector; the KV unit's are `published("kv")`."""
-    return [n for n in by_kappa("criterion") if SCORERS[n].criterion != KV_KIND]
+    the adaptive selector; the KV and experts units' are `published("kv")`, `published("moe")`."""
+    return [n for n in by_kappa("criterion") if SCORERS[n].criterion not in (KV_KIND, MOE_KIND)]
 
 
 def published(kind: str | None = None) -> list[str]:

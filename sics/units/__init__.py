@@ -20,6 +20,8 @@ Scorers, selection (`sics.selection.select`), sweeps, statistics, tables and cla
   so the selection differs per image and is made from the test images themselves.
 - `kv_positions` (`sics.units.kv_positions`): the cached positions of a language model's
   held-out contexts, a group per context, layer and kv-head, evicted after prefill.
+- `experts` (`sics.units.moe`): a ViT's MLP experts made by MoEfication, a group per test
+  image, block and token, routed by a fitted router.
 
 A kind receives `UnitInputs` (the model, the profile, the data on demand, the saved calibration
 statistics), never the study. A new kind subclasses `Unit` (`sics.units.base`) and is registered
@@ -35,10 +37,11 @@ from .base import Unit, UnitInputs
 from .conv_channels import ConvChannels
 from .kv_positions import KvPositions
 from .mlp_channels import MlpChannels
+from .moe import Experts
 from .tokens import Tokens
 
 UNITS: dict[str, type[Unit]] = {"mlp_channels": MlpChannels, "conv_channels": ConvChannels, "tokens": Tokens,
-                                "kv_positions": KvPositions}  # fmt: skip
+                                "kv_positions": KvPositions, "experts": Experts}  # fmt: skip
 
 def get_unit(name: str | Unit, **params) -> Unit:
     """The unit kind `name` with its settings, e.g. `get_unit("tokens", block=3)`."""
@@ -52,4 +55,4 @@ def get_unit(name: str | Unit, **params) -> Unit:
         raise ParameterError(f"unit {name!r}: {e}") from None
 
 
-__all__ = ["UNITS", "ConvChannels", "KvPositions", "MlpChannels", "Tokens", "Unit", "UnitInputs", "get_unit"]
+__all__ = ["UNITS", "ConvChannels", "Experts", "KvPositions", "MlpChannels", "Tokens", "Unit", "UnitInputs", "get_unit"]
