@@ -47,10 +47,11 @@ from ..paths import figures_dir, notebooks_dir
 from ..study.stage import pack_open
 from .checks import Parser, check_parameter, check_settings
 
-# every notebooks/NN_*.ipynb, in number order: a new notebook runs without being listed here
-NOTEBOOKS = tuple(sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb")))
-# run when asked (`--only NN`), not by default, until their committed results regenerate without data
-ON_REQUEST: tuple[str, ...] = ()
+# run when asked (`--only NN`), not by default, until their committed results regenerate without
+# data: MoE routing (notebook 12) until its studies are committed
+ON_REQUEST: tuple[str, ...] = ("12_moe",)
+# every other notebooks/NN_*.ipynb, in number order: a new notebook runs without being listed here
+NOTEBOOKS = tuple(sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb") if p.stem not in ON_REQUEST))
 # notebooks run once per parameter set (a `--set` of the same parameter runs it once, as set): the
 # criteria study on the profile's ViT, then on the ResNet beside it
 RUNS: dict[str, tuple[dict, ...]] = {"09_criteria": ({}, {"arch": "resnet"})}

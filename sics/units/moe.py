@@ -8,8 +8,8 @@ beside each run's weights, so the experts are the same wherever the study is reb
 
 A group is one token's E experts at one block, for every test image, block and token (CLS
 included), ordered image-major, then block, then token; S is the fraction of the token's experts
-not run (k = round((1 − S)·E) run). m is the router's score; the κ=0 scorers keep the router's
-top k (MoE's own routing), the non-monotone classes are read along each token's rank of the
+not run (k = round((1 − S)·E) run). m is the router's gate weight (the softmax of its scores
+over the token's experts); the κ=0 scorers keep the router's top k (MoE's own routing), the non-monotone classes are read along each token's rank of the
 router's scores. Routing is decided on the dense model's block inputs (each block's router sees
 the tokens the dense model gives it), so a row's selection is fixed before it is evaluated, as
 every unit's is. The gradient baseline is label-free: I_e = (Σ_{c∈e} h_c ∂z/∂h_c)², h the
@@ -76,8 +76,10 @@ class Experts(Unit):
         return _ops().forward_state(inputs, self.tag, *self.moefied(inputs))
 
     def stats(self, inputs) -> list[BlockStats]:
-        """Every token's router scores (recomputed from the weights and the routers: not saved)."""
-        return BlockStats.groups(self._state(inputs)["router"].astype(np.float64))
+        """Every token's gate weights, the softmax of its router scores (recomputed from the
+        weights and the routers: not saved): positive, as the κ=0 transforms need, in the order
+        of the scores."""
+        return BlockStats.groups(gates(self._state(inputs)["router"]))
 
     def taylor(self, inputs, seed: int) -> list[np.ndarray]:
         """The label-free Taylor score of every token's experts (the same for every seed)."""
@@ -90,9 +92,33 @@ class Experts(Unit):
         """The oracle's expert scores per token (the same for every seed)."""
         return {"oracle_norm": list(self._state(inputs)["oracle"])}
 
+    def routing(self, inputs, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(recall (blocks,): the mean share of the oracle's top k experts that the router's top k
+        holds, over the test tokens; load (blocks, E): the share of tokens that run each expert):
+        saved with the calibration statistics, so a study rebuilt from its bundle reports them."""
+
+        def compute() -> list[np.ndarray]:
+            state, shape = self._state(inputs), self.shape(inputs)
+            router = state["router"].reshape(*shape, self.n_experts).swapaxes(0, 1).reshape(shape[1], -1, self.n_experts)
+            oracle = state["oracle"].reshape(*shape, self.n_experts).swapaxes(0, 1).reshape(shape[1], -1, self.n_experts)
+            top_r = np.argsort(-router, axis=-1, kind="stable")[..., :k]
+            top_o = np.argsort(-oracle, axis=-1, kind="stable")[..., :k]
+            hit = (top_r[..., :, None] == top_o[..., None, :]).any(-1).mean(-1)  # (blocks, tokens)
+            load = np.stack([np.bincount(t.ravel(), minlength=self.n_experts) / len(t) for t in top_r])
+            return [hit.mean(-1), load]
+
+        recall, load = inputs.calibrated(f"moe-routing-k{k}", compute)
+        return recall, load
+
     def evaluate(self, inputs, masks: list[np.ndarray]) -> np.ndarray:
         """Per-image correctness with each token running only its kept experts at every block."""
         return _ops().evaluate(inputs, self._state(inputs), np.stack(masks).reshape(*self.shape(inputs), self.n_experts))
+
+
+def gates(scores: np.ndarray) -> np.ndarray:
+    """The softmax over each row's experts (float64): a MoE's gate weights."""
+    z = np.exp(scores.astype(np.float64) - scores.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
 
 
 def _ops():

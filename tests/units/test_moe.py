@@ -38,7 +38,7 @@ def block_inputs(model, x: torch.Tensor) -> list[torch.Tensor]:
     return ins
 
 
-def test_a_group_is_one_tokens_experts_at_one_block_and_m_is_the_routers_score(moe_study):
+def test_a_group_is_one_tokens_experts_at_one_block_and_m_is_the_routers_gate(moe_study):
     study, rows = moe_study
     m = study.profile.model
     stats = study.selection.stats
@@ -49,9 +49,10 @@ def test_a_group_is_one_tokens_experts_at_one_block_and_m_is_the_routers_score(m
     x, _ = next(iter(study.test.batches(4)))
     ins = block_inputs(study.model, x.float())
     image, block, token = 2, 1, 5
-    want = ins[block][image, token].double().numpy() @ routers[block][:-1] + routers[block][-1]
+    scores = ins[block][image, token].double().numpy() @ routers[block][:-1] + routers[block][-1]
     got = stats[(image * m.depth + block) * (m.tokens + 1) + token].m
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, np.exp(scores) / np.exp(scores).sum(), rtol=1e-4, atol=1e-7)  # the gates
+    assert (got > 0).all() and np.array_equal(np.argsort(got), np.argsort(scores))
     assert set(rows["unit"]) == {"experts-E8"} and (rows["kept"] > 0).all()
 
 
