@@ -70,6 +70,10 @@ PARAMETERS: dict[str, tuple[Callable, str]] = {
     "importances": (lambda v: isinstance(v, (list, tuple)) and v and all(i in _importances() for i in v),
                     "a non-empty list of token importances: cls_attention, norm"),  # fmt: skip
     "arch": (lambda v: v in _architectures(), "an architecture beside the ViT: '' (none) or resnet"),
+    "run": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a training run, a whole number >= 0"),
+    "n_experts": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2, "a whole number of experts >= 2"),
+    "n_images": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number of images >= 1"),
+    "fine_seeds": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2, "a whole number of seeds >= 2"),
 }
 
 

@@ -13,12 +13,13 @@ from .stage import Results, Stage, open_stage
 FINE_STEP = 0.05  # the coarsest fine grid: every row evaluates every token of every image
 
 
-def open_moe(name: str, profile: str, data: str, n_experts: int, n_images: int) -> Stage:
-    """The experts study of `profile` on `n_images` test images (a seeded subset; the profile's
-    whole test set where it has fewer)."""
+def open_moe(name: str, profile: str, data: str, n_experts: int, n_images: int, run: int = 0) -> Stage:
+    """The experts study of `profile`'s training run `run` on `n_images` test images (a seeded
+    subset; the profile's whole test set where it has fewer)."""
     p = resolve_profile(profile)
     n = min(n_images, p.n_test) if p.n_test else n_images
-    return open_stage(name, p.name, data, unit="experts", unit_params={"n_experts": n_experts}, n_test=n)
+    return open_stage(name, p.name, data, unit="experts", unit_params={"n_experts": n_experts}, n_test=n,
+                      train_seed=run)  # fmt: skip
 
 
 def fine_grid(stage: Stage, grid=()) -> list[float]:
