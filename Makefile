@@ -110,6 +110,8 @@ kv-env: $(KV_VENV)/.installed
 kv-test: $(KV_VENV)/.installed
 	SICS_PROFILE=ci HF_HUB_OFFLINE=1 $(KV_PY) -m pytest -q -p no:cacheprovider tests/training/test_lm.py tests/units/test_kvpress.py \
 	  tests/units/test_kv_positions.py tests/units/test_kv_study.py
+	SICS_PROFILE=ci SICS_TEXT=$(abspath tests/corpus) HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(KV_PY) -m pytest -q --nbval-lax \
+	  -p no:cacheprovider notebooks/11_kv_cache.ipynb
 
 paper: $(VENV)/.installed
 	$(PY) -m sics.cli.paper --profile $(PROFILE) --engine $(ENGINE) $(if $(VERBOSE),--verbose) $(if $(ONLY),--only $(ONLY)) $(foreach s,$(SET),--set $(s))

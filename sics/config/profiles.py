@@ -174,6 +174,5 @@ PROFILES: dict[str, Profile] = {
 }
 
 # The ResNet profile that goes with each ViT profile in notebook 08 (tests use the tiny one).
-# The language model whose KV cache notebook 11 studies: the committed `lm` beside every profile, so
-# nbval's ci run regenerates it from its bundle (the KV tests train `ci_lm`).
-ARCHITECTURES = {"resnet": {"ci": "ci_resnet"}, "lm": {}}
+# The language model whose KV cache notebook 11 studies beside each ViT profile.
+ARCHITECTURES = {"resnet": {"ci": "ci_resnet"}, "lm": {"ci": "ci_lm"}}
