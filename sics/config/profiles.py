@@ -167,6 +167,7 @@ PROFILES: dict[str, Profile] = {
             lr=3e-3,
             train_precision="fp32",
             n_seeds=2,
+            fine_grid=(0.40, 0.90, 0.1),
             fp32_decisions=True,
             **LM_RECIPE,
         ),
