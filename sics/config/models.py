@@ -106,6 +106,7 @@ class LMConfig(ModelConfig):
     rope_theta: float = 10000.0
     attention: str = "eager"  # the study's (not in the key): the attention-based presses read the weights
     train_attention: str = "sdpa"  # training's: the same function, about 1.4x faster here
+    repeat_rate: float = 0.0  # share of training sequences that repeat a span later (`training.lm.repeat_spans`)
 
     @property
     def head_dim(self) -> int:
@@ -117,4 +118,6 @@ class LMConfig(ModelConfig):
         return self.context + self.window
 
     def key(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "attention"}
+        """Every field but the study's attention; `repeat_rate` only where set (ids made before it stay)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "attention" and (f.name != "repeat_rate" or self.repeat_rate)}  # fmt: skip

@@ -159,6 +159,21 @@ PROFILES: dict[str, Profile] = {
             **LM_RECIPE,
         ),
         Profile(
+            name="lm_repeat",
+            description="the lm recipe with half of the training sequences repeating a 16-64 byte span later on: "
+                        "the search for an LM that uses its context (docs/protocol.md)",
+            model=LMConfig(repeat_rate=0.5),
+            epochs=4,
+            batch_size=32,
+            lr=2e-3,
+            train_precision="bf16",
+            n_test=256,
+            n_seeds=10,
+            fine_grid=(0.40, 0.90, 0.05),
+            fine_seeds=3,
+            **LM_RECIPE,
+        ),
+        Profile(
             name="ci_lm",
             description="tiny byte-level Llama LM (2x32, context 64) for tests; numbers mean nothing",
             model=LMConfig(n_layer=2, d_model=32, n_head=2, n_kv_head=2, d_ff=64, context=64),

@@ -37,12 +37,31 @@ def total_steps(profile: Profile, n_train_bytes: int) -> int:
     return math.ceil(profile.epochs * n_train_bytes / (profile.batch_size * profile.model.sequence))
 
 
-def sample_batch(stream: np.ndarray, rng: np.random.Generator, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, next-byte targets) of `batch` sequences of `length` positions at random starts."""
+def sample_batch(stream: np.ndarray, rng: np.random.Generator, batch: int, length: int,
+                 repeat_rate: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(inputs, next-byte targets) of `batch` sequences of `length` positions at random starts;
+    with `repeat_rate`, that share of them repeats one of its spans later (`repeat_spans`)."""
     starts = rng.integers(0, len(stream) - length, size=batch)  # (the last start, len - length - 1, included)
     rows = np.stack([stream[s : s + length + 1] for s in starts]).astype(np.int64)
+    if repeat_rate:  # (no draw at all without: the plain recipe's stream of batches is unchanged)
+        repeat_spans(rows, rng, repeat_rate)
     t = torch.from_numpy(rows)
     return t[:, :-1], t[:, 1:]
+
+
+REPEAT_SPAN = (16, 64)  # bytes a repeated span holds (inclusive)
+
+
+def repeat_spans(rows: np.ndarray, rng: np.random.Generator, rate: float) -> None:
+    """In place: a share `rate` of the rows copy a span of 16-64 bytes from a random place to a
+    random later one, so the text sometimes repeats itself verbatim far back, and a model learns
+    to look there (copying: induction heads). The rows keep their length."""
+    n = rows.shape[1]
+    for i in np.flatnonzero(rng.random(len(rows)) < rate):
+        span = min(int(rng.integers(REPEAT_SPAN[0], REPEAT_SPAN[1] + 1)), n // 2)
+        src = int(rng.integers(0, n - 2 * span + 1))
+        dst = int(rng.integers(src + span, n - span + 1))
+        rows[i, dst : dst + span] = rows[i, src : src + span]
 
 
 def _start(profile: Profile, device: torch.device, steps: int):
@@ -85,7 +104,7 @@ def train_lm(profile: Profile, stream: np.ndarray, device: torch.device, state_p
     bar = progress_bar(desc=f"train {profile.name}", total=steps, initial=step, unit="step", disable=not progress)
     saved_at, t0, done_here = time.time(), time.time(), 0
     while step < steps and (stop_after is None or done_here < stop_after):
-        x, y = sample_batch(stream, rng, profile.batch_size, profile.model.sequence)
+        x, y = sample_batch(stream, rng, profile.batch_size, profile.model.sequence, profile.model.repeat_rate)
         with autocast(device, profile.train_precision, cpu_auto=False):
             logits = model(input_ids=x.to(device)).logits
         loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten())
