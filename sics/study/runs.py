@@ -22,7 +22,7 @@ from ..analysis.claims import claim_pairs, ledger, merged
 from ..paths import figures_root, run_name
 from ..report import figures, tables
 from ..report.output import Output
-from ..selection.scorers import c1_family, published
+from ..selection.scorers import KV_KIND, c1_family, published
 from .stage import Results, saved_results
 
 
@@ -115,11 +115,14 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
 
 
 def _criteria_ledger(summary: pd.DataFrame, margin: float, sparsities) -> pd.DataFrame | None:
-    """C1 (both parts) and C7 from a summary holding the published criteria, else None."""
-    names = [n for n in published() if n != "random" and n in set(summary["scorer"])]
-    if not names or not set(c1_family()) & set(summary["scorer"]):
+    """C1 (both parts) and C7 from a summary holding the published criteria (the channel units',
+    or kvpress's for the KV unit), else None."""
+    have = set(summary["scorer"])
+    kind = KV_KIND if any(n in have for n in published(KV_KIND)) else None
+    names = [n for n in published(kind) if n != "random" and n in have]
+    if not names or not set(c1_family(kind)) & have:
         return None
-    return crit.ledger(summary, names, [n for n in c1_family() if n in set(summary["scorer"])], margin=margin,
+    return crit.ledger(summary, names, [n for n in c1_family(kind) if n in have], margin=margin,
                        sparsities=sparsities)  # fmt: skip
 
 

@@ -31,11 +31,11 @@ def expert_output_norms(mlp: nn.Module, x: torch.Tensor, labels: np.ndarray) -> 
     labels = np.asarray(labels)
     E = int(labels.max()) + 1
     if np.all(np.bincount(labels, minlength=E) == len(labels) // E):  # balanced: one grouped matmul
-        order = torch.from_numpy(np.argsort(labels, kind="stable")).long()
+        order = torch.from_numpy(np.argsort(labels, kind="stable")).long().to(h.device)
         grouped = h[..., order].unflatten(-1, (E, -1))  # (..., E, H/E)
         weight = mlp.fc2.weight[:, order].unflatten(-1, (E, -1)).to(h.dtype)  # (D, E, H/E)
         return torch.einsum("...ec,dec->...ed", grouped, weight).norm(dim=-1)
-    onehot = torch.nn.functional.one_hot(torch.from_numpy(labels).long(), E).to(h.dtype)  # (H, E)
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(labels).long(), E).to(h.device, h.dtype)  # (H, E)
     return torch.einsum("...h,he,dh->...ed", h, onehot, mlp.fc2.weight.to(h.dtype)).norm(dim=-1)
 
 
@@ -90,8 +90,8 @@ def forward_state(inputs, tag: str, labels: np.ndarray, routers: np.ndarray) -> 
         router, oracle = [], []
         for images, _ in inputs.test().batches(inputs.profile.eval_batch_size):
             ins, _ = _mlp_inputs_and_acts(model, images.float())
-            r = [x.float() @ torch.from_numpy(routers[b][:-1]).float() + torch.from_numpy(routers[b][-1]).float()
-                 for b, x in enumerate(ins)]  # fmt: skip
+            r = [x.float() @ torch.from_numpy(routers[b][:-1]).float().to(x.device)
+                 + torch.from_numpy(routers[b][-1]).float().to(x.device) for b, x in enumerate(ins)]  # fmt: skip
             with torch.no_grad():
                 o = [expert_output_norms(blk.mlp, x.float(), labels[b]) for b, (blk, x) in enumerate(zip(model.blocks, ins, strict=True))]
             router.append(torch.stack(r, 1).cpu())  # (images, blocks, tokens, E)
@@ -109,19 +109,19 @@ def taylor_sum(inputs, state: dict) -> np.ndarray:
     E = int(labels.max()) + 1
     grabbed: list[torch.Tensor] = []
 
-    def keep(_module, _args, out):  # a leaf in the activation's place: its gradient is kept
-        leaf = out.detach().requires_grad_(True)
-        grabbed.append(leaf)
-        return leaf
+    def keep(_module, _args, out):  # kept with its gradient: ∂z/∂h through every later block
+        out.retain_grad()
+        grabbed.append(out)
 
     hooks = [blk.mlp.act.register_forward_hook(keep) for blk in model.blocks]
     out = []
     try:
         for images, _ in inputs.test().batches(inputs.profile.eval_batch_size):
             grabbed.clear()
-            logits = model(images.float())
-            logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
-            per_block = [torch.zeros(*h.shape[:-1], E).index_add_(-1, labels[b], (h * h.grad).detach())
+            with torch.enable_grad():  # (the input requires grad, so every activation does, frozen weights or not)
+                logits = model(images.float().requires_grad_(True))
+                logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+            per_block = [torch.zeros(*h.shape[:-1], E, device=h.device).index_add_(-1, labels[b].to(h.device), (h * h.grad).detach())
                          for b, h in enumerate(grabbed)]  # fmt: skip
             out.append(torch.stack(per_block, 1).cpu())
     finally:

@@ -77,7 +77,7 @@ def criterion_scores(name: str, keys: torch.Tensor, attn: torch.Tensor, S: float
     if name == "knorm":
         return -torch.linalg.vector_norm(keys, dim=-1, dtype=torch.float32)
     if name == "observed_attention":
-        scores = attn.sum(2) / torch.arange(L, 0, -1, dtype=attn.dtype)
+        scores = attn.sum(2) / torch.arange(L, 0, -1, dtype=attn.dtype, device=attn.device)
         return scores.view(B, H_kv, groups, L).mean(2)
     if name == "tova":
         scores = attn[..., -1:, :-1].mean(1).repeat(1, H_kv, 1)
@@ -88,7 +88,7 @@ def criterion_scores(name: str, keys: torch.Tensor, attn: torch.Tensor, S: float
         scores = scores.view(B, H_kv, groups, L - window).mean(2)
         return F.pad(scores, (0, window), value=scores.max().item() + 1)
     if name == "streaming_llm":
-        scores = torch.ones(B, H_kv, L)
+        scores = torch.ones(B, H_kv, L, device=keys.device)
         n_pruned = L - int(L * (1 - S))
         scores[:, :, n_sink : n_sink + n_pruned] = 0
         return scores
@@ -141,8 +141,10 @@ def forward_state(inputs, tag: str) -> dict:
 
 def taylor_sum(inputs, state: dict) -> np.ndarray:
     """s_p = Σ_d k_pd ∂z/∂k_pd + v_pd ∂z/∂v_pd per group and position, z the log-probability of
-    the model's own prediction summed over the prefix's last `window` positions. The keys are
-    taken before RoPE: a rotation is orthogonal, so k·∂z/∂k is the same for the rotated key."""
+    the model's own prediction summed over the prefix's last `window` positions. Each layer's keys
+    and values are held as they are while another's change (leaves in the projections' place), as
+    after prefill: evicting a position at layer l leaves every other layer's cache as it was. The
+    keys are taken before RoPE: a rotation is orthogonal, so k·∂z/∂k is the same rotated."""
     model, m = inputs.model, inputs.profile.model
     ctx = _contexts(inputs)
     grabbed: list[torch.Tensor] = []

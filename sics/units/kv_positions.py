@@ -75,7 +75,10 @@ class KvPositions(Unit):
     def stats(self, inputs) -> list[BlockStats]:
         """Every group's importance (float32 as computed; saved with the calibration statistics)."""
         imp = inputs.calibrated(self.importance, lambda: [self._state(inputs)["scores"][self.importance]])[0]
-        return BlockStats.groups(imp.astype(np.float64))
+        imp = imp.astype(np.float64)
+        if self.importance == "knorm":  # (minus the key norm: made positive, in its order, for the κ=0 transforms)
+            imp = np.exp(imp - imp.max(-1, keepdims=True))
+        return BlockStats.groups(imp)
 
     def taylor(self, inputs, seed: int) -> list[np.ndarray]:
         """The label-free Taylor score (module docstring): the same for every seed (no sampling);

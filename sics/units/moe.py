@@ -50,7 +50,7 @@ class Experts(Unit):
 
     @property
     def tag(self) -> str:
-        return f"experts-E{self.n_experts}"
+        return f"experts-E{self.n_experts}" + ("" if self.n_fit == 256 else f"-fit{self.n_fit}")
 
     def shape(self, inputs) -> tuple[int, int, int]:
         m = inputs.profile.model

@@ -53,7 +53,7 @@ def test_a_group_is_one_tokens_experts_at_one_block_and_m_is_the_routers_gate(mo
     got = stats[(image * m.depth + block) * (m.tokens + 1) + token].m
     np.testing.assert_allclose(got, np.exp(scores) / np.exp(scores).sum(), rtol=1e-4, atol=1e-7)  # the gates
     assert (got > 0).all() and np.array_equal(np.argsort(got), np.argsort(scores))
-    assert set(rows["unit"]) == {"experts-E8"} and (rows["kept"] > 0).all()
+    assert set(rows["unit"]) == {"experts-E8-fit16"} and (rows["kept"] > 0).all()
 
 
 def test_evaluation_equals_zeroing_each_tokens_unselected_channels(moe_study):
@@ -105,3 +105,40 @@ def test_the_gradient_baseline_reads_no_label(moe_study, monkeypatch):
     monkeypatch.setattr(study.test, "y", torch.full_like(study.test.y, -1))
     again = np.stack(study.unit.taylor(study.selection.inputs, 1))
     assert np.array_equal(first, again) and first.shape == (len(study.selection.stats), E) and first.max() > 0
+
+
+def test_the_gradient_baseline_is_the_derivative_through_every_later_block(moe_study):
+    """s_e = Σ_{c∈e} h_c ∂z/∂h_c is dz/dε when expert e's activations of one token at block 0 are
+    scaled by 1 + ε, the blocks after it responding (a central difference; in fp32, since the
+    classifier computes in fp32 whatever the model's dtype)."""
+    from sics.units import expert_ops
+
+    study, _ = moe_study
+    m, inputs = study.profile.model, study.selection.inputs
+    state = inputs.cache[study.unit.tag]
+    s = expert_ops.taylor_sum(inputs, state)
+    labels = torch.as_tensor(state["labels"])
+    x, _ = next(iter(study.test.batches(2)))
+    block = 0
+    first = np.abs(s.reshape(-1, m.depth, m.tokens + 1, E)[:2, block])  # the two images of `x`
+    image, token, e = (int(i) for i in np.unravel_index(first.argmax(), first.shape))  # the clearest signal
+    row = s[(image * m.depth + block) * (m.tokens + 1) + token]
+    model = study.model
+
+    def z(eps: float) -> float:
+        def scale(_mod, _args, out):
+            out = out.clone()
+            out[image, token, labels[block] == e] *= 1 + eps
+            return out
+
+        hook = model.blocks[block].mlp.act.register_forward_hook(scale)
+        try:
+            with torch.no_grad():
+                logits = model(x.float()).double()
+        finally:
+            hook.remove()
+        return float(logits[image].max())
+
+    eps = 1e-2
+    fd = (z(eps) - z(-eps)) / (2 * eps)
+    assert abs(row[e] - fd) <= 0.02 * abs(fd), (row[e], fd)
