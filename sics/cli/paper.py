@@ -48,9 +48,8 @@ from ..study.stage import pack_open
 from .checks import Parser, check_parameter, check_settings
 
 # run when asked (`--only NN`), not by default, until their committed results regenerate without
-# data: the KV cache (11: no LM passes its context check yet; it runs in the KV environment) and
-# MoE routing (12) until their studies are committed
-ON_REQUEST: tuple[str, ...] = ("11_kv_cache", "12_moe")
+# data: the KV cache (11: no LM passes its context check yet, and it runs in the KV environment)
+ON_REQUEST: tuple[str, ...] = ("11_kv_cache",)
 # every other notebooks/NN_*.ipynb, in number order: a new notebook runs without being listed here
 NOTEBOOKS = tuple(sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb") if p.stem not in ON_REQUEST))
 # notebooks run once per parameter set (a `--set` of the same parameter runs it once, as set): the
