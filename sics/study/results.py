@@ -49,7 +49,10 @@ class ResultStore:
     cluster: int = 1  # per-item results per independent unit (`Unit.cluster`)
 
     def outcomes(self, correct: np.ndarray) -> np.ndarray:
-        """What the statistics read of a stored result: per image, or per cluster (`per_cluster`)."""
+        """What the statistics read of a stored result: per image, or per cluster (`per_cluster`),
+        from the per-item result itself (never from one already reduced)."""
+        if len(correct) != self.n_test:
+            raise ValueError(f"a stored result holds {self.n_test} items, not {len(correct)}")
         return per_cluster(correct, self.cluster)
 
     @property
