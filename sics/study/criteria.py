@@ -111,14 +111,19 @@ def _summary(*parts: Results) -> pd.DataFrame:
     return summarize(rows, {k: v for r in parts for k, v in r.correct.items()})
 
 
+def sweep_matched(stage: Stage, sparsities, n_seeds: int | None) -> list[Results]:
+    """Each non-monotone class's matched-perturbation control (tag "matched"), one sweep a class."""
+    return [stage.sweep(["matched_random"], sparsities, n_seeds=n_seeds, tag="matched",
+                        params={"matched_random": {"of": cls}}) for cls in non_monotone()]  # fmt: skip
+
+
 def run_criteria(stage: Stage, sparsities, feature_classes, n_seeds: int | None = None) -> CriteriaResults:
     """The study's sweeps, in order of value: criteria, adaptive, matched controls, global, fine grid.
     `n_seeds` (None: the profile's `criteria_seeds`, else its main-grid seeds) at the main S."""
     names = applicable(published(), stage.study.selection.stats)
     n_seeds = n_seeds or stage.study.profile.criteria_seeds
     main = stage.sweep([*names, ADAPTIVE, *feature_classes], sparsities, n_seeds=n_seeds)
-    matched = [stage.sweep(["matched_random"], sparsities, n_seeds=n_seeds, tag="matched",
-                           params={"matched_random": {"of": cls}}) for cls in non_monotone()]  # fmt: skip
+    matched = sweep_matched(stage, sparsities, n_seeds)
     rows = pd.concat([main.rows, *(m.rows for m in matched)]).drop_duplicates("key").reset_index(drop=True)
     correct = {k: v for r in (main, *matched) for k, v in r.correct.items()}
     global_ = stage.sweep(["lamp", "magnitude"], sparsities, n_seeds=n_seeds, allocation="global")

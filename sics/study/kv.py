@@ -9,6 +9,7 @@ import pandas as pd
 from ..analysis import criteria as crit
 from ..report import tables
 from ..selection.scorers import KV_KIND, c1_family, non_monotone, published
+from .criteria import sweep_matched
 from .stage import Results, Stage
 
 
@@ -28,8 +29,7 @@ def save_criteria(stage: Stage, results: Results, sparsities, margin: float) -> 
 
 def save_matched(stage: Stage, results: Results, sparsities, n_seeds: int | None = None) -> pd.DataFrame:
     """Each non-monotone class of `results` against its matched-perturbation control, seed-paired."""
-    matched = [stage.sweep(["matched_random"], sparsities, n_seeds=n_seeds, tag="matched",
-                           params={"matched_random": {"of": cls}}) for cls in non_monotone()]  # fmt: skip
+    matched = sweep_matched(stage, sparsities, n_seeds)
     rows = pd.concat([results.rows, *(m.rows for m in matched)]).drop_duplicates("key").reset_index(drop=True)
     table = crit.matched_table(rows, {k: v for r in (results, *matched) for k, v in r.correct.items()}, non_monotone())
     tables.save_table(table, "matched", stage.out, shown=tables.matched_view(table), title="Escape beyond the matched control: class − matched_random (points) [95% CI, seed-paired]; *: significant (Holm)")  # fmt: skip
