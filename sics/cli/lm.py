@@ -58,7 +58,7 @@ def train_and_export(profile_name: str, run: int, text: str | None = None) -> di
 
     p = resolve_profile(profile_name, train_seed=run)
     if not isinstance(p.model, LMConfig):
-        raise ParameterError(f"profile {p.name} is not a language model's: lm or ci_lm")
+        raise ParameterError(f"profile {p.name} is not a language model's: lm, lm_repeat or ci_lm")
     corpus = load_corpus(text)
     device = pick_device()
     ckpt_id = checkpoint_id(p, corpus.source_id)
@@ -79,7 +79,7 @@ def train_and_export(profile_name: str, run: int, text: str | None = None) -> di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="lm", help="lm (default) or ci_lm")
+    ap.add_argument("--profile", default="lm", help="an LM profile: lm (default), lm_repeat or ci_lm")
     ap.add_argument("--run", type=int, default=0, help="training run k: the recipe with train_seed = k")
     ap.add_argument("--text", default="", help="the corpus (default: $SICS_TEXT)")
     args = ap.parse_args(argv)
