@@ -32,7 +32,9 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-ROW_DTYPES = {"kappa": str, "mask_hash": str}
+# identifiers stay text: a revision such as "788302e304" or an all-digit hash would read as a number
+ROW_DTYPES = {c: str for c in ("scorer", "kappa", "mask_hash", "tag", "profile", "ckpt_id", "data", "device",
+                               "git_rev", "key", "unit", "precision")}  # fmt: skip
 
 
 def csv_line(values: Iterable) -> bytes:

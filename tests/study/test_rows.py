@@ -45,6 +45,15 @@ def test_rows_read_back_as_written(tmp_path):
     assert back["accuracy"].tolist() == [r["accuracy"] for r in rows]
 
 
+
+def test_identifiers_that_look_like_numbers_read_back_as_text(tmp_path):
+    path = tmp_path / "sweep.csv"
+    append_row(path, {**make_row(0), "git_rev": "788302e304", "key": "0123456789", "mask_hash": "1e5",
+                      "ckpt_id": "12345", "precision": "32"})  # fmt: skip
+    back = read_rows(path).iloc[0]
+    assert (back["git_rev"], back["key"], back["mask_hash"], back["ckpt_id"], back["precision"]) == (
+        "788302e304", "0123456789", "1e5", "12345", "32")
+
 def test_concurrent_writers_lose_no_row(tmp_path):
     path, writers, n = tmp_path / "sweep.csv", 4, 150
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
