@@ -48,7 +48,7 @@ from ..study.stage import pack_open
 from .checks import Parser, check_parameter, check_settings
 
 # run when asked (`--only NN`), not by default, until their committed results regenerate without
-# data: the KV cache (11: no LM passes its context check yet, and it runs in the KV environment)
+# data: the KV cache (11: no LM trained here passes its context check, docs/results.md; it runs in the KV environment)
 ON_REQUEST: tuple[str, ...] = ("11_kv_cache",)
 # every other notebooks/NN_*.ipynb, in number order: a new notebook runs without being listed here
 NOTEBOOKS = tuple(sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb") if p.stem not in ON_REQUEST))

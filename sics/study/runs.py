@@ -27,12 +27,12 @@ from .stage import Results, saved_results
 
 
 def studies_with_runs(profile: str) -> list[str]:
-    """The studies of a profile's family (its own, its tokens', the ResNet beside a ViT) whose
-    folder holds training runs beyond run 0."""
+    """The studies of a profile's family (its own, its tokens', its MoE experts', the other
+    architectures beside a ViT) whose folder holds training runs beyond run 0."""
     from ..config import ARCHITECTURES, resolve_profile
 
     vit = resolve_profile(profile).name
-    names = [vit, f"{vit}-tokens", *(spec.get(vit, arch) for arch, spec in ARCHITECTURES.items())]
+    names = [vit, f"{vit}-tokens", f"{vit}-experts", *(spec.get(vit, arch) for arch, spec in ARCHITECTURES.items())]
     return [n for n in names if any(k > 0 for k in run_numbers(n))]
 
 

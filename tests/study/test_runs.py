@@ -223,7 +223,8 @@ def _committed_runs():
     """(study folder, unit, run k, its folder) of every committed training run k >= 1."""
     from sics.paths import REPO
 
-    units = {"reference": "mlp_channels", "resnet": "conv_channels", "reference-tokens": "tokens"}
+    units = {"reference": "mlp_channels", "resnet": "conv_channels", "reference-tokens": "tokens",
+             "reference-experts": "experts"}
     for study, unit in units.items():
         for folder in sorted((REPO / "figures" / study / "runs").glob("[0-9]*")):
             if (folder / "sweep.csv").exists():
@@ -259,3 +260,18 @@ def test_every_committed_run_keeps_its_identity(study, unit, run, folder):
                     n_test=fake.n_test, data_id=json.loads(
                         __import__("zipfile").ZipFile(folder / "results.zip").read("meta.json"))["data_id"])  # fmt: skip
     assert (folder / file_name(kind.tag, identity)).exists()
+
+
+def test_the_recipe_outputs_find_every_study_of_a_vit_with_runs(tmp_path, monkeypatch):
+    """Notebook 10 reads the runs of the ViT's channels, tokens and experts, and of the
+    architectures beside it; a study with run 0 alone has no recipe to judge."""
+    from sics.study.runs import studies_with_runs
+
+    monkeypatch.setenv("SICS_FIGURES", str(tmp_path))
+    for folder in ("reference", "reference-experts", "reference-tokens", "resnet"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "results.zip").touch()
+    for folder in ("reference", "reference-experts", "resnet"):
+        (tmp_path / folder / "runs" / "1").mkdir(parents=True)
+        (tmp_path / folder / "runs" / "1" / "results.zip").touch()
+    assert studies_with_runs("reference") == ["reference", "reference-experts", "resnet"]
