@@ -45,7 +45,6 @@ def test_rows_read_back_as_written(tmp_path):
     assert back["accuracy"].tolist() == [r["accuracy"] for r in rows]
 
 
-
 def test_identifiers_that_look_like_numbers_read_back_as_text(tmp_path):
     path = tmp_path / "sweep.csv"
     append_row(path, {**make_row(0), "git_rev": "788302e304", "key": "0123456789", "mask_hash": "1e5",
@@ -53,6 +52,7 @@ def test_identifiers_that_look_like_numbers_read_back_as_text(tmp_path):
     back = read_rows(path).iloc[0]
     assert (back["git_rev"], back["key"], back["mask_hash"], back["ckpt_id"], back["precision"]) == (
         "788302e304", "0123456789", "1e5", "12345", "32")
+
 
 def test_concurrent_writers_lose_no_row(tmp_path):
     path, writers, n = tmp_path / "sweep.csv", 4, 150

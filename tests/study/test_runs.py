@@ -242,11 +242,12 @@ def test_every_committed_run_keeps_its_identity(study, unit, run, folder):
     from sics.config import resolve_profile
     from sics.selection.scorers import get_scorer
     from sics.study.calibration import file_name
+    from sics.study.rows import read_rows
     from sics.study.sweep import row_key
     from sics.units import get_unit
 
     profile = resolve_profile(study.split("-")[0])
-    rows = pd.read_csv(folder / "sweep.csv")
+    rows = read_rows(folder / "sweep.csv")
     assert set(rows["ckpt_id"]) == {RUN_IDS[profile.name][run]}
     kind = get_unit(unit) if unit != "tokens" else get_unit("tokens", block=-1, importance="cls_attention")
     fake = SimpleNamespace(trained=SimpleNamespace(ckpt_id=RUN_IDS[profile.name][run]), n_test=int(rows["n_test"].iloc[0]),
