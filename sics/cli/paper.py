@@ -55,12 +55,20 @@ NOTEBOOKS = tuple(sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipyn
 # notebooks run once per parameter set (a `--set` of the same parameter runs it once, as set): the
 # criteria study on the profile's ViT, then on the ResNet beside it
 RUNS: dict[str, tuple[dict, ...]] = {"09_criteria": ({}, {"arch": "resnet"})}
+# notebooks run once more for each committed training run k >= 1 of their study (the MoE study of
+# every ViT run: its outputs regenerate from that run's bundle, as run 0's do)
+PER_TRAINING_RUN: dict[str, str] = {"12_moe": "{profile}-experts"}
 
 
-def runs_of(name: str, sets: dict) -> list[tuple[str, dict]]:
+def runs_of(name: str, sets: dict, profile: str = "") -> list[tuple[str, dict]]:
     """(the executed copy's name, its own parameters) for each run of notebook `name`: one per
-    parameter set in `RUNS`, or the one run `--set` fixes; a non-empty value names the copy."""
+    parameter set in `RUNS` (or per committed training run, `PER_TRAINING_RUN`, of `profile`), or
+    the one run `--set` fixes; a non-empty value names the copy."""
     runs = RUNS.get(name, ({},))
+    if name in PER_TRAINING_RUN and profile:
+        from ..study.runs import run_numbers
+
+        runs = ({}, *({"run": k} for k in run_numbers(PER_TRAINING_RUN[name].format(profile=profile)) if k > 0))
     fixed = {k for r in runs for k in r} & set(sets)
     if fixed:
         runs = ({k: sets[k] for k in sorted(fixed)},)
@@ -350,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         params = dict(profile=profile, data=args.data, **sets)
         quiet_warnings = not os.environ.get("PYTHONWARNINGS")
         times, failed = {}, []
-        for notebook, (name, extra) in [(n, run) for n in chosen for run in runs_of(n, sets)]:
+        for notebook, (name, extra) in [(n, run) for n in chosen for run in runs_of(n, sets, profile)]:
             src = notebooks_dir() / f"{notebook}.ipynb"
             print(f"[sics] {name} (profile={profile}, engine={args.engine}) ...", flush=True)
             t0 = time.time()

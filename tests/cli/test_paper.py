@@ -188,3 +188,16 @@ def test_a_notebook_runs_once_per_parameter_set_unless_one_is_set(monkeypatch):
     assert runs_of("09_criteria", {"arch": "../x"}) == [("09_criteria-___x", {"arch": "../x"})]
     assert runs_of("09_criteria", {"n_seeds": 20}) == runs_of("09_criteria", {})
     assert runs_of("06_claims", {"arch": "resnet"}) == [("06_claims", {})]
+
+
+def test_the_moe_notebook_runs_once_per_committed_training_run(tmp_path, monkeypatch):
+    from sics.cli.paper import runs_of
+
+    monkeypatch.setenv("SICS_FIGURES", str(tmp_path))
+    for k in (1, 3):
+        (tmp_path / "reference-experts" / "runs" / str(k)).mkdir(parents=True)
+        (tmp_path / "reference-experts" / "runs" / str(k) / "results.zip").touch()
+    (tmp_path / "reference-experts" / "runs" / "2").mkdir()  # a run whose study is not committed
+    assert runs_of("12_moe", {}, "reference") == [("12_moe", {}), ("12_moe-1", {"run": 1}), ("12_moe-3", {"run": 3})]
+    assert runs_of("12_moe", {}, "ci") == [("12_moe", {})]
+    assert runs_of("12_moe", {"run": 3}, "reference") == [("12_moe-3", {"run": 3})]
