@@ -47,27 +47,23 @@ from ..paths import figures_dir, notebooks_dir
 from ..study.stage import pack_open
 from .checks import Parser, check_parameter, check_settings
 
-# run when asked (`--only NN`), not by default, until their committed results regenerate without
-# data: the KV cache (11: no LM trained here passes its context check, docs/results.md; it runs in the KV environment)
+# run only when asked (`--only NN`): the KV cache (11: no committed study, docs/results.md; KV environment)
 ON_REQUEST: tuple[str, ...] = ("11_kv_cache",)
 # every other notebooks/NN_*.ipynb, in number order: a new notebook runs without being listed here
 NOTEBOOKS = tuple(sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb") if p.stem not in ON_REQUEST))
-# notebooks run once per parameter set (a `--set` of the same parameter runs it once, as set): the
-# criteria study on the profile's ViT, then on the ResNet beside it
+# notebooks run once per parameter set (a `--set` of it runs one, as set): 09 on the ViT, then the ResNet
 RUNS: dict[str, tuple[dict, ...]] = {"09_criteria": ({}, {"arch": "resnet"})}
-# notebooks run once more for each committed training run k >= 1 of their study (the MoE study of
-# every ViT run: its outputs regenerate from that run's bundle, as run 0's do)
+# ... and once more per committed training run k >= 1 of their study (the MoE study of each ViT run)
 PER_TRAINING_RUN: dict[str, str] = {"12_moe": "{profile}-experts"}
 
 
 def runs_of(name: str, sets: dict, profile: str = "") -> list[tuple[str, dict]]:
     """(the executed copy's name, its own parameters) for each run of notebook `name`: one per
-    parameter set in `RUNS` (or per committed training run, `PER_TRAINING_RUN`, of `profile`), or
-    the one run `--set` fixes; a non-empty value names the copy."""
+    parameter set in `RUNS` or per training run of `profile`, or the one run `--set` fixes; a
+    non-empty value names the copy."""
     runs = RUNS.get(name, ({},))
     if name in PER_TRAINING_RUN and profile:
         from ..study.runs import run_numbers
-
         runs = ({}, *({"run": k} for k in run_numbers(PER_TRAINING_RUN[name].format(profile=profile)) if k > 0))
     fixed = {k for r in runs for k in r} & set(sets)
     if fixed:
