@@ -172,7 +172,38 @@ def _per_class(runs: Mapping[int, Run]):
                     for rows, correct in runs.values()]  # fmt: skip
 
 
-RULE_CLAIMS = ("C2", "C3", "C4")  # the claims judged on the summary alone (C5 and C6 read pairs)
+def pair_variance(runs: Mapping[int, Run]) -> pd.DataFrame:
+    """`variance_table`'s columns for the paired differences C5 and C6 read (scorer − reference, per
+    S that every run measured with both), with `claim` naming the claim. `seed_sd` is the SD of
+    one seed's difference within a run (each side's seed variance, pooled over runs, summed: the
+    two scorers draw their seeds independently; a deterministic side adds none)."""
+    out = []
+    for claim, (a, b) in claims_mod.PAIRS.items():
+        for S in sorted(set.intersection(*(set(rows["sparsity"]) for rows, _ in runs.values()))):
+            diffs, one_seed, of_mean, n = [], [], [], []
+            for rows, correct in runs.values():
+                at = rows[(rows["sparsity"] == S) & (rows["allocation"] == "block") & (rows["recovery_steps"] == 0)]
+                ga, gb = at[at["scorer"] == a], at[at["scorer"] == b]
+                if ga.empty or gb.empty:
+                    break
+                xa, xb = (stack(correct, g).astype(np.float64) * 100.0 for g in (ga, gb))
+                va, vb = (x.mean(axis=1).var(ddof=1) if len(x) > 1 else 0.0 for x in (xa, xb))
+                diffs.append((xa.mean(axis=0) - xb.mean(axis=0))[None, :])
+                one_seed.append(va + vb)
+                of_mean.append(va / len(xa) + vb / len(xb))
+                n.append(max(len(xa), len(xb)))
+            else:
+                means = np.array([d.mean() for d in diffs])
+                s2 = means.var(ddof=1) if len(means) > 1 else np.nan
+                esc = run_level_escape(diffs)
+                out.append(dict(scorer=f"{a} − {b}", sparsity=float(S), runs=len(diffs), seeds_per_run=min(n),
+                                escape=float(means.mean()), run_mean_sd=float(np.sqrt(s2)),
+                                between_runs_sd=float(np.sqrt(max(s2 - np.mean(of_mean), 0.0)))
+                                if np.isfinite(s2) else np.nan,
+                                seed_sd=float(np.sqrt(np.mean(one_seed))), image_se=esc.se_image, claim=claim))  # fmt: skip
+    return pd.DataFrame(out)
+
+
 K_GRID = (3, 4, 6, 8, 12, 16, 24)
 
 
@@ -186,34 +217,49 @@ def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 
     escape (between-run SD and the SD of one seed within a run from `variance_table`; the shared
     images' error, which every run shares, once per study), forms the two-stage interval
     (`stats.run_level_escape`'s pivot, K − 1 df) and judges the claim with its own rule
-    (`claims.CLAIMS`), Holm family and margin included. Classes are drawn independently. The
-    between-run SD of a few runs is itself uncertain, so the answer is a guide, not a promise.
+    (`claims.CLAIMS`), Holm family and margin included. The paired differences of C5 and C6 are
+    drawn the same way from their rows of `variance` (those with a `claim`, `pair_variance`),
+    when it has them. Cells are drawn independently. The between-run SD of a few runs is itself
+    uncertain, so the answer is a guide, not a promise.
     """
     from .stats import _half_width
 
-    rng = np.random.default_rng(seed)
+    rng, rng_pairs = np.random.default_rng(seed), np.random.default_rng([seed, 1])  # pairs on their own stream
+    is_pair = variance["claim"].isin(claims_mod.PAIRS) if "claim" in variance else pd.Series(False, variance.index)
     cells = summary[summary["kappa"].astype(str).isin(("1", "2"))].merge(
-        variance[["scorer", "sparsity", "between_runs_sd", "seed_sd", "image_se"]], on=["scorer", "sparsity"])
+        variance.loc[~is_pair, ["scorer", "sparsity", "between_runs_sd", "seed_sd", "image_se"]],
+        on=["scorer", "sparsity"])  # fmt: skip
     if cells.empty:
         return pd.DataFrame(columns=["claim", "runs", "verdict", "share"])
-    mu = cells["escape"].to_numpy(float)
-    spread = np.sqrt(np.nan_to_num(cells["between_runs_sd"].to_numpy(float)) ** 2
-                     + cells["seed_sd"].to_numpy(float) ** 2 / seeds)  # fmt: skip
-    img = cells["image_se"].to_numpy(float)
+    paired = variance[is_pair].reset_index(drop=True)
+    judged = [c for c in claims_mod.CLAIMS if c not in ("C1", *claims_mod.PAIRS) or c in set(paired.get("claim", ()))]
+
+    def draw(frame: pd.DataFrame, K: int, rng: np.random.Generator):
+        """(estimate, half-width, SE seen across runs, image SE) of K simulated runs per row."""
+        spread = np.sqrt(np.nan_to_num(frame["between_runs_sd"].to_numpy(float)) ** 2
+                         + frame["seed_sd"].to_numpy(float) ** 2 / seeds)  # fmt: skip
+        img = frame["image_se"].to_numpy(float)
+        e = frame["escape"].to_numpy(float)[:, None] + spread[:, None] * rng.standard_normal((len(frame), K))
+        a = e.var(axis=1, ddof=1) / K
+        return e.mean(axis=1) + img * rng.standard_normal(len(frame)), _half_width(a, img**2, K - 1, 0.95), np.sqrt(a), img
+
     base = cells[["scorer", "kappa", "sparsity"]].assign(allocation="block", recovery_steps=0,
                                                          mask_hash=cells["scorer"], n_seeds=0)  # fmt: skip
     out = []
     for K in k_grid:
         counts: dict[tuple[str, str], int] = {}
         for _ in range(reps):
-            e = mu[:, None] + spread[:, None] * rng.standard_normal((len(mu), K))
-            est = e.mean(axis=1) + img * rng.standard_normal(len(mu))
-            a = e.var(axis=1, ddof=1) / K
-            q = _half_width(a, img**2, K - 1, 0.95)
-            sim = base.assign(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=np.sqrt(a),
+            est, q, se, img = draw(cells, K, rng)
+            sim = base.assign(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=se,
                               escape_se_image=img, n_seeds=K)  # fmt: skip
-            for c in RULE_CLAIMS:
-                v = claims_mod.CLAIMS[c].judge(sim, margin=margin)["verdict"]
+            pairs = {}
+            if len(paired):
+                est, q, se, img = draw(paired, K, rng_pairs)
+                sims = paired[["claim", "sparsity"]].assign(mean=est, low=est - q, high=est + q, se_seed=se,
+                                                             se_image=img, n_seeds=K)  # fmt: skip
+                pairs = {c: g.drop(columns="claim").reset_index(drop=True) for c, g in sims.groupby("claim")}
+            for c in judged:
+                v = claims_mod.CLAIMS[c].judge(sim, pairs=pairs, margin=margin)["verdict"]
                 counts[(c, v)] = counts.get((c, v), 0) + 1
         out += [dict(claim=c, runs=K, verdict=v, share=n / reps) for (c, v), n in sorted(counts.items())]
     return pd.DataFrame(out)

@@ -83,7 +83,8 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
     if recipe_crit is not None:
         recipe_crit = runs_mod.with_holds(recipe_crit, per_run)
     led = merged(led, recipe_crit)
-    var = runs_mod.variance_table(pairs)
+    var = pd.concat([runs_mod.variance_table(pairs).assign(claim=""), runs_mod.pair_variance(pairs)],
+                    ignore_index=True)
     seeds = int(min(r.rows.groupby(["scorer", "sparsity"])["seed"].nunique().max() for r in runs.values()))
     power = runs_mod.recipe_power(var, summary, seeds=seeds, margin=margin)
     needed = runs_mod.runs_needed(power).set_index("claim")["runs_needed"]
@@ -97,7 +98,7 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
             tables.save_table(lg, "claims", Output(figures_root() / run_name(name, k), out.caption),
                               shown=tables.claims_table(lg), title=f"Claims ledger of run {k}")  # fmt: skip
     tables.save_table(var, "variance", out, shown=var.round(2),
-                      title="Where a recipe-level escape's uncertainty comes from (points): between runs, seeds within a run, shared test images")  # fmt: skip
+                      title="Where a recipe-level escape's uncertainty comes from (points): between runs, seeds within a run, shared test images; `claim`: the paired differences C5 and C6 read")  # fmt: skip
     tables.save_table(power, "power", out, shown=power.pivot_table(index=["claim", "verdict"], columns="runs",
                                                                    values="share").round(2).reset_index(),
                       title=f"How often each claim's rule reaches each verdict with K runs of {seeds} seeds, if the measured escapes were true")  # fmt: skip

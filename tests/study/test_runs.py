@@ -219,6 +219,55 @@ def test_the_rule_power_sees_the_spread_between_runs():
     assert need.loc["C3", "runs_needed"] == 12 and need.loc["C3", "verdict"] != "inconclusive"
 
 
+def _pair_study(rng, offset: float, seed_sd: float = 1.0, n_seeds: int = 5, n_images: int = 4000):
+    """A synthetic run with the C5 pair at S = 0.7: fake_nonmonotone (deterministic) `offset`
+    points below the plateau, gradient (stochastic) on it give or take `seed_sd` per seed."""
+    base = rng.random(n_images) < 0.6
+    rows, correct = [], {}
+
+    def add(scorer, kappa, seed, c):
+        h = f"{scorer}{seed}-{rng.integers(1 << 30)}"
+        rows.append(dict(scorer=scorer, kappa=kappa, kappa_hat=int(kappa), sparsity=0.7, seed=seed,
+                         allocation="block", recovery_steps=0, params="{}", mask_hash=h))  # fmt: skip
+        correct[(h, 0, 0)] = c
+
+    def moved(points):
+        c = base.copy()
+        k = int(round(abs(points) / 100 * n_images))
+        idx = rng.choice(np.flatnonzero(~c if points > 0 else c), k, replace=False)
+        c[idx] = points > 0
+        return c
+
+    add("magnitude", "0", 0, base)
+    add("fake_nonmonotone", "2", 0, moved(offset))
+    for s in range(n_seeds):
+        add("gradient", "0", s, moved(rng.normal(0.0, seed_sd)))
+    return pd.DataFrame(rows), correct
+
+
+def test_the_paired_claims_have_their_variance_and_their_power():
+    """C5's difference fake − gradient: its between-run SD is seen in `pair_variance`, and the power
+    of C5's whole rule at K runs follows from it (decided at K = 3 when the runs agree)."""
+    rng = np.random.default_rng(11)
+    offsets = (-3.0, -5.0, -4.0)
+    study = {k: _pair_study(rng, o, seed_sd=0.3) for k, o in enumerate(offsets)}
+    pv = runs.pair_variance(study)
+    row = pv[pv["claim"] == "C5"].iloc[0]
+    assert row["scorer"] == "fake_nonmonotone − gradient" and row["runs"] == 3 and row["seeds_per_run"] == 5
+    assert abs(row["escape"] - np.mean(offsets)) < 0.5
+    assert abs(row["run_mean_sd"] - np.std(offsets, ddof=1)) < 0.4 and 0.7 < row["between_runs_sd"] < 1.3
+    assert 0.15 < row["seed_sd"] < 0.5
+    var, summary = _cells(escape=0.0, run_sd=0.2)
+    for sd, decided_at_3 in ((0.2, True), (4.0, False)):
+        paired = pd.DataFrame([dict(claim="C5", scorer="fake − gradient", sparsity=S, between_runs_sd=sd,
+                                    seed_sd=1.0, image_se=0.2, escape=-4.0) for S in (0.5, 0.6, 0.7, 0.8)])  # fmt: skip
+        p = runs.recipe_power(pd.concat([var.assign(claim=""), paired]), summary, k_grid=(3,), reps=150)
+        c5 = p[p["claim"] == "C5"].set_index("verdict")["share"]
+        assert bool(c5.get("supported", 0) > 0.8) == decided_at_3
+    assert "C6" not in set(p["claim"])  # no variance rows for it: no power claimed
+    assert "C5" not in set(runs.recipe_power(var, summary, k_grid=(3,), reps=20)["claim"])
+
+
 def _committed_runs():
     """(study folder, unit, run k, its folder) of every committed training run k >= 1."""
     from sics.paths import REPO
