@@ -66,6 +66,17 @@ def _within(df: pd.DataFrame, margin: float) -> bool:
     return bool(len(df)) and bool(((df["escape_low"] > -margin) & (df["escape_high"] < margin)).all())
 
 
+def within_rule(fam: pd.DataFrame, margin: float) -> str:
+    """The rule C1's measured part and C7 share, on their family's rows: not supported iff some
+    difference lies wholly outside ±margin after Holm; supported iff every interval lies inside;
+    else (or without intervals) inconclusive."""
+    if fam.empty or fam["escape_low"].isna().any():
+        return "inconclusive"
+    if holm_outside(fam, margin).any():
+        return "not supported"
+    return "supported" if _within(fam, margin) else "inconclusive"
+
+
 def c1_measured(summary: pd.DataFrame, family, margin: float = 0.5) -> tuple[str, str]:
     """(verdict, measured): C1's measured part (module docstring)."""
     fam = criteria_summary(summary, family)
@@ -74,9 +85,7 @@ def c1_measured(summary: pd.DataFrame, family, margin: float = 0.5) -> tuple[str
     worst = fam.loc[fam["escape"].abs().idxmax()]
     measured = (f"largest difference from magnitude {worst['escape']:+.1f} [{worst['escape_low']:+.1f}, "
                 f"{worst['escape_high']:+.1f}] ({worst['scorer']}, S={worst['sparsity']:g})")  # fmt: skip
-    if holm_outside(fam, margin).any():
-        return "not supported", measured
-    return ("supported" if _within(fam, margin) else "inconclusive"), measured
+    return within_rule(fam, margin), measured
 
 
 def c7(summary: pd.DataFrame, names) -> tuple[str, str, pd.DataFrame]:
@@ -90,9 +99,7 @@ def c7(summary: pd.DataFrame, names) -> tuple[str, str, pd.DataFrame]:
     measured = (f"spread {spread['spread'].min():.1f}-{spread['spread'].max():.1f} points; furthest from Π: "
                 f"{top['scorer']} {top['escape']:+.1f} [{top['escape_low']:+.1f}, {top['escape_high']:+.1f}] "
                 f"at S={top['sparsity']:g}")  # fmt: skip
-    if holm_outside(fam, C7_MARGIN).any():
-        return "not supported", measured, spread.reset_index()
-    return ("supported" if _within(fam, C7_MARGIN) else "inconclusive"), measured, spread.reset_index()
+    return within_rule(fam, C7_MARGIN), measured, spread.reset_index()
 
 
 def _difference(a: pd.DataFrame, b: pd.DataFrame, correct: Correct, a_seeded: bool,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import claims as claims_mod
+from . import criteria as crit_mod
 from .stats import mean_ci, run_level_escape
 from .summaries import GROUP, PAIRED_COLUMNS, Correct, is_stochastic, plateau_keys, stack, summarize
 
@@ -208,7 +209,8 @@ K_GRID = (3, 4, 6, 8, 12, 16, 24)
 
 
 def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 5, k_grid=K_GRID,
-                 reps: int = 300, margin: float = claims_mod.MARGIN, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+                 reps: int = 300, margin: float = claims_mod.MARGIN, seed: int = 0,
+                 criteria: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:  # fmt: skip
     """How often each claim's whole rule reaches each verdict with K runs of `seeds` seeds, if the
     recipe's true escapes were the ones measured now: one row per (claim, K, verdict), `share` of
     `reps` simulated studies.
@@ -219,20 +221,21 @@ def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 
     (`stats.run_level_escape`'s pivot, K − 1 df) and judges the claim with its own rule
     (`claims.CLAIMS`), Holm family and margin included. The paired differences of C5 and C6 are
     drawn the same way from their rows of `variance` (those with a `claim`, `pair_variance`),
-    when it has them. Cells are drawn independently. The between-run SD of a few runs is itself
-    uncertain, so the answer is a guide, not a promise.
+    when it has them. With `criteria` (the published criteria C7 reads, the family C1 measures),
+    their cells are drawn too and C1 and C7 are judged by the criteria study's rules
+    (`criteria.within_rule`; C1's by-construction part as measured, not drawn). Each group of cells draws on
+    a random stream of its own. Cells are drawn independently. The between-run SD of a few runs
+    is itself uncertain, so the answer is a guide, not a promise.
     """
     from .stats import _half_width
 
-    rng, rng_pairs = np.random.default_rng(seed), np.random.default_rng([seed, 1])  # pairs on their own stream
+    rng, rng_pairs, rng_crit = (np.random.default_rng(s) for s in (seed, [seed, 1], [seed, 2]))
     is_pair = variance["claim"].isin(claims_mod.PAIRS) if "claim" in variance else pd.Series(False, variance.index)
     cells = summary[summary["kappa"].astype(str).isin(("1", "2"))].merge(
         variance.loc[~is_pair, ["scorer", "sparsity", "between_runs_sd", "seed_sd", "image_se"]],
         on=["scorer", "sparsity"])  # fmt: skip
-    if cells.empty:
-        return pd.DataFrame(columns=["claim", "runs", "verdict", "share"])
     paired = variance[is_pair].reset_index(drop=True)
-    judged = [c for c in claims_mod.CLAIMS if c not in ("C1", *claims_mod.PAIRS) or c in set(paired.get("claim", ()))]
+    judged = [*(("C2", "C3", "C4") if len(cells) else ()), *sorted(set(paired.get("claim", ())))]
 
     def draw(frame: pd.DataFrame, K: int, rng: np.random.Generator):
         """(estimate, half-width, SE seen across runs, image SE) of K simulated runs per row."""
@@ -245,6 +248,16 @@ def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 
 
     base = cells[["scorer", "kappa", "sparsity"]].assign(allocation="block", recovery_steps=0,
                                                          mask_hash=cells["scorer"], n_seeds=0)  # fmt: skip
+    crit_cells = None
+    if criteria is not None:
+        names, family = criteria
+        built = claims_mod.c1(summary)["verdict"]  # C1 by construction: the masks, not drawn
+        crit_cells = summary.loc[summary["scorer"].isin([*names, *family]), ["scorer", "sparsity", "escape"]].merge(
+            variance.loc[~is_pair, ["scorer", "sparsity", "between_runs_sd", "seed_sd", "image_se"]],
+            on=["scorer", "sparsity"])  # fmt: skip
+        in_c1, in_c7 = (crit_cells["scorer"].isin(x).to_numpy() for x in (family, names))
+    if not judged and crit_cells is None:
+        return pd.DataFrame(columns=["claim", "runs", "verdict", "share"])
     out = []
     for K in k_grid:
         counts: dict[tuple[str, str], int] = {}
@@ -258,8 +271,15 @@ def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 
                 sims = paired[["claim", "sparsity"]].assign(mean=est, low=est - q, high=est + q, se_seed=se,
                                                              se_image=img, n_seeds=K)  # fmt: skip
                 pairs = {c: g.drop(columns="claim").reset_index(drop=True) for c, g in sims.groupby("claim")}
-            for c in judged:
-                v = claims_mod.CLAIMS[c].judge(sim, pairs=pairs, margin=margin)["verdict"]
+            verdicts = {c: claims_mod.CLAIMS[c].judge(sim, pairs=pairs, margin=margin)["verdict"]
+                        for c in judged}  # fmt: skip
+            if crit_cells is not None:  # `criteria.within_rule`, C1's measured part and C7's
+                est, q, se, img = draw(crit_cells, K, rng_crit)
+                csim = pd.DataFrame(dict(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=se,
+                                         escape_se_image=img, n_seeds=K))  # fmt: skip
+                verdicts["C1"] = crit_mod.within_rule(csim[in_c1], margin) if built == "supported" else built
+                verdicts["C7"] = crit_mod.within_rule(csim[in_c7], crit_mod.C7_MARGIN)
+            for c, v in verdicts.items():
                 counts[(c, v)] = counts.get((c, v), 0) + 1
         out += [dict(claim=c, runs=K, verdict=v, share=n / reps) for (c, v), n in sorted(counts.items())]
     return pd.DataFrame(out)

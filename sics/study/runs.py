@@ -86,7 +86,7 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
     var = pd.concat([runs_mod.variance_table(pairs).assign(claim=""), runs_mod.pair_variance(pairs)],
                     ignore_index=True)
     seeds = int(min(r.rows.groupby(["scorer", "sparsity"])["seed"].nunique().max() for r in runs.values()))
-    power = runs_mod.recipe_power(var, summary, seeds=seeds, margin=margin)
+    power = runs_mod.recipe_power(var, summary, seeds=seeds, margin=margin, criteria=_criteria_names(summary))
     needed = runs_mod.runs_needed(power).set_index("claim")["runs_needed"]
     led["runs_needed"] = led["claim"].map(needed)
     out = Output(figures_root() / name / "runs", _caption(name, runs))
@@ -115,16 +115,21 @@ def recipe_outputs(name: str, sparsities, margin: float = 0.5) -> pd.DataFrame |
     return led
 
 
-def _criteria_ledger(summary: pd.DataFrame, margin: float, sparsities) -> pd.DataFrame | None:
-    """C1 (both parts) and C7 from a summary holding the published criteria (the channel units',
-    or kvpress's for the KV unit), else None."""
+def _criteria_names(summary: pd.DataFrame) -> tuple[list[str], list[str]] | None:
+    """(the published criteria C7 reads, the family C1 measures) that `summary` holds (the channel
+    units', or kvpress's for the KV unit); None where it holds no criteria study."""
     have = set(summary["scorer"])
     kind = KV_KIND if any(n in have for n in published(KV_KIND)) else None
     names = [n for n in published(kind) if n != "random" and n in have]
     if not names or not set(c1_family(kind)) & have:
         return None
-    return crit.ledger(summary, names, [n for n in c1_family(kind) if n in have], margin=margin,
-                       sparsities=sparsities)  # fmt: skip
+    return names, [n for n in c1_family(kind) if n in have]
+
+
+def _criteria_ledger(summary: pd.DataFrame, margin: float, sparsities) -> pd.DataFrame | None:
+    """C1 (both parts) and C7 from a summary holding the published criteria, else None."""
+    found = _criteria_names(summary)
+    return None if found is None else crit.ledger(summary, *found, margin=margin, sparsities=sparsities)
 
 
 def run_records(name: str) -> list[dict]:

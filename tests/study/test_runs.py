@@ -268,6 +268,34 @@ def test_the_paired_claims_have_their_variance_and_their_power():
     assert "C5" not in set(runs.recipe_power(var, summary, k_grid=(3,), reps=20)["claim"])
 
 
+def test_the_criteria_claims_have_their_power():
+    """C1 (measured) and C7 at K runs: criteria far off the plateau and alike across runs are
+    refuted at K = 3; on the plateau within a tight margin, supported; C1 by construction is read
+    from the masks and never drawn."""
+
+    def case(offset: float, run_sd: float, kappa0_masks=("m", "m")):
+        rows, var = [], []
+        for S in (0.5, 0.6, 0.7, 0.8):
+            for n, h in zip(("magnitude", "magnitude_sq"), kappa0_masks):
+                rows.append(dict(scorer=n, kappa="0", sparsity=S, escape=0.0, mask_hash=h, acc=50.0))
+            for n in ("l1_magnitude", "wanda"):
+                rows.append(dict(scorer=n, kappa="crit", sparsity=S, escape=offset, mask_hash=n, acc=50.0 + offset))
+                var.append(dict(scorer=n, sparsity=S, between_runs_sd=run_sd, seed_sd=0.0, image_se=0.05))
+        summary = pd.DataFrame(rows)
+        p = runs.recipe_power(pd.DataFrame(var), summary, k_grid=(3,), reps=100,
+                              criteria=(["l1_magnitude", "wanda"], ["l1_magnitude"]))  # fmt: skip
+        return p.set_index(["claim", "verdict"])["share"]
+
+    far = case(-5.0, 0.3)
+    assert far[("C7", "not supported")] > 0.9 and far[("C1", "not supported")] > 0.9
+    near = case(0.0, 0.05)
+    assert near[("C7", "supported")] > 0.9 and near[("C1", "supported")] > 0.9
+    wide = case(-5.0, 6.0)
+    assert wide.get(("C7", "inconclusive"), 0) > 0.5
+    masks_differ = case(0.0, 0.05, kappa0_masks=("m", "other"))
+    assert masks_differ[("C1", "not supported")] == 1.0 and masks_differ[("C7", "supported")] > 0.9
+
+
 def _committed_runs():
     """(study folder, unit, run k, its folder) of every committed training run k >= 1."""
     from sics.paths import REPO
