@@ -206,6 +206,7 @@ def pair_variance(runs: Mapping[int, Run]) -> pd.DataFrame:
 
 
 K_GRID = (3, 4, 6, 8, 12, 16, 24)
+DRAWN = ["scorer", "sparsity", "between_runs_sd", "seed_sd", "image_se"]  # a cell's parts in `variance`
 
 
 def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 5, k_grid=K_GRID,
@@ -223,66 +224,71 @@ def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 
     drawn the same way from their rows of `variance` (those with a `claim`, `pair_variance`),
     when it has them. With `criteria` (the published criteria C7 reads, the family C1 measures),
     their cells are drawn too and C1 and C7 are judged by the criteria study's rules
-    (`criteria.within_rule`; C1's by-construction part as measured, not drawn). Each group of cells draws on
-    a random stream of its own. Cells are drawn independently. The between-run SD of a few runs
-    is itself uncertain, so the answer is a guide, not a promise.
+    (`criteria.within_rule`; C1's by-construction part as measured, not drawn). Each group of cells
+    draws on a random stream of its own. Cells are drawn independently. The between-run SD of a
+    few runs is itself uncertain, so the answer is a guide, not a promise.
     """
-    from .stats import _half_width
-
-    rng, rng_pairs, rng_crit = (np.random.default_rng(s) for s in (seed, [seed, 1], [seed, 2]))
     is_pair = variance["claim"].isin(claims_mod.PAIRS) if "claim" in variance else pd.Series(False, variance.index)
-    cells = summary[summary["kappa"].astype(str).isin(("1", "2"))].merge(
-        variance.loc[~is_pair, ["scorer", "sparsity", "between_runs_sd", "seed_sd", "image_se"]],
-        on=["scorer", "sparsity"])  # fmt: skip
+    classes = variance.loc[~is_pair, DRAWN]
+    cells = summary[summary["kappa"].astype(str).isin(("1", "2"))].merge(classes, on=["scorer", "sparsity"])
     paired = variance[is_pair].reset_index(drop=True)
     judged = [*(("C2", "C3", "C4") if len(cells) else ()), *sorted(set(paired.get("claim", ())))]
-
-    def draw(frame: pd.DataFrame, K: int, rng: np.random.Generator):
-        """(estimate, half-width, SE seen across runs, image SE) of K simulated runs per row."""
-        spread = np.sqrt(np.nan_to_num(frame["between_runs_sd"].to_numpy(float)) ** 2
-                         + frame["seed_sd"].to_numpy(float) ** 2 / seeds)  # fmt: skip
-        img = frame["image_se"].to_numpy(float)
-        e = frame["escape"].to_numpy(float)[:, None] + spread[:, None] * rng.standard_normal((len(frame), K))
-        a = e.var(axis=1, ddof=1) / K
-        return e.mean(axis=1) + img * rng.standard_normal(len(frame)), _half_width(a, img**2, K - 1, 0.95), np.sqrt(a), img
-
-    base = cells[["scorer", "kappa", "sparsity"]].assign(allocation="block", recovery_steps=0,
-                                                         mask_hash=cells["scorer"], n_seeds=0)  # fmt: skip
-    crit_cells = None
+    crit = None
     if criteria is not None:
         names, family = criteria
-        built = claims_mod.c1(summary)["verdict"]  # C1 by construction: the masks, not drawn
         crit_cells = summary.loc[summary["scorer"].isin([*names, *family]), ["scorer", "sparsity", "escape"]].merge(
-            variance.loc[~is_pair, ["scorer", "sparsity", "between_runs_sd", "seed_sd", "image_se"]],
-            on=["scorer", "sparsity"])  # fmt: skip
-        in_c1, in_c7 = (crit_cells["scorer"].isin(x).to_numpy() for x in (family, names))
-    if not judged and crit_cells is None:
+            classes, on=["scorer", "sparsity"])  # fmt: skip
+        crit = (crit_cells, claims_mod.c1(summary)["verdict"], *(crit_cells["scorer"].isin(x).to_numpy()
+                                                                   for x in (family, names)))  # fmt: skip
+    if not judged and crit is None:
         return pd.DataFrame(columns=["claim", "runs", "verdict", "share"])
+    base = cells[["scorer", "kappa", "sparsity"]].assign(allocation="block", recovery_steps=0,
+                                                         mask_hash=cells["scorer"], n_seeds=0)  # fmt: skip
+    rngs = [np.random.default_rng(s) for s in (seed, [seed, 1], [seed, 2])]  # classes, pairs, criteria
     out = []
     for K in k_grid:
         counts: dict[tuple[str, str], int] = {}
         for _ in range(reps):
-            est, q, se, img = draw(cells, K, rng)
+            est, q, se, img = _draw(cells, K, seeds, rngs[0])
             sim = base.assign(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=se,
                               escape_se_image=img, n_seeds=K)  # fmt: skip
             pairs = {}
             if len(paired):
-                est, q, se, img = draw(paired, K, rng_pairs)
+                est, q, se, img = _draw(paired, K, seeds, rngs[1])
                 sims = paired[["claim", "sparsity"]].assign(mean=est, low=est - q, high=est + q, se_seed=se,
                                                              se_image=img, n_seeds=K)  # fmt: skip
                 pairs = {c: g.drop(columns="claim").reset_index(drop=True) for c, g in sims.groupby("claim")}
-            verdicts = {c: claims_mod.CLAIMS[c].judge(sim, pairs=pairs, margin=margin)["verdict"]
-                        for c in judged}  # fmt: skip
-            if crit_cells is not None:  # `criteria.within_rule`, C1's measured part and C7's
-                est, q, se, img = draw(crit_cells, K, rng_crit)
-                csim = pd.DataFrame(dict(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=se,
-                                         escape_se_image=img, n_seeds=K))  # fmt: skip
-                verdicts["C1"] = crit_mod.within_rule(csim[in_c1], margin) if built == "supported" else built
-                verdicts["C7"] = crit_mod.within_rule(csim[in_c7], crit_mod.C7_MARGIN)
+            verdicts = {c: claims_mod.CLAIMS[c].judge(sim, pairs=pairs, margin=margin)["verdict"] for c in judged}
+            if crit is not None:
+                verdicts.update(_criteria_verdicts(*crit[1:], _draw(crit[0], K, seeds, rngs[2]), K, margin))
             for c, v in verdicts.items():
                 counts[(c, v)] = counts.get((c, v), 0) + 1
         out += [dict(claim=c, runs=K, verdict=v, share=n / reps) for (c, v), n in sorted(counts.items())]
     return pd.DataFrame(out)
+
+
+def _draw(frame: pd.DataFrame, K: int, seeds: int, rng: np.random.Generator):
+    """(estimate, half-width, SE seen across runs, image SE) of K simulated runs of `seeds` seeds
+    per row of `frame` (its `escape` and `DRAWN` parts): the two-stage interval's pivot."""
+    from .stats import _half_width
+
+    spread = np.sqrt(np.nan_to_num(frame["between_runs_sd"].to_numpy(float)) ** 2
+                     + frame["seed_sd"].to_numpy(float) ** 2 / seeds)  # fmt: skip
+    img = frame["image_se"].to_numpy(float)
+    e = frame["escape"].to_numpy(float)[:, None] + spread[:, None] * rng.standard_normal((len(frame), K))
+    a = e.var(axis=1, ddof=1) / K
+    return e.mean(axis=1) + img * rng.standard_normal(len(frame)), _half_width(a, img**2, K - 1, 0.95), np.sqrt(a), img
+
+
+def _criteria_verdicts(built: str, in_c1: np.ndarray, in_c7: np.ndarray, drawn, K: int,
+                       margin: float) -> dict[str, str]:  # fmt: skip
+    """C1 and C7 of one simulated study, by `criteria.within_rule` on the drawn criteria's cells;
+    C1's measured part counts only where its by-construction part (`built`) is supported."""
+    est, q, se, img = drawn
+    sim = pd.DataFrame(dict(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=se,
+                            escape_se_image=img, n_seeds=K))  # fmt: skip
+    return {"C1": crit_mod.within_rule(sim[in_c1], margin) if built == "supported" else built,
+            "C7": crit_mod.within_rule(sim[in_c7], crit_mod.C7_MARGIN)}
 
 
 def runs_needed(power: pd.DataFrame, level: float = 0.8) -> pd.DataFrame:
