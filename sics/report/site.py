@@ -64,25 +64,30 @@ ROBUST_MARK = "†"  # the 20% trimmed mean over seeds would read another verdic
 def verdict_matrix(folders: list[Path] | None = None) -> pd.DataFrame:
     """Claims (rows) by committed study (columns): each study's verdict, read from its ledger
     (marked † where the trimmed-mean check reads another), and beside a study with training runs
-    the recipe-level verdict with the runs whose own ledger agrees, "verdict (k/K)"."""
+    the recipe-level verdict with the runs whose own ledger agrees, "verdict (k/K)" (marked † as the
+    single-network verdicts are, by its two-stage trimmed-mean check)."""
     folders = committed_studies() if folders is None else folders
     cols = {}
     for folder in folders:
         ledger = pd.read_csv(folder / "claims.csv", keep_default_na=False).set_index("claim")
-        robust = ledger["robust"] if "robust" in ledger else pd.Series("", index=ledger.index)
-        marked = [f"{v} {ROBUST_MARK}" if r not in ("", v) else v for v, r in zip(ledger["verdict"], robust)]
-        cols[study_label(folder)] = pd.Series(marked, index=ledger.index).reindex(list(CLAIMS)).fillna("–")  # –: not studied there
+        cols[study_label(folder)] = pd.Series(_marked(ledger), index=ledger.index).reindex(list(CLAIMS)).fillna("–")  # –: not studied there
         recipe = folder / "runs" / "claims.csv"
         if recipe.exists():
             led = pd.read_csv(recipe, keep_default_na=False).set_index("claim")
             label = f"{study_label(folder)} · recipe, {int(led['runs'].iloc[0])} runs"
             need = led["runs_needed"] if "runs_needed" in led else pd.Series("", index=led.index)
-            cells = [f"{v} ({h})" + (f"; K≈{int(float(n))} would decide" if v == "inconclusive" and str(n) not in ("", "nan") else "")
-                     for v, h, n in zip(led["verdict"], led["holds_in"], need)]  # fmt: skip
+            cells = [f"{v} ({h})" + (f"; K≈{int(float(n))} would decide" if v.startswith("inconclusive") and str(n) not in ("", "nan") else "")
+                     for v, h, n in zip(_marked(led), led["holds_in"], need)]  # fmt: skip
             cols[label] = pd.Series(cells, index=led.index).reindex(list(CLAIMS)).fillna("–")
     matrix = pd.DataFrame(cols)
     matrix.index.name = "claim"
     return matrix
+
+
+def _marked(ledger: pd.DataFrame) -> list[str]:
+    """A ledger's verdicts, each marked † where its `robust` column reads another verdict."""
+    robust = ledger["robust"] if "robust" in ledger else pd.Series("", index=ledger.index)
+    return [f"{v} {ROBUST_MARK}" if r not in ("", v) else v for v, r in zip(ledger["verdict"], robust)]
 
 
 def matrix_markdown(matrix: pd.DataFrame) -> str:

@@ -89,3 +89,23 @@ def test_the_site_loads_in_a_real_browser_with_every_image_and_no_console_error(
                 page.close()
         finally:
             browser.close()
+
+
+def test_the_matrix_marks_a_verdict_the_trimmed_mean_would_change_in_both_ledgers(tmp_path):
+    """† beside a single-network and a recipe-level verdict whose `robust` reads another verdict;
+    an inconclusive recipe verdict keeps its "K≈N would decide", marked or not."""
+    study = tmp_path / "reference"
+    (study / "runs").mkdir(parents=True)
+    (study / "results.zip").write_bytes(b"")
+    (study / "sweep.csv").write_text("scorer,unit\nmagnitude,mlp_channels\n")
+    (study / "claims.csv").write_text("claim,verdict,robust\nC2,not supported,inconclusive\nC3,supported,supported\n")
+    (study / "runs" / "claims.csv").write_text(
+        "claim,verdict,robust,runs,holds_in,runs_needed\nC2,inconclusive,not supported,3,2/3,12\n"
+        "C3,not the paper's size,not the paper's size,3,3/3,\n")
+    matrix = verdict_matrix(committed_studies(tmp_path))
+    assert matrix.loc["C2", "reference · mlp_channels"] == "not supported †"
+    assert matrix.loc["C3", "reference · mlp_channels"] == "supported"
+    recipe = "reference · mlp_channels · recipe, 3 runs"
+    assert matrix.loc["C2", recipe] == "inconclusive † (2/3); K≈12 would decide"
+    assert matrix.loc["C3", recipe] == "not the paper's size (3/3)"
+    assert matrix.loc["C7", recipe] == "–"
