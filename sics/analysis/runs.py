@@ -233,14 +233,14 @@ def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 
     cells = summary[summary["kappa"].astype(str).isin(("1", "2"))].merge(classes, on=["scorer", "sparsity"])
     paired = variance[is_pair].reset_index(drop=True)
     judged = [*(("C2", "C3", "C4") if len(cells) else ()), *sorted(set(paired.get("claim", ())))]
-    crit = None
+    crit_cells = None
     if criteria is not None:
         names, family = criteria
         crit_cells = summary.loc[summary["scorer"].isin([*names, *family]), ["scorer", "sparsity", "escape"]].merge(
             classes, on=["scorer", "sparsity"])  # fmt: skip
-        crit = (crit_cells, claims_mod.c1(summary)["verdict"], *(crit_cells["scorer"].isin(x).to_numpy()
-                                                                   for x in (family, names)))  # fmt: skip
-    if not judged and crit is None:
+        built = claims_mod.c1(summary)["verdict"]  # C1 by construction: the masks, not drawn
+        in_c1, in_c7 = (crit_cells["scorer"].isin(x).to_numpy() for x in (family, names))
+    if not judged and crit_cells is None:
         return pd.DataFrame(columns=["claim", "runs", "verdict", "share"])
     base = cells[["scorer", "kappa", "sparsity"]].assign(allocation="block", recovery_steps=0,
                                                          mask_hash=cells["scorer"], n_seeds=0)  # fmt: skip
@@ -249,27 +249,30 @@ def recipe_power(variance: pd.DataFrame, summary: pd.DataFrame, *, seeds: int = 
     for K in k_grid:
         counts: dict[tuple[str, str], int] = {}
         for _ in range(reps):
-            est, q, se, img = _draw(cells, K, seeds, rngs[0])
-            sim = base.assign(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=se,
-                              escape_se_image=img, n_seeds=K)  # fmt: skip
+            sim = base.assign(**_draw(cells, K, seeds, rngs[0]))
             pairs = {}
             if len(paired):
-                est, q, se, img = _draw(paired, K, seeds, rngs[1])
-                sims = paired[["claim", "sparsity"]].assign(mean=est, low=est - q, high=est + q, se_seed=se,
-                                                             se_image=img, n_seeds=K)  # fmt: skip
+                sims = paired[["claim", "sparsity"]].assign(**_draw(paired, K, seeds, rngs[1])).rename(columns=PAIR_NAMES)
                 pairs = {c: g.drop(columns="claim").reset_index(drop=True) for c, g in sims.groupby("claim")}
             verdicts = {c: claims_mod.CLAIMS[c].judge(sim, pairs=pairs, margin=margin)["verdict"] for c in judged}
-            if crit is not None:
-                verdicts.update(_criteria_verdicts(*crit[1:], _draw(crit[0], K, seeds, rngs[2]), K, margin))
+            if crit_cells is not None:  # `criteria.within_rule`: C1's measured part and C7
+                drawn = pd.DataFrame(_draw(crit_cells, K, seeds, rngs[2]))
+                verdicts["C1"] = crit_mod.within_rule(drawn[in_c1], margin) if built == "supported" else built
+                verdicts["C7"] = crit_mod.within_rule(drawn[in_c7], crit_mod.C7_MARGIN)
             for c, v in verdicts.items():
                 counts[(c, v)] = counts.get((c, v), 0) + 1
         out += [dict(claim=c, runs=K, verdict=v, share=n / reps) for (c, v), n in sorted(counts.items())]
     return pd.DataFrame(out)
 
 
-def _draw(frame: pd.DataFrame, K: int, seeds: int, rng: np.random.Generator):
-    """(estimate, half-width, SE seen across runs, image SE) of K simulated runs of `seeds` seeds
-    per row of `frame` (its `escape` and `DRAWN` parts): the two-stage interval's pivot."""
+PAIR_NAMES = {"escape": "mean", "escape_low": "low", "escape_high": "high", "escape_se_seed": "se_seed",
+              "escape_se_image": "se_image"}  # a summary's columns as `run_pairs` names them  # fmt: skip
+
+
+def _draw(frame: pd.DataFrame, K: int, seeds: int, rng: np.random.Generator) -> dict[str, np.ndarray | int]:
+    """A summary's interval columns (escape, its bounds, seed and image SE, n_seeds = K) for K
+    simulated runs of `seeds` seeds per row of `frame` (its `escape` and `DRAWN` parts): the
+    two-stage interval's pivot."""
     from .stats import _half_width
 
     spread = np.sqrt(np.nan_to_num(frame["between_runs_sd"].to_numpy(float)) ** 2
@@ -277,18 +280,9 @@ def _draw(frame: pd.DataFrame, K: int, seeds: int, rng: np.random.Generator):
     img = frame["image_se"].to_numpy(float)
     e = frame["escape"].to_numpy(float)[:, None] + spread[:, None] * rng.standard_normal((len(frame), K))
     a = e.var(axis=1, ddof=1) / K
-    return e.mean(axis=1) + img * rng.standard_normal(len(frame)), _half_width(a, img**2, K - 1, 0.95), np.sqrt(a), img
-
-
-def _criteria_verdicts(built: str, in_c1: np.ndarray, in_c7: np.ndarray, drawn, K: int,
-                       margin: float) -> dict[str, str]:  # fmt: skip
-    """C1 and C7 of one simulated study, by `criteria.within_rule` on the drawn criteria's cells;
-    C1's measured part counts only where its by-construction part (`built`) is supported."""
-    est, q, se, img = drawn
-    sim = pd.DataFrame(dict(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=se,
-                            escape_se_image=img, n_seeds=K))  # fmt: skip
-    return {"C1": crit_mod.within_rule(sim[in_c1], margin) if built == "supported" else built,
-            "C7": crit_mod.within_rule(sim[in_c7], crit_mod.C7_MARGIN)}
+    est, q = e.mean(axis=1) + img * rng.standard_normal(len(frame)), _half_width(a, img**2, K - 1, 0.95)
+    return dict(escape=est, escape_low=est - q, escape_high=est + q, escape_se_seed=np.sqrt(a), escape_se_image=img,
+                n_seeds=K)  # fmt: skip
 
 
 def runs_needed(power: pd.DataFrame, level: float = 0.8) -> pd.DataFrame:

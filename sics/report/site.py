@@ -76,8 +76,8 @@ def verdict_matrix(folders: list[Path] | None = None) -> pd.DataFrame:
             led = pd.read_csv(recipe, keep_default_na=False).set_index("claim")
             label = f"{study_label(folder)} · recipe, {int(led['runs'].iloc[0])} runs"
             need = led["runs_needed"] if "runs_needed" in led else pd.Series("", index=led.index)
-            cells = [f"{v} ({h})" + (f"; K≈{int(float(n))} would decide" if v.startswith("inconclusive") and str(n) not in ("", "nan") else "")
-                     for v, h, n in zip(_marked(led), led["holds_in"], need)]  # fmt: skip
+            cells = [f"{m} ({h})" + (f"; K≈{int(float(n))} would decide" if v == "inconclusive" and str(n) not in ("", "nan") else "")
+                     for m, v, h, n in zip(_marked(led), led["verdict"], led["holds_in"], need)]  # fmt: skip
             cols[label] = pd.Series(cells, index=led.index).reindex(list(CLAIMS)).fillna("–")
     matrix = pd.DataFrame(cols)
     matrix.index.name = "claim"
